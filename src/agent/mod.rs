@@ -1,0 +1,93 @@
+//! Stable-Baselines3 DQN agents read straight from `agent.zip`, without Python.
+
+pub mod arch;
+pub mod data;
+pub mod pickle;
+pub mod torchzip;
+
+use std::path::{Path, PathBuf};
+
+use color_eyre::eyre::{bail, eyre, Result};
+
+pub use arch::{Arch, ArchOverrides};
+pub use data::{Activation, AgentInfo, Space};
+pub use torchzip::{AgentLimits, Param};
+
+/// A loaded agent: its settings, its online Q-network's parameters and their architecture.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub zip_path: PathBuf,
+    pub info: AgentInfo,
+    pub sb3_version: Option<String>,
+    pub params: Vec<Param>,
+    pub arch: Arch,
+}
+
+impl Agent {
+    pub fn total_weights(&self) -> usize {
+        self.params.iter().map(Param::numel).sum()
+    }
+}
+
+/// spec §1: a `.zip` file, or a directory holding `agent.zip`, `model.zip`, `dqn.zip` (in that
+/// order), else the first `*.zip` in sorted name order.
+pub fn resolve_agent_zip(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.exists() {
+        bail!("agent path {} does not exist", path.display());
+    }
+    if !path.is_dir() {
+        bail!(
+            "agent path {} is neither a file nor a directory",
+            path.display()
+        );
+    }
+    for name in ["agent.zip", "model.zip", "dqn.zip"] {
+        let p = path.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    let mut zips: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| eyre!("cannot list agent directory {}: {e}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "zip"))
+        .collect();
+    zips.sort();
+    zips.into_iter().next().ok_or_else(|| {
+        eyre!(
+            "no agent in {}: expected agent.zip, model.zip, dqn.zip or another *.zip file",
+            path.display()
+        )
+    })
+}
+
+/// The agent directory of an agent path (the zip's folder when a zip file is given).
+pub fn agent_dir(path: &Path) -> PathBuf {
+    if path.is_file() {
+        path.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Loads `agent.zip` (resolved from `path`) and works out its network.
+pub fn load_agent(path: &Path, overrides: &ArchOverrides, limits: &AgentLimits) -> Result<Agent> {
+    let zip_path = resolve_agent_zip(path)?;
+    let zip = torchzip::read_agent_zip(&zip_path, limits)?;
+    let what = format!("{}: data", zip_path.display());
+    let info = data::parse_agent_data(&zip.data, &what)?;
+    let arch = arch::infer(&info, &zip.params, overrides)
+        .map_err(|e| eyre!("{}: {e}", zip_path.display()))?;
+    Ok(Agent {
+        zip_path,
+        info,
+        sb3_version: zip.sb3_version,
+        params: zip.params,
+        arch,
+    })
+}

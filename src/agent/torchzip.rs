@@ -1,0 +1,412 @@
+//! Reading SB3's `agent.zip` and the `torch.save` zip inside it (`policy.pth`).
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use zip::ZipArchive;
+
+use super::pickle::{self, DType, TensorRef};
+
+/// Size limits for agent files. Real SB3 agents are far below them.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentLimits {
+    /// Largest `policy.pth` (uncompressed), and largest total of the tensors read from it.
+    pub max_policy_bytes: u64,
+    /// Largest `data` JSON member and `data.pkl`.
+    pub max_meta_bytes: u64,
+    /// Most members in either zip.
+    pub max_members: usize,
+}
+
+impl Default for AgentLimits {
+    fn default() -> Self {
+        AgentLimits {
+            max_policy_bytes: 4 << 30,
+            max_meta_bytes: 64 << 20,
+            max_members: 1 << 16,
+        }
+    }
+}
+
+/// A parameter tensor of the online Q-network, as float32, contiguous, row-major.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// As `q_net.named_parameters()` names it (`features_extractor.mlp.0.weight`, `q_net.0.bias`).
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Param {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// A window of a file: a stored (uncompressed) zip member read in place, without copying.
+struct Window {
+    file: File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Read for Window {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len - self.pos;
+        let n = (buf.len() as u64).min(left) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.file.seek(SeekFrom::Start(self.start + self.pos))?;
+        let got = self.file.read(&mut buf[..n])?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl Seek for Window {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let new = match pos {
+            SeekFrom::Start(p) => p as i128,
+            SeekFrom::End(d) => self.len as i128 + d as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        if new < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before start",
+            ));
+        }
+        self.pos = (new as u64).min(self.len);
+        Ok(self.pos)
+    }
+}
+
+trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
+fn open_zip<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<ZipArchive<R>> {
+    let archive =
+        ZipArchive::new(reader).map_err(|e| eyre!("{what} is not a readable zip archive: {e}"))?;
+    if archive.len() > limits.max_members {
+        bail!(
+            "{what} has {} members (limit {})",
+            archive.len(),
+            limits.max_members
+        );
+    }
+    Ok(archive)
+}
+
+/// Reads a member fully, refusing more than `max` bytes (declared or actual).
+fn read_member<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    name: &str,
+    max: u64,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let mut member = archive
+        .by_name(name)
+        .map_err(|e| eyre!("{what}: cannot open member '{name}': {e}"))?;
+    let declared = member.size();
+    if declared > max {
+        bail!("{what}: member '{name}' declares {declared} bytes, over the limit of {max}");
+    }
+    let mut out = Vec::with_capacity(declared as usize);
+    (&mut member)
+        .take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| eyre!("{what}: member '{name}' is corrupt or truncated: {e}"))?;
+    if out.len() as u64 > max {
+        bail!("{what}: member '{name}' inflates past the limit of {max} bytes (a zip bomb?)");
+    }
+    if out.len() as u64 != declared {
+        bail!(
+            "{what}: member '{name}' holds {} bytes but declares {declared}",
+            out.len()
+        );
+    }
+    Ok(out)
+}
+
+/// The two members of `agent.zip` that matter: `data` (text) and the online network's tensors.
+pub struct AgentZip {
+    pub data: Vec<u8>,
+    pub sb3_version: Option<String>,
+    pub params: Vec<Param>,
+}
+
+/// Reads `agent.zip`: the `data` member and the `q_net.*` tensors of `policy.pth`.
+pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
+    let shown = path.display().to_string();
+    let file = File::open(path).wrap_err_with(|| format!("cannot open agent file {shown}"))?;
+    let mut outer = open_zip(file, &shown, limits)?;
+    let names: Vec<String> = outer.file_names().map(str::to_string).collect();
+    if !names.iter().any(|n| n == "data") || !names.iter().any(|n| n == "policy.pth") {
+        bail!(
+            "{shown} is not a Stable-Baselines3 save: expected members 'data' and 'policy.pth', found {}",
+            list_names(&names)
+        );
+    }
+    let data = read_member(&mut outer, "data", limits.max_meta_bytes, &shown)?;
+    let sb3_version = read_member(&mut outer, "_stable_baselines3_version", 256, &shown)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(|s| s.trim().to_string());
+
+    // policy.pth: read in place when stored (SB3's default), else inflate into memory.
+    let what = format!("{shown}: policy.pth");
+    let (stored, start, size) = {
+        let m = outer
+            .by_name("policy.pth")
+            .map_err(|e| eyre!("{what}: {e}"))?;
+        (
+            m.compression() == zip::CompressionMethod::Stored,
+            m.data_start(),
+            m.size(),
+        )
+    };
+    if size > limits.max_policy_bytes {
+        bail!(
+            "{what} is {size} bytes, over the limit of {} (raise it with --max-agent-mb)",
+            limits.max_policy_bytes
+        );
+    }
+    let inner: Box<dyn ReadSeek> = if stored {
+        let file = File::open(path).wrap_err_with(|| format!("cannot open agent file {shown}"))?;
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if start + size > file_len {
+            bail!("{what} runs past the end of the file (truncated agent zip)");
+        }
+        Box::new(Window {
+            file,
+            start,
+            len: size,
+            pos: 0,
+        })
+    } else {
+        Box::new(io::Cursor::new(read_member(
+            &mut outer,
+            "policy.pth",
+            limits.max_policy_bytes,
+            &shown,
+        )?))
+    };
+    let params = read_state_dict(inner, &what, limits)?;
+    Ok(AgentZip {
+        data,
+        sb3_version,
+        params,
+    })
+}
+
+fn list_names(names: &[String]) -> String {
+    let mut shown: Vec<&str> = names.iter().take(12).map(String::as_str).collect();
+    if names.len() > 12 {
+        shown.push("...");
+    }
+    if shown.is_empty() {
+        "no members".to_string()
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// Reads the `q_net.*` tensors of a `torch.save` zip (the online network; `q_net_target.*`
+/// is skipped), named without the leading `q_net.`, in file order.
+fn read_state_dict<R: Read + Seek>(
+    reader: R,
+    what: &str,
+    limits: &AgentLimits,
+) -> Result<Vec<Param>> {
+    let mut zip = ZipArchive::new(reader)
+        .map_err(|e| eyre!("{what} is not a torch.save zip archive (is it an old-format or non-PyTorch file?): {e}"))?;
+    if zip.len() > limits.max_members {
+        bail!(
+            "{what} has {} members (limit {})",
+            zip.len(),
+            limits.max_members
+        );
+    }
+    let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    // The folder holding data.pkl (`archive/` for SB3; other writers use other names).
+    let pkl = names
+        .iter()
+        .filter(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1)
+        .min()
+        .cloned()
+        .ok_or_else(|| {
+            eyre!(
+                "{what} has no '<folder>/data.pkl'; members: {}",
+                list_names(&names)
+            )
+        })?;
+    let prefix = pkl.trim_end_matches("data.pkl").to_string();
+    let pickle_bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, what)?;
+    let entries = pickle::read_state_dict(&pickle_bytes, &pickle::Limits::default())
+        .map_err(|e| eyre!("{what}: {pkl}: {e}"))?;
+
+    let mut params = Vec::new();
+    let mut total: u64 = 0;
+    for (key, tensor) in entries {
+        let Some(name) = key.strip_prefix("q_net.") else {
+            continue;
+        };
+        if !tensor.dtype.is_float() {
+            bail!(
+                "{what}: tensor '{key}' has dtype {:?}; parameters must be floating point",
+                tensor.dtype
+            );
+        }
+        let bytes = tensor.storage_numel * tensor.dtype.size() as u64;
+        total += bytes;
+        if total > limits.max_policy_bytes {
+            bail!(
+                "{what}: tensors add up to more than {} bytes (raise the limit with --max-agent-mb)",
+                limits.max_policy_bytes
+            );
+        }
+        let member = format!("{prefix}data/{}", tensor.storage_key);
+        if member.contains("..") || tensor.storage_key.contains('/') {
+            bail!(
+                "{what}: tensor '{key}' names storage '{}', which is not a plain key",
+                tensor.storage_key
+            );
+        }
+        let raw = read_member(&mut zip, &member, bytes, what)?;
+        if raw.len() as u64 != bytes {
+            bail!(
+                "{what}: storage '{member}' of tensor '{key}' holds {} bytes, expected {bytes} ({} x {:?})",
+                raw.len(),
+                tensor.storage_numel,
+                tensor.dtype
+            );
+        }
+        let data = gather(&raw, &tensor);
+        params.push(Param {
+            name: name.to_string(),
+            shape: tensor.shape.iter().map(|&s| s as usize).collect(),
+            data,
+        });
+    }
+    if params.is_empty() {
+        bail!("{what} has no 'q_net.*' tensors (is this a DQN policy?)");
+    }
+    Ok(params)
+}
+
+fn element(raw: &[u8], dtype: DType, i: usize) -> f32 {
+    let s = dtype.size();
+    let b = &raw[i * s..(i + 1) * s];
+    match dtype {
+        DType::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        DType::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32,
+        DType::F16 => f16_to_f32(u16::from_le_bytes([b[0], b[1]])),
+        DType::BF16 => f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16),
+        DType::I64 => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32,
+        DType::I32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32,
+        DType::I16 => i16::from_le_bytes([b[0], b[1]]) as f32,
+        DType::I8 => b[0] as i8 as f32,
+        DType::U8 => b[0] as f32,
+        DType::Bool => (b[0] != 0) as u8 as f32,
+    }
+}
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let frac = u32::from(h & 0x3ff);
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // subnormal: normalise
+            let mut e = 127 - 15 + 1;
+            let mut f = f;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign | (e << 23) | ((f & 0x3ff) << 13)
+        }
+        (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
+        (e, f) => sign | ((e + 127 - 15) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// The tensor's elements in row-major order, honouring offset and strides (checked by the
+/// pickle reader to stay inside the storage).
+fn gather(raw: &[u8], t: &TensorRef) -> Vec<f32> {
+    let numel = t.numel() as usize;
+    let mut out = Vec::with_capacity(numel);
+    if numel == 0 {
+        return out;
+    }
+    let shape: Vec<usize> = t.shape.iter().map(|&s| s as usize).collect();
+    let stride: Vec<usize> = t.stride.iter().map(|&s| s as usize).collect();
+    let mut contiguous = true;
+    let mut expect = 1usize;
+    for d in (0..shape.len()).rev() {
+        if shape[d] != 1 && stride[d] != expect {
+            contiguous = false;
+        }
+        expect *= shape[d];
+    }
+    let offset = t.offset as usize;
+    if contiguous {
+        if t.dtype == DType::F32 {
+            out.extend(
+                raw[offset * 4..(offset + numel) * 4]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+        } else {
+            out.extend((0..numel).map(|i| element(raw, t.dtype, offset + i)));
+        }
+        return out;
+    }
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..numel {
+        let pos = offset + index.iter().zip(&stride).map(|(i, s)| i * s).sum::<usize>();
+        out.push(element(raw, t.dtype, pos));
+        for d in (0..shape.len()).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_conversion() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 5.960_464_5e-8);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+    }
+
+    #[test]
+    fn strided_gather_transposes() {
+        let raw: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let t = TensorRef {
+            storage_key: "0".into(),
+            dtype: DType::F32,
+            storage_numel: 6,
+            offset: 0,
+            shape: vec![3, 2],
+            stride: vec![1, 3],
+        };
+        assert_eq!(gather(&raw, &t), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+}

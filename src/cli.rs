@@ -1,0 +1,175 @@
+//! The command line. Every flag of the Python tool is accepted in both spellings
+//! (`--agent-path` and `--agent_path`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "saliency",
+    version,
+    about = "Gradient saliency for Stable-Baselines3 DQN agents: a terminal explorer and drop-in \
+             replacements for the Python SaliencyTooling scripts",
+    after_help = "With no command, opens the explorer (on the bundled demo when no --agent-path is given)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The whole pipeline (the Python tool's initial_test.py): gradients, averages, candidates.
+    Run(RunArgs),
+    /// Step 1: per-input gradients of the greedy action's Q-value (weight_gradients.json).
+    Gradients(GradientsArgs),
+    /// Step 2: mean gradient magnitude per weight (average_gradients.json).
+    Average(AverageArgs),
+    /// Step 3: top k weights per candidate neuron plus m more globally (candidate_weights.json).
+    Extract(ExtractArgs),
+}
+
+/// A count flag (k, m, batch size): a non-negative integer, with a clear message otherwise.
+pub fn count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<i128>() {
+        Ok(v) if v < 0 => Err(format!("must be 0 or more, found {v}")),
+        Ok(v) if v > usize::MAX as i128 => Err(format!("{v} is too large")),
+        Ok(v) => Ok(v as usize),
+        Err(_) => Err(format!("expected a whole number, found '{text}'")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RawGradients {
+    /// weight_gradients.json, as the Python tool writes it
+    Json,
+    /// skip the per-input file (the averages and the selection are the same)
+    None,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Agent directory (agent.zip, activation_inputs/clean_inputs.json,
+    /// patching_results/cross_metric_summary.json) or an agent .zip file
+    #[arg(long = "agent-path", alias = "agent_path", value_name = "PATH")]
+    pub agent_path: PathBuf,
+    /// cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// The policy's activation, when the zip's is unknown or wrong (ReLU, Tanh, LeakyReLU, ELU, GELU, SiLU, Sigmoid, ...)
+    #[arg(long, value_name = "NAME")]
+    pub activation: Option<String>,
+    /// The activation after each Linear of a custom `features_extractor.mlp` (default: the policy's)
+    #[arg(
+        long = "extractor-activation",
+        alias = "extractor_activation",
+        value_name = "NAME"
+    )]
+    pub extractor_activation: Option<String>,
+    /// Largest policy.pth accepted, in MiB
+    #[arg(
+        long = "max-agent-mb",
+        alias = "max_agent_mb",
+        default_value_t = 4096,
+        value_name = "MIB"
+    )]
+    pub max_agent_mb: u64,
+    /// Inputs per batch (default: chosen from the network's size)
+    #[arg(long = "batch-size", alias = "batch_size", value_parser = count, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Per-input gradients: json (weight_gradients.json) or none
+    #[arg(
+        long = "raw-gradients",
+        alias = "raw_gradients",
+        value_enum,
+        default_value = "json"
+    )]
+    pub raw_gradients: RawGradients,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Quiet {
+    /// No progress bar and no summary lines (warnings and errors still go to stderr)
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SelectionArgs {
+    /// Top k weights per candidate neuron
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = count)]
+    pub k: usize,
+    /// Additional weights selected globally
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = count)]
+    pub m: usize,
+    /// useful_neurons.json, needed for exp_<N>_<layer> candidate keys (default: the Python tool's
+    /// path, else <agent dir>/useful_neurons.json)
+    #[arg(
+        long = "useful-neurons-path",
+        alias = "useful_neurons_path",
+        value_name = "FILE"
+    )]
+    pub useful_neurons_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Output directory (default: <agent dir>/gradient_analysis)
+    #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub quiet: Quiet,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GradientsArgs {
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Output directory (default: <agent dir>/gradient_analysis)
+    #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub quiet: Quiet,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AverageArgs {
+    /// weight_gradients.json
+    #[arg(long = "gradients-path", alias = "gradients_path", value_name = "FILE")]
+    pub gradients_path: PathBuf,
+    /// Output directory (default: the gradients file's folder)
+    #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub quiet: Quiet,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExtractArgs {
+    /// cross_metric_summary.json (its common_neurons are the candidates)
+    #[arg(
+        long = "cross-metric-path",
+        alias = "cross_metric_path",
+        value_name = "FILE"
+    )]
+    pub cross_metric_path: PathBuf,
+    /// average_gradients.json
+    #[arg(
+        long = "average-gradients-path",
+        alias = "average_gradients_path",
+        value_name = "FILE"
+    )]
+    pub average_gradients_path: PathBuf,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Output directory (default: the averages file's folder)
+    #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub quiet: Quiet,
+}

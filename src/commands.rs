@@ -1,0 +1,381 @@
+//! The headless commands: drop-in replacements for the Python scripts.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use color_eyre::eyre::{bail, eyre, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::agent::{self, Activation, Agent, AgentLimits, ArchOverrides};
+use crate::cli::{
+    AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs, SelectionArgs,
+};
+use crate::json::Value;
+use crate::model::{parse_device, Net};
+use crate::pipeline::{self, average::Averages, extract, gradfile, Progress, RawFormat};
+
+/// The Python tool's default location of useful_neurons.json (relative to the working directory).
+pub const DEFAULT_USEFUL_NEURONS: &str =
+    "Neuron_Selection/ExperimentTooling/Definitions/useful_neurons.json";
+
+/// Progress bar and summary lines on a terminal; silent otherwise (or with --quiet).
+pub struct Reporter {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl Reporter {
+    pub fn new(quiet: bool) -> Reporter {
+        Reporter { quiet, bar: None }
+    }
+
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("note: {text}");
+        }
+    }
+
+    pub fn warn(&self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.suspend(|| eprintln!("warning: {text}"));
+        } else {
+            eprintln!("warning: {text}");
+        }
+    }
+
+    pub fn done(&self, text: &str) {
+        if !self.quiet {
+            println!("{text}");
+        }
+    }
+
+    pub fn progress(&mut self, p: Progress) {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(p.total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:40.cyan/blue} {pos}/{len} inputs  {per_sec}  ETA {eta}  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn activation(text: &Option<String>, flag: &str) -> Result<Option<Activation>> {
+    match text {
+        None => Ok(None),
+        Some(t) => Activation::parse(t).map(Some).ok_or_else(|| {
+            eyre!(
+                "{flag} {t}: unknown activation (known: {})",
+                Activation::names()
+            )
+        }),
+    }
+}
+
+/// Loads the agent and its network as the flags say.
+pub fn load(args: &AgentArgs) -> Result<(Agent, Net)> {
+    let overrides = ArchOverrides {
+        activation: activation(&args.activation, "--activation")?,
+        extractor_activation: activation(&args.extractor_activation, "--extractor-activation")?,
+    };
+    let limits = AgentLimits {
+        max_policy_bytes: args.max_agent_mb.saturating_mul(1 << 20),
+        ..AgentLimits::default()
+    };
+    let device = parse_device(&args.device)?;
+    let agent = agent::load_agent(&args.agent_path, &overrides, &limits)?;
+    let net = Net::new(&agent, device)?;
+    Ok((agent, net))
+}
+
+fn raw_format(r: RawGradients) -> RawFormat {
+    match r {
+        RawGradients::Json => RawFormat::Json,
+        RawGradients::None => RawFormat::None,
+    }
+}
+
+/// Checks a path exists before any work (as the Python master script does).
+fn must_exist(path: &Path, what: &str) -> Result<()> {
+    if !path.exists() {
+        bail!("{what} {} does not exist", path.display());
+    }
+    Ok(())
+}
+
+/// useful_neurons.json: the flag, else the Python tool's default path, else
+/// `<agent dir>/useful_neurons.json`; None when no candidate key needs it.
+pub fn find_useful_neurons(
+    flag: &Option<PathBuf>,
+    agent_dir: Option<&Path>,
+    needed: bool,
+) -> Result<Option<PathBuf>> {
+    if let Some(p) = flag {
+        must_exist(p, "useful-neurons file")?;
+        return Ok(Some(p.clone()));
+    }
+    if !needed {
+        return Ok(None);
+    }
+    let default = PathBuf::from(DEFAULT_USEFUL_NEURONS);
+    if default.is_file() {
+        return Ok(Some(default));
+    }
+    if let Some(dir) = agent_dir {
+        let beside = dir.join("useful_neurons.json");
+        if beside.is_file() {
+            return Ok(Some(beside));
+        }
+    }
+    bail!(
+        "candidate keys of the form exp_<N>_<layer> need useful_neurons.json: give --useful-neurons-path \
+         (not found at {DEFAULT_USEFUL_NEURONS}{})",
+        agent_dir.map(|d| format!(" nor in {}", d.display())).unwrap_or_default()
+    )
+}
+
+/// The candidates of a cross-metric file, resolved against averages.
+pub struct CandidateSet {
+    pub keys: Vec<extract::CandidateKey>,
+    pub resolved: extract::Resolved,
+}
+
+pub fn load_candidates(
+    cross_path: &Path,
+    useful: Option<&Path>,
+    avgs: &Averages,
+) -> Result<CandidateSet> {
+    let cross = extract::read_small_json(cross_path, "cross-metric file")?;
+    let keys = extract::candidate_keys(&cross, &cross_path.display().to_string())?;
+    let useful_value: Option<Value> = match useful {
+        Some(p) => Some(extract::read_small_json(p, "useful-neurons file")?),
+        None => None,
+    };
+    if let Some(v) = &useful_value {
+        if v.as_array().is_none() {
+            bail!(
+                "{}: expected a list of experiments ({{\"<layer>\": [neurons]}}), found {}",
+                useful.map(|p| p.display().to_string()).unwrap_or_default(),
+                v.type_name()
+            );
+        }
+    }
+    let resolved = extract::resolve(&keys, useful_value.as_ref(), avgs);
+    Ok(CandidateSet { keys, resolved })
+}
+
+fn selection_summary(sel: &extract::Selection, path: &Path) -> String {
+    format!(
+        "wrote {} ({} weights: {} guaranteed, {} additional)",
+        path.display(),
+        sel.targets.len(),
+        sel.guaranteed_count,
+        sel.additional_count
+    )
+}
+
+/// Extract from in-memory averages and write candidate_weights.json.
+fn extract_and_write(
+    rep: &Reporter,
+    cross: &Path,
+    useful: Option<&Path>,
+    avgs: &Averages,
+    sel_args: &SelectionArgs,
+    out_dir: &Path,
+) -> Result<()> {
+    let set = load_candidates(cross, useful, avgs)?;
+    for w in &set.resolved.warnings {
+        rep.warn(w);
+    }
+    if set.resolved.candidates.is_empty() {
+        rep.warn("no candidate neuron could be resolved: the selection is empty");
+    }
+    let sel = extract::select(avgs, &set.resolved.candidates, sel_args.k, sel_args.m);
+    let dest = out_dir.join(pipeline::CANDIDATE_WEIGHTS);
+    extract::write_candidates(&dest, avgs, &set.resolved.candidates, &sel)?;
+    rep.done(&selection_summary(&sel, &dest));
+    Ok(())
+}
+
+fn warn_non_finite(rep: &Reporter, count: u64, what: &str) {
+    if count > 0 {
+        rep.warn(&format!(
+            "{count} NaN or infinite values in {what}: the model is probably broken"
+        ));
+    }
+}
+
+fn gradient_step(
+    rep: &mut Reporter,
+    args: &AgentArgs,
+    out_dir: &Path,
+    agent: &Agent,
+    net: &Net,
+    cancel: &AtomicBool,
+) -> Result<pipeline::GradientOutcome> {
+    let agent_dir = agent::agent_dir(&args.agent_path);
+    let inputs = pipeline::clean_inputs_path(&agent_dir);
+    must_exist(&inputs, "inputs file")?;
+    for n in &agent.arch.notes {
+        rep.note(n);
+    }
+    let start = Instant::now();
+    let outcome = pipeline::gradient_pass(
+        agent,
+        net,
+        &inputs,
+        raw_format(args.raw_gradients),
+        out_dir,
+        args.batch_size,
+        &mut |p| rep.progress(p),
+        cancel,
+    );
+    rep.finish();
+    let outcome = outcome?;
+    warn_non_finite(rep, outcome.non_finite, pipeline::WEIGHT_GRADIENTS);
+    let secs = start.elapsed().as_secs_f64();
+    match &outcome.raw_path {
+        Some(p) => rep.done(&format!(
+            "wrote {} ({} inputs in {secs:.2} s)",
+            p.display(),
+            outcome.inputs
+        )),
+        None => rep.done(&format!(
+            "computed gradients of {} inputs in {secs:.2} s (raw gradients not written)",
+            outcome.inputs
+        )),
+    }
+    Ok(outcome)
+}
+
+fn default_out(agent_path: &Path) -> PathBuf {
+    agent::agent_dir(agent_path).join("gradient_analysis")
+}
+
+pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
+    let mut rep = Reporter::new(args.quiet.quiet);
+    let agent_dir = agent::agent_dir(&args.agent.agent_path);
+    must_exist(&args.agent.agent_path, "agent path")?;
+    let cross = pipeline::cross_metric_path(&agent_dir);
+    must_exist(&cross, "cross-metric file")?;
+    // Resolve useful_neurons.json before any work, as the master script checks it first.
+    let keys = extract::candidate_keys(
+        &extract::read_small_json(&cross, "cross-metric file")?,
+        &cross.display().to_string(),
+    )?;
+    let useful = find_useful_neurons(
+        &args.selection.useful_neurons_path,
+        Some(&agent_dir),
+        extract::needs_useful_neurons(&keys),
+    )?;
+    let (agent, net) = load(&args.agent)?;
+    let out_dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| default_out(&args.agent.agent_path));
+    let outcome = gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, cancel)?;
+    let avg_path = out_dir.join(pipeline::AVERAGE_GRADIENTS);
+    warn_non_finite(
+        &rep,
+        outcome.averages.write(&avg_path)?,
+        pipeline::AVERAGE_GRADIENTS,
+    );
+    rep.done(&format!("wrote {}", avg_path.display()));
+    extract_and_write(
+        &rep,
+        &cross,
+        useful.as_deref(),
+        &outcome.averages,
+        &args.selection,
+        &out_dir,
+    )
+}
+
+pub fn gradients(args: &GradientsArgs, cancel: &AtomicBool) -> Result<()> {
+    let mut rep = Reporter::new(args.quiet.quiet);
+    let (agent, net) = load(&args.agent)?;
+    let out_dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| default_out(&args.agent.agent_path));
+    let mut agent_args = args.agent.clone();
+    if agent_args.raw_gradients == RawGradients::None {
+        bail!("`saliency gradients` writes weight_gradients.json; --raw-gradients none makes sense only with `run`");
+    }
+    agent_args.raw_gradients = RawGradients::Json;
+    gradient_step(&mut rep, &agent_args, &out_dir, &agent, &net, cancel)?;
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub fn average(args: &AverageArgs, cancel: &AtomicBool) -> Result<()> {
+    let rep = Reporter::new(args.quiet.quiet);
+    must_exist(&args.gradients_path, "gradients file")?;
+    let out_dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| parent_dir(&args.gradients_path));
+    let avgs = gradfile::average_file(&args.gradients_path, |_, _| {})?;
+    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(pipeline::Cancelled.into());
+    }
+    let dest = out_dir.join(pipeline::AVERAGE_GRADIENTS);
+    warn_non_finite(&rep, avgs.write(&dest)?, pipeline::AVERAGE_GRADIENTS);
+    rep.done(&format!(
+        "wrote {} ({} inputs)",
+        dest.display(),
+        avgs.num_examples.unwrap_or(0)
+    ));
+    Ok(())
+}
+
+pub fn extract(args: &ExtractArgs) -> Result<()> {
+    let rep = Reporter::new(args.quiet.quiet);
+    must_exist(&args.cross_metric_path, "cross-metric file")?;
+    must_exist(&args.average_gradients_path, "averages file")?;
+    let cross = extract::read_small_json(&args.cross_metric_path, "cross-metric file")?;
+    let keys = extract::candidate_keys(&cross, &args.cross_metric_path.display().to_string())?;
+    // <agent dir>/patching_results/cross_metric_summary.json -> <agent dir>
+    let agent_dir = args.cross_metric_path.parent().and_then(Path::parent);
+    let useful = find_useful_neurons(
+        &args.selection.useful_neurons_path,
+        agent_dir,
+        extract::needs_useful_neurons(&keys),
+    )?;
+    let avgs = Averages::read(&args.average_gradients_path)?;
+    let out_dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| parent_dir(&args.average_gradients_path));
+    extract_and_write(
+        &rep,
+        &args.cross_metric_path,
+        useful.as_deref(),
+        &avgs,
+        &args.selection,
+        &out_dir,
+    )
+}

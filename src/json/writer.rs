@@ -1,0 +1,301 @@
+//! A streaming writer of Python's `json.dump(obj, f, indent=2)` text.
+//!
+//! Layout: every element on its own line, two spaces per level, `": "` after keys, `,` at line
+//! ends, `[]`/`{}` for empty containers, no newline at the end, non-ASCII escaped as `\uXXXX`.
+//! The caller drives it (`begin_object`, `key`, values, `end_object`), so files of any size
+//! are written without building them in memory.
+
+use std::io::{self, Write};
+
+use super::pyfloat;
+
+/// Output is collected here and handed to the inner writer in large blocks.
+const FLUSH_AT: usize = 1 << 16;
+
+pub struct PyJsonWriter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    /// For each open container: has it received an element yet?
+    stack: Vec<bool>,
+    /// A key was just written; the next value goes on the same line.
+    after_key: bool,
+    /// Non-finite floats written so far (they signal a broken model).
+    pub non_finite: u64,
+}
+
+impl<W: Write> PyJsonWriter<W> {
+    pub fn new(out: W) -> Self {
+        PyJsonWriter {
+            out,
+            buf: Vec::with_capacity(FLUSH_AT + 4096),
+            stack: Vec::new(),
+            after_key: false,
+            non_finite: 0,
+        }
+    }
+
+    fn newline_indent(&mut self, depth: usize) {
+        self.buf.push(b'\n');
+        self.buf.resize(self.buf.len() + 2 * depth, b' ');
+    }
+
+    /// Separator and indentation before a value or key at the current level.
+    #[inline]
+    fn before_item(&mut self) {
+        if self.after_key {
+            self.after_key = false;
+            return;
+        }
+        if let Some(has_items) = self.stack.last_mut() {
+            let first = !*has_items;
+            *has_items = true;
+            if !first {
+                self.buf.push(b',');
+            }
+            let depth = self.stack.len();
+            self.newline_indent(depth);
+        }
+    }
+
+    #[inline]
+    fn maybe_flush(&mut self) -> io::Result<()> {
+        if self.buf.len() >= FLUSH_AT {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    pub fn begin_object(&mut self) -> io::Result<()> {
+        self.before_item();
+        self.buf.push(b'{');
+        self.stack.push(false);
+        Ok(())
+    }
+
+    pub fn begin_array(&mut self) -> io::Result<()> {
+        self.before_item();
+        self.buf.push(b'[');
+        self.stack.push(false);
+        Ok(())
+    }
+
+    fn end(&mut self, close: u8) -> io::Result<()> {
+        let had_items = self.stack.pop().unwrap_or(false);
+        if had_items {
+            let depth = self.stack.len();
+            self.newline_indent(depth);
+        }
+        self.buf.push(close);
+        self.maybe_flush()
+    }
+
+    pub fn end_object(&mut self) -> io::Result<()> {
+        self.end(b'}')
+    }
+
+    pub fn end_array(&mut self) -> io::Result<()> {
+        self.end(b']')
+    }
+
+    pub fn key(&mut self, key: &str) -> io::Result<()> {
+        self.before_item();
+        push_json_string(&mut self.buf, key);
+        self.buf.extend_from_slice(b": ");
+        self.after_key = true;
+        Ok(())
+    }
+
+    pub fn string(&mut self, value: &str) -> io::Result<()> {
+        self.before_item();
+        push_json_string(&mut self.buf, value);
+        self.maybe_flush()
+    }
+
+    pub fn int(&mut self, value: i64) -> io::Result<()> {
+        self.before_item();
+        let mut b = itoa_buf(value);
+        self.buf.append(&mut b);
+        self.maybe_flush()
+    }
+
+    #[inline]
+    pub fn float(&mut self, value: f64) -> io::Result<()> {
+        self.before_item();
+        if !value.is_finite() {
+            self.non_finite += 1;
+        }
+        pyfloat::push_f64(&mut self.buf, value);
+        self.maybe_flush()
+    }
+
+    /// Convenience: `"key": value` pairs.
+    pub fn key_int(&mut self, key: &str, value: i64) -> io::Result<()> {
+        self.key(key)?;
+        self.int(value)
+    }
+
+    pub fn key_float(&mut self, key: &str, value: f64) -> io::Result<()> {
+        self.key(key)?;
+        self.float(value)
+    }
+
+    pub fn key_string(&mut self, key: &str, value: &str) -> io::Result<()> {
+        self.key(key)?;
+        self.string(value)
+    }
+
+    /// A row-major array of `shape` as nested lists (a scalar when `shape` is empty).
+    /// `value(i)` gives element i; every element goes through the Python float format.
+    pub fn nested<F: FnMut(usize) -> f64>(
+        &mut self,
+        shape: &[usize],
+        mut value: F,
+    ) -> io::Result<()> {
+        if shape.is_empty() {
+            return self.float(value(0));
+        }
+        let mut index = 0usize;
+        self.nested_level(shape, &mut index, &mut value)
+    }
+
+    fn nested_level<F: FnMut(usize) -> f64>(
+        &mut self,
+        shape: &[usize],
+        index: &mut usize,
+        value: &mut F,
+    ) -> io::Result<()> {
+        self.begin_array()?;
+        if shape.len() == 1 {
+            if shape[0] > 0 {
+                // Inline fast path for the innermost level: all elements share one indent.
+                let depth = self.stack.len();
+                if let Some(top) = self.stack.last_mut() {
+                    *top = true;
+                }
+                for j in 0..shape[0] {
+                    if j > 0 {
+                        self.buf.push(b',');
+                    }
+                    self.newline_indent(depth);
+                    let v = value(*index);
+                    *index += 1;
+                    if !v.is_finite() {
+                        self.non_finite += 1;
+                    }
+                    pyfloat::push_f64(&mut self.buf, v);
+                    self.maybe_flush()?;
+                }
+            }
+        } else {
+            for _ in 0..shape[0] {
+                self.nested_level(&shape[1..], index, value)?;
+            }
+        }
+        self.end_array()
+    }
+
+    /// Writes everything buffered to the inner writer and returns it.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    /// Bytes buffered but not yet handed to the inner writer.
+    pub fn flush_buffer(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+fn itoa_buf(value: i64) -> Vec<u8> {
+    value.to_string().into_bytes()
+}
+
+/// Appends `s` as a JSON string literal with Python's `ensure_ascii=True` escaping.
+pub fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\u{8}' => out.extend_from_slice(b"\\b"),
+            '\u{c}' => out.extend_from_slice(b"\\f"),
+            ' '..='~' => out.push(ch as u8),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in ch.encode_utf16(&mut units) {
+                    out.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
+                }
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(f: impl FnOnce(&mut PyJsonWriter<Vec<u8>>) -> io::Result<()>) -> String {
+        let mut w = PyJsonWriter::new(Vec::new());
+        f(&mut w).unwrap();
+        String::from_utf8(w.finish().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn layout_matches_python_indent_2() {
+        // python3 -c 'import json,sys; json.dump({"a": [1, [2.5, []]], "b": {}, "c": {"d": "x"}}, sys.stdout, indent=2)'
+        let text = render(|w| {
+            w.begin_object()?;
+            w.key("a")?;
+            w.begin_array()?;
+            w.int(1)?;
+            w.begin_array()?;
+            w.float(2.5)?;
+            w.begin_array()?;
+            w.end_array()?;
+            w.end_array()?;
+            w.end_array()?;
+            w.key("b")?;
+            w.begin_object()?;
+            w.end_object()?;
+            w.key("c")?;
+            w.begin_object()?;
+            w.key_string("d", "x")?;
+            w.end_object()?;
+            w.end_object()
+        });
+        let want = "{\n  \"a\": [\n    1,\n    [\n      2.5,\n      []\n    ]\n  ],\n  \"b\": {},\n  \"c\": {\n    \"d\": \"x\"\n  }\n}";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn nested_shapes() {
+        let text = render(|w| w.nested(&[2, 2], |i| i as f64));
+        assert_eq!(
+            text,
+            "[\n  [\n    0.0,\n    1.0\n  ],\n  [\n    2.0,\n    3.0\n  ]\n]"
+        );
+        assert_eq!(render(|w| w.nested(&[], |_| 0.5)), "0.5");
+        assert_eq!(render(|w| w.nested(&[0], |_| 0.5)), "[]");
+        assert_eq!(render(|w| w.nested(&[2, 0], |_| 0.5)), "[\n  [],\n  []\n]");
+    }
+
+    #[test]
+    fn strings_escape_like_python() {
+        // json.dumps("a\"b\\c\n\u00e9\U0001F600\x7f\x01")
+        let mut out = Vec::new();
+        push_json_string(&mut out, "a\"b\\c\n\u{e9}\u{1F600}\u{7f}\u{1}");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\n\\u00e9\\ud83d\\ude00\\u007f\\u0001\""
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! The Q-network in libtorch, and per-input gradients for a whole batch at once.
+//!
+//! One batched forward pass records every parameterised layer's input `a` and output `z`;
+//! one backward pass of `sum_n q[n, a*_n]` gives `d = dq[a*]/dz` per input (rows of a batch
+//! are independent). The per-input parameter gradients follow without a backward pass per
+//! input: for a Linear layer, weight = outer(d, a) and bias = d; for a Conv layer,
+//! weight = d (O x L) @ unfold(a) (L x C*k*k) and bias = sum over positions of d.
+
+use color_eyre::eyre::{bail, eyre, Result};
+use tch::{Device, Kind, Tensor};
+
+use crate::agent::arch::{Op, Preprocess};
+use crate::agent::{Activation, Agent};
+
+/// `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(text: &str) -> Result<Device> {
+    let t = text.trim().to_ascii_lowercase();
+    let device = match t.as_str() {
+        "cpu" => Device::Cpu,
+        "cuda" | "gpu" => Device::Cuda(0),
+        _ => match t
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) => Device::Cuda(n),
+            None => bail!("unknown device '{text}': expected cpu, cuda or cuda:N"),
+        },
+    };
+    if let Device::Cuda(n) = device {
+        if !tch::Cuda::is_available() {
+            bail!(
+                "device '{text}' requested, but CUDA is not available (no GPU, or saliency was built \
+                 without the `cuda` feature: see README, 'GPU')"
+            );
+        }
+        let count = tch::Cuda::device_count() as usize;
+        if n >= count {
+            bail!("device '{text}' requested, but only {count} CUDA device(s) exist");
+        }
+    }
+    Ok(device)
+}
+
+/// A parameterised layer, in forward order.
+#[derive(Debug, Clone, Copy)]
+pub struct Layer {
+    pub weight: usize,
+    pub bias: Option<usize>,
+    /// None for Linear; the stride for Conv.
+    pub conv_stride: Option<usize>,
+}
+
+/// Per-input gradients of one layer for a batch, on the CPU.
+pub enum LayerGrads {
+    /// Linear: weight[n] = outer(d[n], a[n]) (formed on demand), bias[n] = d[n].
+    Outer {
+        d: Vec<f32>,
+        a: Vec<f32>,
+        rows: usize,
+        cols: usize,
+    },
+    /// Conv: per-input weight gradients (B x numel) and bias gradients (B x out).
+    Dense {
+        w: Vec<f32>,
+        b: Vec<f32>,
+        numel: usize,
+        out: usize,
+    },
+}
+
+/// Gradients of a batch of inputs: greedy actions, their Q-values, and per-layer gradients.
+pub struct BatchGrads {
+    pub n: usize,
+    pub actions: Vec<i64>,
+    pub values: Vec<f32>,
+    pub layers: Vec<LayerGrads>,
+}
+
+/// Where a parameter's gradient comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamSource {
+    pub layer: usize,
+    pub bias: bool,
+}
+
+impl BatchGrads {
+    /// Gradient of element `e` of parameter `src` for input `n`.
+    #[inline]
+    pub fn value(&self, src: ParamSource, n: usize, e: usize) -> f32 {
+        match &self.layers[src.layer] {
+            LayerGrads::Outer { d, a, rows, cols } => {
+                if src.bias {
+                    d[n * rows + e]
+                } else {
+                    d[n * rows + e / cols] * a[n * cols + e % cols]
+                }
+            }
+            LayerGrads::Dense { w, b, numel, out } => {
+                if src.bias {
+                    b[n * out + e]
+                } else {
+                    w[n * numel + e]
+                }
+            }
+        }
+    }
+}
+
+pub struct Net {
+    pub device: Device,
+    weights: Vec<Tensor>,
+    pub layers: Vec<Layer>,
+    /// For each parameter (file order): which layer, weight or bias.
+    pub sources: Vec<ParamSource>,
+    arch: crate::agent::Arch,
+}
+
+fn to_vec(t: &Tensor) -> Vec<f32> {
+    let t = t
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .view(-1);
+    let n = t.numel();
+    let mut v = vec![0f32; n];
+    t.copy_data(&mut v, n);
+    v
+}
+
+fn activate(x: &Tensor, act: Activation) -> Tensor {
+    match act {
+        Activation::ReLU => x.relu(),
+        Activation::Tanh => x.tanh(),
+        Activation::LeakyReLU => x.leaky_relu(),
+        Activation::ELU => x.elu(),
+        Activation::GELU => x.gelu("none"),
+        Activation::SiLU => x.silu(),
+        Activation::Sigmoid => x.sigmoid(),
+        Activation::ReLU6 => x.relu6(),
+        Activation::SELU => x.selu(),
+        Activation::CELU => x.celu(),
+        Activation::Softplus => x.softplus(),
+        Activation::Mish => x.mish(),
+        Activation::Hardswish => x.hardswish(),
+        Activation::Hardsigmoid => x.hardsigmoid(),
+        Activation::Hardtanh => x.hardtanh(),
+        Activation::Identity => x.shallow_clone(),
+    }
+}
+
+impl Net {
+    pub fn new(agent: &Agent, device: Device) -> Result<Net> {
+        let weights: Vec<Tensor> = agent
+            .params
+            .iter()
+            .map(|p| {
+                let shape: Vec<i64> = p.shape.iter().map(|&s| s as i64).collect();
+                Tensor::from_slice(&p.data)
+                    .reshape(&shape)
+                    .to_device(device)
+            })
+            .collect();
+        let mut layers = Vec::new();
+        let mut collect = |ops: &[Op]| {
+            for op in ops {
+                match *op {
+                    Op::Linear { weight, bias } => layers.push(Layer {
+                        weight,
+                        bias,
+                        conv_stride: None,
+                    }),
+                    Op::Conv {
+                        weight,
+                        bias,
+                        stride,
+                    } => layers.push(Layer {
+                        weight,
+                        bias,
+                        conv_stride: Some(stride),
+                    }),
+                    _ => {}
+                }
+            }
+        };
+        for b in &agent.arch.branches {
+            collect(&b.ops);
+        }
+        collect(&agent.arch.trunk);
+        let mut sources = vec![None; agent.params.len()];
+        for (l, layer) in layers.iter().enumerate() {
+            sources[layer.weight] = Some(ParamSource {
+                layer: l,
+                bias: false,
+            });
+            if let Some(b) = layer.bias {
+                sources[b] = Some(ParamSource {
+                    layer: l,
+                    bias: true,
+                });
+            }
+        }
+        let sources = sources
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.ok_or_else(|| eyre!("parameter {} belongs to no layer", agent.params[i].name))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Net {
+            device,
+            weights,
+            layers,
+            sources,
+            arch: agent.arch.clone(),
+        })
+    }
+
+    fn preprocess(&self, x: &Tensor, pre: &Preprocess, obs_shape: &[usize]) -> Tensor {
+        let b = x.size()[0];
+        match pre {
+            Preprocess::Float => {
+                let mut shape = vec![b];
+                shape.extend(obs_shape.iter().map(|&s| s as i64));
+                x.reshape(&shape)
+            }
+            Preprocess::Image => {
+                let mut shape = vec![b];
+                shape.extend(obs_shape.iter().map(|&s| s as i64));
+                x.reshape(&shape) / 255.0
+            }
+            Preprocess::OneHot(n) => x
+                .to_kind(Kind::Int64)
+                .reshape([b])
+                .one_hot(*n as i64)
+                .to_kind(Kind::Float),
+            Preprocess::MultiOneHot(nvec) => {
+                let parts: Vec<Tensor> = nvec
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| {
+                        x.narrow(1, i as i64, 1)
+                            .to_kind(Kind::Int64)
+                            .reshape([b])
+                            .one_hot(n as i64)
+                            .to_kind(Kind::Float)
+                    })
+                    .collect();
+                Tensor::cat(&parts, 1)
+            }
+        }
+    }
+
+    /// Runs ops, recording each parameterised layer's input and (grad-tracking) output.
+    fn run_ops(&self, mut h: Tensor, ops: &[Op], record: &mut Vec<(Tensor, Tensor)>) -> Tensor {
+        for op in ops {
+            h = match *op {
+                Op::Linear { weight, bias } | Op::Conv { weight, bias, .. } => {
+                    let w = &self.weights[weight];
+                    let b = bias.map(|b| &self.weights[b]);
+                    let z = match *op {
+                        Op::Conv { stride, .. } => {
+                            h.conv2d(w, b, [stride as i64, stride as i64], [0, 0], [1, 1], 1)
+                        }
+                        _ => h.linear(w, b),
+                    };
+                    // The first layer's output becomes a leaf, so nothing upstream is differentiated.
+                    let z = if z.requires_grad() {
+                        z
+                    } else {
+                        z.detach().set_requires_grad(true)
+                    };
+                    record.push((h, z.shallow_clone()));
+                    z
+                }
+                Op::Act(a) => activate(&h, a),
+                Op::Flatten => h.flatten(1, -1),
+            };
+        }
+        h
+    }
+
+    /// Q-values of a batch (B x input_len, float32), without gradients.
+    pub fn q_values(&self, x: &Tensor) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        let mut record = Vec::new();
+        self.forward(x, &mut record)
+    }
+
+    fn forward(&self, x: &Tensor, record: &mut Vec<(Tensor, Tensor)>) -> Tensor {
+        let mut feats = Vec::new();
+        for b in &self.arch.branches {
+            let xb = x.narrow(1, b.offset as i64, b.len as i64);
+            let h = self.preprocess(&xb, &b.preprocess, &b.obs_shape);
+            feats.push(self.run_ops(h, &b.ops, record));
+        }
+        let h = if feats.len() == 1 {
+            feats
+                .pop()
+                .unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, self.device)))
+        } else {
+            Tensor::cat(&feats, 1)
+        };
+        self.run_ops(h, &self.arch.trunk, record)
+    }
+
+    /// Per-input gradients for a batch. `x` is B x input_len float32 (raw input values).
+    pub fn batch_gradients(&self, x_cpu: &[f32], batch: usize) -> Result<BatchGrads> {
+        let width = self.arch.input_len as i64;
+        let x = Tensor::from_slice(x_cpu)
+            .reshape([batch as i64, width])
+            .to_device(self.device);
+        let mut record = Vec::new();
+        let q = self.forward(&x, &mut record);
+        let q_cpu = to_vec(&q.detach());
+        let n_actions = self.arch.n_actions;
+        // argmax with the lowest index on ties; NaN counts as the largest (as torch.argmax).
+        let mut actions = Vec::with_capacity(batch);
+        let mut values = Vec::with_capacity(batch);
+        for row in q_cpu.chunks_exact(n_actions) {
+            let mut best = 0usize;
+            for (i, &v) in row.iter().enumerate().skip(1) {
+                let cur = row[best];
+                if !cur.is_nan() && (v.is_nan() || v > cur) {
+                    best = i;
+                }
+            }
+            actions.push(best as i64);
+            values.push(row[best]);
+        }
+        let idx = Tensor::from_slice(&actions)
+            .to_device(self.device)
+            .unsqueeze(1);
+        let objective = q.gather(1, &idx, false).sum(Kind::Float);
+        let zs: Vec<&Tensor> = record.iter().map(|(_, z)| z).collect();
+        let ds = Tensor::f_run_backward(&[&objective], &zs, false, false)
+            .map_err(|e| eyre!("backward pass failed: {e}"))?;
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for ((layer, (a, _)), d) in self.layers.iter().zip(&record).zip(&ds) {
+            let grads = match layer.conv_stride {
+                None => {
+                    let rows = d.size()[1] as usize;
+                    let cols = a.size()[1] as usize;
+                    LayerGrads::Outer {
+                        d: to_vec(d),
+                        a: to_vec(&a.detach()),
+                        rows,
+                        cols,
+                    }
+                }
+                Some(stride) => {
+                    let _guard = tch::no_grad_guard();
+                    let w = &self.weights[layer.weight];
+                    let ws = w.size();
+                    let (out, k) = (ws[0], ws[2]);
+                    let s = stride as i64;
+                    let unfolded = a.detach().im2col([k, ws[3]], [1, 1], [0, 0], [s, s]); // B x C*k*k x L
+                    let dflat = d.reshape([batch as i64, out, -1]); // B x O x L
+                    let gw = dflat.bmm(&unfolded.transpose(1, 2)); // B x O x C*k*k
+                    let gb = dflat.sum_dim_intlist([2i64].as_slice(), false, Kind::Float);
+                    let numel = w.numel();
+                    LayerGrads::Dense {
+                        w: to_vec(&gw),
+                        b: to_vec(&gb),
+                        numel,
+                        out: out as usize,
+                    }
+                }
+            };
+            layers.push(grads);
+        }
+        Ok(BatchGrads {
+            n: batch,
+            actions,
+            values,
+            layers,
+        })
+    }
+}

@@ -1,0 +1,103 @@
+//! Sums of |gradient| per parameter element, in float64, added in input order (spec §3).
+//!
+//! Each per-input gradient is the float32 value the raw file holds (for a Linear weight,
+//! fl32(d_i * a_j), exactly what PyTorch's batch-of-one backward gives), so the averages of
+//! `saliency run` equal those `saliency average` computes from its `weight_gradients.json`,
+//! to the last bit.
+
+use rayon::prelude::*;
+
+use crate::model::{BatchGrads, LayerGrads, ParamSource};
+
+/// Rows handled per rayon task (enough work to amortise scheduling).
+const MIN_CHUNK: usize = 1 << 14;
+
+pub struct Accumulator {
+    pub sums: Vec<Vec<f64>>,
+    pub count: u64,
+}
+
+impl Accumulator {
+    pub fn new(numels: &[usize]) -> Accumulator {
+        Accumulator {
+            sums: numels.iter().map(|&n| vec![0.0; n]).collect(),
+            count: 0,
+        }
+    }
+
+    /// Adds every input of the batch, in order.
+    pub fn add_batch(&mut self, sources: &[ParamSource], batch: &BatchGrads) {
+        let b = batch.n;
+        self.sums
+            .par_iter_mut()
+            .zip(sources.par_iter())
+            .for_each(|(sum, src)| match &batch.layers[src.layer] {
+                LayerGrads::Outer { d, a, rows, cols } => {
+                    let (rows, cols) = (*rows, *cols);
+                    if src.bias {
+                        for n in 0..b {
+                            add_abs(sum, &d[n * rows..(n + 1) * rows]);
+                        }
+                    } else {
+                        let rows_per_task = (MIN_CHUNK / cols.max(1)).max(1);
+                        sum.par_chunks_mut(rows_per_task * cols)
+                            .enumerate()
+                            .for_each(|(t, chunk)| {
+                                for (r, acc) in chunk.chunks_exact_mut(cols).enumerate() {
+                                    let i = t * rows_per_task + r;
+                                    for n in 0..b {
+                                        add_outer_abs(
+                                            acc,
+                                            d[n * rows + i],
+                                            &a[n * cols..(n + 1) * cols],
+                                        );
+                                    }
+                                }
+                            });
+                    }
+                }
+                LayerGrads::Dense {
+                    w,
+                    b: bias,
+                    numel,
+                    out,
+                } => {
+                    let (vals, width) = if src.bias { (bias, *out) } else { (w, *numel) };
+                    sum.par_chunks_mut(MIN_CHUNK)
+                        .enumerate()
+                        .for_each(|(t, chunk)| {
+                            let start = t * MIN_CHUNK;
+                            for n in 0..b {
+                                let row = &vals[n * width + start..n * width + start + chunk.len()];
+                                add_abs(chunk, row);
+                            }
+                        });
+                }
+            });
+        self.count += b as u64;
+    }
+
+    /// Means: each sum divided once by the number of inputs.
+    pub fn means(&self) -> Vec<Vec<f64>> {
+        let n = self.count as f64;
+        self.sums
+            .iter()
+            .map(|s| s.iter().map(|&x| x / n).collect())
+            .collect()
+    }
+}
+
+#[inline]
+fn add_abs(acc: &mut [f64], vals: &[f32]) {
+    for (s, &v) in acc.iter_mut().zip(vals) {
+        *s += f64::from(v.abs());
+    }
+}
+
+/// acc[j] += |fl32(di * a[j])|
+#[inline]
+fn add_outer_abs(acc: &mut [f64], di: f32, a: &[f32]) {
+    for (s, &aj) in acc.iter_mut().zip(a) {
+        *s += f64::from((di * aj).abs());
+    }
+}

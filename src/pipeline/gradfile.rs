@@ -1,0 +1,183 @@
+//! `weight_gradients.json`: written as a stream by the gradient pass, and read as a stream by
+//! `saliency average` (never held in memory whole).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+
+use super::average::{Averages, AvgParam};
+use super::output::{write_err, JsonOutput};
+use crate::json::{JsonReader, Kind};
+use crate::model::{BatchGrads, ParamSource};
+
+/// Name and shape of each parameter, in `named_parameters()` order.
+#[derive(Debug, Clone)]
+pub struct ParamMeta {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl ParamMeta {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+pub struct GradJsonWriter {
+    out: JsonOutput,
+}
+
+impl GradJsonWriter {
+    pub fn create(dest: &Path) -> Result<GradJsonWriter> {
+        let mut out = JsonOutput::create(dest)?;
+        out.json().begin_object().map_err(write_err(dest))?;
+        Ok(GradJsonWriter { out })
+    }
+
+    pub fn write_batch(
+        &mut self,
+        ids: &[String],
+        batch: &BatchGrads,
+        params: &[ParamMeta],
+        sources: &[ParamSource],
+    ) -> Result<()> {
+        let dest = self.out.dest().to_path_buf();
+        let w = self.out.json();
+        let res: std::io::Result<()> = (|| {
+            for (n, id) in ids.iter().enumerate() {
+                w.key(id)?;
+                w.begin_object()?;
+                w.key_int("max_logit_action", batch.actions[n])?;
+                w.key_float("max_logit_value", f64::from(batch.values[n]))?;
+                w.key("gradients")?;
+                w.begin_object()?;
+                for (p, src) in params.iter().zip(sources) {
+                    w.key(&p.name)?;
+                    w.nested(&p.shape, |e| f64::from(batch.value(*src, n, e)))?;
+                }
+                w.end_object()?;
+                w.end_object()?;
+            }
+            Ok(())
+        })();
+        res.map_err(write_err(&dest))
+    }
+
+    pub fn non_finite(&self) -> u64 {
+        self.out.non_finite()
+    }
+
+    pub fn commit(mut self) -> Result<()> {
+        let dest = self.out.dest().to_path_buf();
+        self.out.json().end_object().map_err(write_err(&dest))?;
+        self.out.commit()
+    }
+}
+
+/// spec §3 from a `weight_gradients.json`: mean |gradient| per element over all inputs, summed
+/// in file order in float64. Every input must have the same parameters and shapes.
+pub fn average_file(path: &Path, mut progress: impl FnMut(u64, usize)) -> Result<Averages> {
+    let shown = path.display().to_string();
+    let file = File::open(path).wrap_err_with(|| format!("cannot open gradients file {shown}"))?;
+    let mut r = JsonReader::new(BufReader::with_capacity(1 << 20, file), shown.clone());
+    let e = |e: crate::json::JsonError| eyre!("{e}");
+    r.begin_object()
+        .map_err(|err| eyre!("{err} (weight_gradients.json is an object of input id -> entry)"))?;
+    let mut params: Vec<AvgParam> = Vec::new();
+    let mut count = 0usize;
+    let mut seen = vec![false; 0];
+    while let Some(id) = r.next_key().map_err(e)? {
+        if r.peek_kind().map_err(e)? != Kind::Object {
+            bail!("{shown}: input \"{id}\": expected an object with \"gradients\"");
+        }
+        r.begin_object().map_err(e)?;
+        let mut got = false;
+        while let Some(key) = r.next_key().map_err(e)? {
+            if key != "gradients" {
+                r.skip_value().map_err(e)?;
+                continue;
+            }
+            got = true;
+            r.begin_object().map_err(|err| {
+                eyre!("{err} (in input \"{id}\": \"gradients\" must map parameter names to lists)")
+            })?;
+            seen.clear();
+            seen.resize(params.len(), false);
+            let first = count == 0;
+            while let Some(name) = r.next_key().map_err(e)? {
+                let index = match params.iter().position(|p| p.name == name) {
+                    Some(i) => i,
+                    None if first => {
+                        params.push(AvgParam { name: name.clone(), shape: Vec::new(), data: Vec::new() });
+                        seen.push(false);
+                        params.len() - 1
+                    }
+                    None => bail!("{shown}: input \"{id}\" has parameter \"{name}\", which the first input does not have"),
+                };
+                if seen[index] {
+                    bail!("{shown}: input \"{id}\" lists parameter \"{name}\" twice");
+                }
+                seen[index] = true;
+                let p = &mut params[index];
+                let ctx = |err: crate::json::JsonError| {
+                    eyre!("{err} (in input \"{id}\", parameter \"{name}\")")
+                };
+                let shape = if first {
+                    let data = &mut p.data;
+                    r.read_nested_numbers(1 << 31, |x| data.push(x.abs()))
+                        .map_err(ctx)?
+                } else {
+                    let mut i = 0usize;
+                    let data = &mut p.data;
+                    let len = data.len();
+                    let shape = r
+                        .read_nested_numbers(len, |x| {
+                            if i < len {
+                                data[i] += x.abs();
+                            }
+                            i += 1;
+                        })
+                        .map_err(|err| {
+                            if err.message.contains("(limit)") {
+                                eyre!("{shown}: input \"{id}\": parameter \"{name}\" has more values than in the first input ({len})")
+                            } else {
+                                ctx(err)
+                            }
+                        })?;
+                    if shape != p.shape {
+                        bail!(
+                            "{shown}: input \"{id}\": parameter \"{name}\" has shape {shape:?}, but {:?} in the first input",
+                            p.shape
+                        );
+                    }
+                    shape
+                };
+                p.shape = shape;
+            }
+            if let Some(i) = seen.iter().position(|s| !s) {
+                bail!(
+                    "{shown}: input \"{id}\" lacks parameter \"{}\"",
+                    params[i].name
+                );
+            }
+        }
+        if !got {
+            bail!("{shown}: input \"{id}\" has no \"gradients\"");
+        }
+        count += 1;
+        progress(r.offset(), count);
+    }
+    r.expect_end().map_err(e)?;
+    let n = count as f64;
+    for p in &mut params {
+        for v in &mut p.data {
+            *v /= n;
+        }
+    }
+    Ok(Averages {
+        num_examples: Some(count as i64),
+        params,
+    })
+}

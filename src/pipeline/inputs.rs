@@ -1,0 +1,230 @@
+//! `clean_inputs.json`, read as a stream in batches: `{"<id>": {"input": [...]}, ...}`.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+
+use crate::agent::arch::{Arch, Preprocess};
+use crate::json::{JsonReader, Kind};
+
+/// How each value of an input is checked, from the architecture.
+#[derive(Debug, Clone)]
+enum Check {
+    Finite,
+    Index(usize),
+}
+
+pub struct InputReader {
+    reader: JsonReader<BufReader<File>>,
+    path: String,
+    expected_len: usize,
+    /// The observation shape a nested list may have (single-key spaces).
+    obs_shape: Option<Vec<usize>>,
+    checks: Vec<(usize, usize, Check)>,
+    seen: HashSet<String>,
+    count: usize,
+    done: bool,
+    scratch: Vec<f32>,
+}
+
+impl InputReader {
+    pub fn open(path: &Path, arch: &Arch) -> Result<InputReader> {
+        let shown = path.display().to_string();
+        let file = File::open(path).wrap_err_with(|| format!("cannot open inputs file {shown}"))?;
+        let mut reader = JsonReader::new(BufReader::with_capacity(1 << 20, file), shown.clone());
+        reader.begin_object().map_err(|e| {
+            eyre!("{e} (clean_inputs.json is an object of input id -> {{\"input\": [...]}})")
+        })?;
+        let mut checks = Vec::new();
+        for b in &arch.branches {
+            let check = match &b.preprocess {
+                Preprocess::OneHot(n) => Check::Index(*n),
+                _ => Check::Finite,
+            };
+            match &b.preprocess {
+                Preprocess::MultiOneHot(nvec) => {
+                    for (i, &n) in nvec.iter().enumerate() {
+                        checks.push((b.offset + i, 1, Check::Index(n)));
+                    }
+                }
+                _ => checks.push((b.offset, b.len, check)),
+            }
+        }
+        let obs_shape = if arch.branches.len() == 1 && arch.branches[0].obs_shape.len() > 1 {
+            Some(arch.branches[0].obs_shape.clone())
+        } else {
+            None
+        };
+        Ok(InputReader {
+            reader,
+            path: shown,
+            expected_len: arch.input_len,
+            obs_shape,
+            checks,
+            seen: HashSet::new(),
+            count: 0,
+            done: false,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Values per input.
+    pub fn expected_len(&self) -> usize {
+        self.expected_len
+    }
+
+    /// Bytes of the file consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
+    /// Appends up to `max` inputs (ids, and values row after row) and returns how many.
+    pub fn next_batch(
+        &mut self,
+        max: usize,
+        ids: &mut Vec<String>,
+        values: &mut Vec<f32>,
+    ) -> Result<usize> {
+        let mut n = 0;
+        while n < max && !self.done {
+            let id = match self.reader.next_key().map_err(|e| eyre!("{e}"))? {
+                Some(id) => id,
+                None => {
+                    self.reader.expect_end().map_err(|e| eyre!("{e}"))?;
+                    self.done = true;
+                    break;
+                }
+            };
+            self.read_entry(&id, values)?;
+            if !self.seen.insert(id.clone()) {
+                bail!(
+                    "{}: input id \"{id}\" appears twice (ids must be unique; Python would silently keep only the last one)",
+                    self.path
+                );
+            }
+            ids.push(id);
+            self.count += 1;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn read_entry(&mut self, id: &str, values: &mut Vec<f32>) -> Result<()> {
+        let path = self.path.clone();
+        let ctx = |e: crate::json::JsonError| eyre!("{e} (in input \"{id}\")");
+        if self.reader.peek_kind().map_err(ctx)? != Kind::Object {
+            let found = self
+                .reader
+                .peek_kind()
+                .map(Kind::name)
+                .unwrap_or("something else");
+            bail!("{path}: input \"{id}\": expected an object {{\"input\": [...]}}, found {found}");
+        }
+        self.reader.begin_object().map_err(ctx)?;
+        let mut got_input = false;
+        while let Some(key) = self.reader.next_key().map_err(ctx)? {
+            if key != "input" {
+                self.reader.skip_value().map_err(ctx)?;
+                continue;
+            }
+            if got_input {
+                bail!("{path}: input \"{id}\" has two \"input\" lists");
+            }
+            got_input = true;
+            self.scratch.clear();
+            let limit = self.expected_len.saturating_mul(2).max(16);
+            let scratch = &mut self.scratch;
+            let shape = self
+                .reader
+                .read_nested_numbers(limit, |x| scratch.push(x as f32))
+                .map_err(|e| {
+                    if e.message.contains("(limit)") {
+                        eyre!(
+                            "{path}: input \"{id}\": expected {} values, found more than {limit}",
+                            self.expected_len
+                        )
+                    } else {
+                        ctx(e)
+                    }
+                })?;
+            let found = self.scratch.len();
+            let flat_ok = shape.len() == 1 && found == self.expected_len;
+            let nested_ok = self.obs_shape.as_deref() == Some(shape.as_slice());
+            if !(flat_ok || nested_ok) {
+                let want = match &self.obs_shape {
+                    Some(s) => format!(
+                        "a list of {} values (or nested with shape {s:?})",
+                        self.expected_len
+                    ),
+                    None => format!("a list of {} values", self.expected_len),
+                };
+                let got = if shape.len() <= 1 {
+                    format!("{found} values")
+                } else {
+                    format!("shape {shape:?} ({found} values)")
+                };
+                bail!("{path}: input \"{id}\": expected {want}, found {got}");
+            }
+            for (offset, len, check) in &self.checks {
+                for (i, &v) in self.scratch[*offset..offset + len].iter().enumerate() {
+                    let pos = offset + i;
+                    match check {
+                        Check::Finite if !v.is_finite() => {
+                            bail!("{path}: input \"{id}\": value {pos} is {v}; inputs must be finite numbers")
+                        }
+                        Check::Index(n) if !(v.fract() == 0.0 && v >= 0.0 && (v as usize) < *n) => bail!(
+                            "{path}: input \"{id}\": value {pos} is {v}, but a Discrete({n}) observation must be an integer in 0..{n}"
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+            values.extend_from_slice(&self.scratch);
+        }
+        if !got_input {
+            bail!("{path}: input \"{id}\" has no \"input\" list");
+        }
+        Ok(())
+    }
+}
+
+/// Counts the members of the top-level object without parsing them (for progress and an early
+/// empty-file error). The real parse later reports any syntax error with its position.
+pub fn count_inputs(path: &Path) -> Result<usize> {
+    let shown = path.display();
+    let file = File::open(path).wrap_err_with(|| format!("cannot open inputs file {shown}"))?;
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut depth, mut in_str, mut escape, mut count) = (0i64, false, false, 0usize);
+    loop {
+        let n = r
+            .read(&mut buf)
+            .wrap_err_with(|| format!("cannot read {shown}"))?;
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            if in_str {
+                if escape {
+                    escape = false;
+                } else if b == b'\\' {
+                    escape = true;
+                } else if b == b'"' {
+                    in_str = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth -= 1,
+                b':' if depth == 1 => count += 1,
+                _ => {}
+            }
+        }
+    }
+    Ok(count)
+}

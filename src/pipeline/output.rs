@@ -1,0 +1,150 @@
+//! Output files are written to a temporary file beside the destination and renamed into place
+//! only when complete, so an interrupted or failed run never leaves a half-written file where a
+//! good one was (the previous file stays, or there is none).
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use tempfile::NamedTempFile;
+
+use crate::json::PyJsonWriter;
+
+/// Creates `dir` (and parents) as the Python tool does, with a clear error when a file is in
+/// the way.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "output directory {} exists and is not a directory",
+            dir.display()
+        );
+    }
+    fs::create_dir_all(dir)
+        .wrap_err_with(|| format!("cannot create output directory {}", dir.display()))
+}
+
+#[cfg(unix)]
+fn default_permissions() -> fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    fs::Permissions::from_mode(0o666)
+}
+
+#[cfg(not(unix))]
+fn default_permissions() -> fs::Permissions {
+    fs::metadata(".")
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| unreachable!())
+}
+
+pub struct AtomicFile {
+    tmp: NamedTempFile,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(dest: &Path) -> Result<AtomicFile> {
+        let dir = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        ensure_dir(dir)?;
+        if dest.is_dir() {
+            bail!("cannot write {}: it is a directory", dest.display());
+        }
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // 0o666 minus the umask, as a plain open() would give (tempfile's default is 0o600).
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".partial")
+            .permissions(default_permissions())
+            .tempfile_in(dir)
+            .wrap_err_with(|| format!("cannot create a file in {}", dir.display()))?;
+        Ok(AtomicFile {
+            tmp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Flushes to disk and renames into place.
+    pub fn commit(self) -> Result<()> {
+        let dest = self.dest.clone();
+        self.tmp
+            .as_file()
+            .sync_all()
+            .wrap_err_with(|| format!("cannot write {} (disk full?)", dest.display()))?;
+        self.tmp.persist(&dest).map_err(|e| {
+            eyre!(
+                "cannot move the finished file into place at {}: {}",
+                dest.display(),
+                e.error
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// A JSON file in Python's layout, written atomically.
+pub struct JsonOutput {
+    writer: PyJsonWriter<BufWriter<File>>,
+    file: AtomicFile,
+}
+
+impl JsonOutput {
+    pub fn create(dest: &Path) -> Result<JsonOutput> {
+        let mut file = AtomicFile::create(dest)?;
+        let handle = file
+            .file()
+            .try_clone()
+            .wrap_err("cannot duplicate a file handle")?;
+        Ok(JsonOutput {
+            writer: PyJsonWriter::new(BufWriter::with_capacity(1 << 20, handle)),
+            file,
+        })
+    }
+
+    pub fn json(&mut self) -> &mut PyJsonWriter<BufWriter<File>> {
+        &mut self.writer
+    }
+
+    pub fn dest(&self) -> &Path {
+        self.file.dest()
+    }
+
+    /// Number of NaN / infinite floats written.
+    pub fn non_finite(&self) -> u64 {
+        self.writer.non_finite
+    }
+
+    pub fn commit(self) -> Result<()> {
+        let dest = self.file.dest().to_path_buf();
+        let mut inner = self
+            .writer
+            .finish()
+            .wrap_err_with(|| format!("cannot write {} (disk full?)", dest.display()))?;
+        inner
+            .flush()
+            .wrap_err_with(|| format!("cannot write {}", dest.display()))?;
+        drop(inner);
+        self.file.commit()
+    }
+}
+
+/// Maps an I/O error while writing to a message naming the file.
+pub fn write_err(dest: &Path) -> impl Fn(std::io::Error) -> color_eyre::Report + '_ {
+    move |e| eyre!("cannot write {}: {e}", dest.display())
+}
