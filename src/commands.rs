@@ -241,9 +241,11 @@ fn gradient_step(
         agent,
         net,
         &inputs,
-        raw_format(args.raw_gradients),
-        out_dir,
-        args.batch_size,
+        &pipeline::PassOptions {
+            raw: raw_format(args.raw_gradients),
+            out_dir: out_dir.to_path_buf(),
+            batch_size: args.batch_size,
+        },
         &mut |p| rep.progress(p),
         cancel,
     );

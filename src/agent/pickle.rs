@@ -510,10 +510,12 @@ impl<'a> Machine<'a> {
         for &s in shape {
             elems = match elems.checked_mul(s) {
                 Some(e) if e <= l.max_numel => e,
-                _ => return self.err(format!(
+                _ => {
+                    return self.err(format!(
                     "tensor in storage '{key}' has shape {shape:?}, over the limit of {} elements",
                     l.max_numel
-                )),
+                ))
+                }
             };
         }
         if elems > 0 {

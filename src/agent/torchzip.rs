@@ -146,6 +146,11 @@ pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
     let mut outer = open_zip(file, &shown, limits)?;
     let names: Vec<String> = outer.file_names().map(str::to_string).collect();
     if !names.iter().any(|n| n == "data") || !names.iter().any(|n| n == "policy.pth") {
+        if names.iter().any(|n| n.ends_with("/data.pkl")) {
+            // A cut-off agent.zip: the zip reader finds the end record of the policy.pth
+            // stored inside it.
+            bail!("{shown} is truncated or corrupt: its zip directory is missing (only the policy.pth stored inside it was found)");
+        }
         bail!(
             "{shown} is not a Stable-Baselines3 save: expected members 'data' and 'policy.pth', found {}",
             list_names(&names)

@@ -380,7 +380,7 @@ impl<R: Read> JsonReader<R> {
         while i < buf.len() && matches!(buf[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
             i += 1;
         }
-        if i < buf.len() && i > start {
+        if i < buf.len() && i > start && !buf[i].is_ascii_alphabetic() {
             let num = parse_number(&buf[start..i]);
             return match num {
                 Some(n) => {
@@ -852,7 +852,7 @@ mod tests {
     #[test]
     fn numbers_parse_like_python() {
         for (text, value) in [
-            ("0", 0.0),
+            ("0", 0.0f64),
             ("-0", -0.0),
             ("1.5", 1.5),
             ("1e5", 1e5),

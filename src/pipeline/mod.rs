@@ -106,16 +106,28 @@ pub fn batch_size_for(net: &Net, agent: &Agent) -> usize {
 
 /// Step 1 (and the accumulation of step 2 on the way): per-input gradients for every input of
 /// `inputs`, streamed in batches; the raw file is written as it goes (atomically).
+/// Where the gradient pass writes and how it batches.
+#[derive(Debug, Clone)]
+pub struct PassOptions {
+    pub raw: RawFormat,
+    pub out_dir: PathBuf,
+    /// Inputs per batch; None picks one from the network's size.
+    pub batch_size: Option<usize>,
+}
+
 pub fn gradient_pass(
     agent: &Agent,
     net: &Net,
     inputs: &Path,
-    raw: RawFormat,
-    out_dir: &Path,
-    batch_size: Option<usize>,
+    opts: &PassOptions,
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<GradientOutcome> {
+    let PassOptions {
+        raw,
+        out_dir,
+        batch_size,
+    } = opts.clone();
     let total = inputs::count_inputs(inputs)?;
     if total == 0 {
         bail!(

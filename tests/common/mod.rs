@@ -1,0 +1,150 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    if name == "demo" {
+        root().join("assets/demo")
+    } else {
+        root().join("tests/fixtures").join(name)
+    }
+}
+
+pub fn reference_dir(name: &str) -> PathBuf {
+    if name == "demo" {
+        root().join("tests/fixtures/demo_reference")
+    } else {
+        fixture(name).join("reference")
+    }
+}
+
+/// A float32 or float64 .npy array: (shape, values as f64).
+pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not .npy", path.display());
+    let (header_len, start) = if bytes[6] == 1 {
+        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
+    } else {
+        (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        )
+    };
+    let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(header.contains("'fortran_order': False"));
+    let data = &bytes[start + header_len..];
+    let values = if header.contains("'<f4'") {
+        data.chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+            .collect()
+    } else if header.contains("'<f8'") {
+        data.chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    } else {
+        panic!("unsupported npy dtype in {header}")
+    };
+    (shape, values)
+}
+
+/// |a - b| <= atol + rtol * |b| (numpy's allclose), with a message naming the first miss.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let mut worst = (0.0f64, 0usize);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let excess = (g - w).abs() - (atol + rtol * w.abs());
+        if excess > worst.0 || (g.is_nan() != w.is_nan()) {
+            worst = (excess.max(f64::MIN_POSITIVE), i);
+        }
+    }
+    let i = worst.1;
+    assert!(
+        worst.0 <= 0.0,
+        "{what}: element {i}: got {} want {} (rtol {rtol}, atol {atol})",
+        got[i],
+        want[i]
+    );
+}
+
+/// Copies an agent zip, replacing (or, with None, dropping) members; `extra` adds members.
+pub fn rewrite_zip(
+    src: &Path,
+    dest: &Path,
+    mut edit: impl FnMut(&str, Vec<u8>) -> Option<Vec<u8>>,
+) {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(src).unwrap()).unwrap();
+    let mut out = zip::ZipWriter::new(std::fs::File::create(dest).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        let name = f.name().to_string();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        if let Some(new) = edit(&name, data) {
+            out.start_file(name, opts).unwrap();
+            out.write_all(&new).unwrap();
+        }
+    }
+    out.finish().unwrap();
+}
+
+/// Rewrites `policy.pth` inside an agent zip with `edit` applied to the inner zip's members.
+pub fn rewrite_policy(
+    src: &Path,
+    dest: &Path,
+    mut edit: impl FnMut(&str, Vec<u8>) -> Option<Vec<u8>>,
+) {
+    rewrite_zip(src, dest, |name, data| {
+        if name != "policy.pth" {
+            return Some(data);
+        }
+        let tmp_in = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp_in.path(), &data).unwrap();
+        let tmp_out = tempfile::NamedTempFile::new().unwrap();
+        rewrite_zip(tmp_in.path(), tmp_out.path(), &mut edit);
+        Some(std::fs::read(tmp_out.path()).unwrap())
+    });
+}
+
+/// A copy of a fixture's agent directory in a temp dir (so tests can break pieces of it).
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(name), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.file_name().unwrap() == "reference" || p.file_name().unwrap() == "gradient_analysis" {
+            continue;
+        }
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
