@@ -13,13 +13,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
              replacements for the Python SaliencyTooling scripts",
     after_help = "With no command, opens the explorer (on the bundled demo when no --agent-path is given)."
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    #[command(flatten)]
+    pub explore: ExploreArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The interactive explorer (the default when no command is given).
+    Explore(ExploreArgs),
     /// The whole pipeline (the Python tool's initial_test.py): gradients, averages, candidates.
     Run(RunArgs),
     /// Step 1: per-input gradients of the greedy action's Q-value (weight_gradients.json).
@@ -61,30 +66,16 @@ pub struct AgentArgs {
     #[arg(long, value_name = "NAME")]
     pub activation: Option<String>,
     /// The activation after each Linear of a custom `features_extractor.mlp` (default: the policy's)
-    #[arg(
-        long = "extractor-activation",
-        alias = "extractor_activation",
-        value_name = "NAME"
-    )]
+    #[arg(long = "extractor-activation", alias = "extractor_activation", value_name = "NAME")]
     pub extractor_activation: Option<String>,
     /// Largest policy.pth accepted, in MiB
-    #[arg(
-        long = "max-agent-mb",
-        alias = "max_agent_mb",
-        default_value_t = 4096,
-        value_name = "MIB"
-    )]
+    #[arg(long = "max-agent-mb", alias = "max_agent_mb", default_value_t = 4096, value_name = "MIB")]
     pub max_agent_mb: u64,
     /// Inputs per batch (default: chosen from the network's size)
     #[arg(long = "batch-size", alias = "batch_size", value_parser = count, value_name = "N")]
     pub batch_size: Option<usize>,
     /// Per-input gradients: json (weight_gradients.json) or none
-    #[arg(
-        long = "raw-gradients",
-        alias = "raw_gradients",
-        value_enum,
-        default_value = "json"
-    )]
+    #[arg(long = "raw-gradients", alias = "raw_gradients", value_enum, default_value = "json")]
     pub raw_gradients: RawGradients,
 }
 
@@ -105,11 +96,7 @@ pub struct SelectionArgs {
     pub m: usize,
     /// useful_neurons.json, needed for exp_<N>_<layer> candidate keys (default: the Python tool's
     /// path, else <agent dir>/useful_neurons.json)
-    #[arg(
-        long = "useful-neurons-path",
-        alias = "useful_neurons_path",
-        value_name = "FILE"
-    )]
+    #[arg(long = "useful-neurons-path", alias = "useful_neurons_path", value_name = "FILE")]
     pub useful_neurons_path: Option<PathBuf>,
 }
 
@@ -152,18 +139,10 @@ pub struct AverageArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ExtractArgs {
     /// cross_metric_summary.json (its common_neurons are the candidates)
-    #[arg(
-        long = "cross-metric-path",
-        alias = "cross_metric_path",
-        value_name = "FILE"
-    )]
+    #[arg(long = "cross-metric-path", alias = "cross_metric_path", value_name = "FILE")]
     pub cross_metric_path: PathBuf,
     /// average_gradients.json
-    #[arg(
-        long = "average-gradients-path",
-        alias = "average_gradients_path",
-        value_name = "FILE"
-    )]
+    #[arg(long = "average-gradients-path", alias = "average_gradients_path", value_name = "FILE")]
     pub average_gradients_path: PathBuf,
     #[command(flatten)]
     pub selection: SelectionArgs,
@@ -172,4 +151,53 @@ pub struct ExtractArgs {
     pub output_dir: Option<PathBuf>,
     #[command(flatten)]
     pub quiet: Quiet,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExploreArgs {
+    /// Agent directory or .zip to run (default: the bundled demo)
+    #[arg(long = "agent-path", alias = "agent_path", value_name = "PATH")]
+    pub agent_path: Option<PathBuf>,
+    /// Open finished averages instead of running a model (this tool's or the Python tool's file)
+    #[arg(long = "average-gradients", aliases = ["average_gradients", "average-gradients-path", "average_gradients_path"], value_name = "FILE")]
+    pub average_gradients: Option<PathBuf>,
+    /// cross_metric_summary.json (default: <agent dir>/patching_results/cross_metric_summary.json)
+    #[arg(long = "cross-metric", aliases = ["cross_metric", "cross-metric-path", "cross_metric_path"], value_name = "FILE")]
+    pub cross_metric: Option<PathBuf>,
+    /// useful_neurons.json, for exp_<N>_<layer> candidate keys
+    #[arg(long = "useful-neurons", aliases = ["useful_neurons", "useful-neurons-path", "useful_neurons_path"], value_name = "FILE")]
+    pub useful_neurons: Option<PathBuf>,
+    /// Where `e` exports (default: <agent dir>/gradient_analysis, or the averages file's folder)
+    #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Initial k (top weights per neuron)
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = count)]
+    pub k: usize,
+    /// Initial m (additional weights)
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = count)]
+    pub m: usize,
+    /// viridis, magma, inferno or cividis
+    #[arg(long, value_name = "NAME")]
+    pub colormap: Option<String>,
+    /// auto (NO_COLOR and COLORTERM decide), truecolor, 256 or none
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    pub color: String,
+    /// Capture the mouse (click to select, wheel to scroll); off by default so copy and paste work
+    #[arg(long)]
+    pub mouse: bool,
+    /// The policy's activation, when the zip's is unknown or wrong
+    #[arg(long, value_name = "NAME")]
+    pub activation: Option<String>,
+    /// The activation after each Linear of a custom `features_extractor.mlp`
+    #[arg(long = "extractor-activation", alias = "extractor_activation", value_name = "NAME")]
+    pub extractor_activation: Option<String>,
+    /// Largest policy.pth accepted, in MiB
+    #[arg(long = "max-agent-mb", alias = "max_agent_mb", default_value_t = 4096, value_name = "MIB")]
+    pub max_agent_mb: u64,
+    /// Inputs per batch (default: chosen from the network's size)
+    #[arg(long = "batch-size", alias = "batch_size", value_parser = count, value_name = "N")]
+    pub batch_size: Option<usize>,
 }

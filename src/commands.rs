@@ -9,16 +9,13 @@ use color_eyre::eyre::{bail, eyre, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::agent::{self, Activation, Agent, AgentLimits, ArchOverrides};
-use crate::cli::{
-    AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs, SelectionArgs,
-};
+use crate::cli::{AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs, SelectionArgs};
 use crate::json::Value;
 use crate::model::{parse_device, Net};
 use crate::pipeline::{self, average::Averages, extract, gradfile, Progress, RawFormat};
 
 /// The Python tool's default location of useful_neurons.json (relative to the working directory).
-pub const DEFAULT_USEFUL_NEURONS: &str =
-    "Neuron_Selection/ExperimentTooling/Definitions/useful_neurons.json";
+pub const DEFAULT_USEFUL_NEURONS: &str = "Neuron_Selection/ExperimentTooling/Definitions/useful_neurons.json";
 
 /// Progress bar and summary lines on a terminal; silent otherwise (or with --quiet).
 pub struct Reporter {
@@ -56,13 +53,10 @@ impl Reporter {
             return;
         }
         let bar = self.bar.get_or_insert_with(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(p.total as u64), ProgressDrawTarget::stderr());
+            let bar = ProgressBar::with_draw_target(Some(p.total as u64), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:40.cyan/blue} {pos}/{len} inputs  {per_sec}  ETA {eta}  {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} inputs  {per_sec}  ETA {eta}  {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar
         });
@@ -80,12 +74,9 @@ impl Reporter {
 fn activation(text: &Option<String>, flag: &str) -> Result<Option<Activation>> {
     match text {
         None => Ok(None),
-        Some(t) => Activation::parse(t).map(Some).ok_or_else(|| {
-            eyre!(
-                "{flag} {t}: unknown activation (known: {})",
-                Activation::names()
-            )
-        }),
+        Some(t) => Activation::parse(t)
+            .map(Some)
+            .ok_or_else(|| eyre!("{flag} {t}: unknown activation (known: {})", Activation::names())),
     }
 }
 
@@ -95,10 +86,7 @@ pub fn load(args: &AgentArgs) -> Result<(Agent, Net)> {
         activation: activation(&args.activation, "--activation")?,
         extractor_activation: activation(&args.extractor_activation, "--extractor-activation")?,
     };
-    let limits = AgentLimits {
-        max_policy_bytes: args.max_agent_mb.saturating_mul(1 << 20),
-        ..AgentLimits::default()
-    };
+    let limits = AgentLimits { max_policy_bytes: args.max_agent_mb.saturating_mul(1 << 20), ..AgentLimits::default() };
     let device = parse_device(&args.device)?;
     let agent = agent::load_agent(&args.agent_path, &overrides, &limits)?;
     let net = Net::new(&agent, device)?;
@@ -122,11 +110,7 @@ fn must_exist(path: &Path, what: &str) -> Result<()> {
 
 /// useful_neurons.json: the flag, else the Python tool's default path, else
 /// `<agent dir>/useful_neurons.json`; None when no candidate key needs it.
-pub fn find_useful_neurons(
-    flag: &Option<PathBuf>,
-    agent_dir: Option<&Path>,
-    needed: bool,
-) -> Result<Option<PathBuf>> {
+pub fn find_useful_neurons(flag: &Option<PathBuf>, agent_dir: Option<&Path>, needed: bool) -> Result<Option<PathBuf>> {
     if let Some(p) = flag {
         must_exist(p, "useful-neurons file")?;
         return Ok(Some(p.clone()));
@@ -157,11 +141,7 @@ pub struct CandidateSet {
     pub resolved: extract::Resolved,
 }
 
-pub fn load_candidates(
-    cross_path: &Path,
-    useful: Option<&Path>,
-    avgs: &Averages,
-) -> Result<CandidateSet> {
+pub fn load_candidates(cross_path: &Path, useful: Option<&Path>, avgs: &Averages) -> Result<CandidateSet> {
     let cross = extract::read_small_json(cross_path, "cross-metric file")?;
     let keys = extract::candidate_keys(&cross, &cross_path.display().to_string())?;
     let useful_value: Option<Value> = match useful {
@@ -216,9 +196,7 @@ fn extract_and_write(
 
 fn warn_non_finite(rep: &Reporter, count: u64, what: &str) {
     if count > 0 {
-        rep.warn(&format!(
-            "{count} NaN or infinite values in {what}: the model is probably broken"
-        ));
+        rep.warn(&format!("{count} NaN or infinite values in {what}: the model is probably broken"));
     }
 }
 
@@ -246,7 +224,7 @@ fn gradient_step(
             out_dir: out_dir.to_path_buf(),
             batch_size: args.batch_size,
         },
-        &mut |p| rep.progress(p),
+        &mut |p, _| rep.progress(p),
         cancel,
     );
     rep.finish();
@@ -254,11 +232,7 @@ fn gradient_step(
     warn_non_finite(rep, outcome.non_finite, pipeline::WEIGHT_GRADIENTS);
     let secs = start.elapsed().as_secs_f64();
     match &outcome.raw_path {
-        Some(p) => rep.done(&format!(
-            "wrote {} ({} inputs in {secs:.2} s)",
-            p.display(),
-            outcome.inputs
-        )),
+        Some(p) => rep.done(&format!("wrote {} ({} inputs in {secs:.2} s)", p.display(), outcome.inputs)),
         None => rep.done(&format!(
             "computed gradients of {} inputs in {secs:.2} s (raw gradients not written)",
             outcome.inputs
@@ -278,45 +252,26 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     let cross = pipeline::cross_metric_path(&agent_dir);
     must_exist(&cross, "cross-metric file")?;
     // Resolve useful_neurons.json before any work, as the master script checks it first.
-    let keys = extract::candidate_keys(
-        &extract::read_small_json(&cross, "cross-metric file")?,
-        &cross.display().to_string(),
-    )?;
+    let keys =
+        extract::candidate_keys(&extract::read_small_json(&cross, "cross-metric file")?, &cross.display().to_string())?;
     let useful = find_useful_neurons(
         &args.selection.useful_neurons_path,
         Some(&agent_dir),
         extract::needs_useful_neurons(&keys),
     )?;
     let (agent, net) = load(&args.agent)?;
-    let out_dir = args
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| default_out(&args.agent.agent_path));
+    let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent.agent_path));
     let outcome = gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, cancel)?;
     let avg_path = out_dir.join(pipeline::AVERAGE_GRADIENTS);
-    warn_non_finite(
-        &rep,
-        outcome.averages.write(&avg_path)?,
-        pipeline::AVERAGE_GRADIENTS,
-    );
+    warn_non_finite(&rep, outcome.averages.write(&avg_path)?, pipeline::AVERAGE_GRADIENTS);
     rep.done(&format!("wrote {}", avg_path.display()));
-    extract_and_write(
-        &rep,
-        &cross,
-        useful.as_deref(),
-        &outcome.averages,
-        &args.selection,
-        &out_dir,
-    )
+    extract_and_write(&rep, &cross, useful.as_deref(), &outcome.averages, &args.selection, &out_dir)
 }
 
 pub fn gradients(args: &GradientsArgs, cancel: &AtomicBool) -> Result<()> {
     let mut rep = Reporter::new(args.quiet.quiet);
     let (agent, net) = load(&args.agent)?;
-    let out_dir = args
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| default_out(&args.agent.agent_path));
+    let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent.agent_path));
     let mut agent_args = args.agent.clone();
     if agent_args.raw_gradients == RawGradients::None {
         bail!("`saliency gradients` writes weight_gradients.json; --raw-gradients none makes sense only with `run`");
@@ -336,21 +291,14 @@ fn parent_dir(path: &Path) -> PathBuf {
 pub fn average(args: &AverageArgs, cancel: &AtomicBool) -> Result<()> {
     let rep = Reporter::new(args.quiet.quiet);
     must_exist(&args.gradients_path, "gradients file")?;
-    let out_dir = args
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| parent_dir(&args.gradients_path));
+    let out_dir = args.output_dir.clone().unwrap_or_else(|| parent_dir(&args.gradients_path));
     let avgs = gradfile::average_file(&args.gradients_path, |_, _| {})?;
     if cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(pipeline::Cancelled.into());
     }
     let dest = out_dir.join(pipeline::AVERAGE_GRADIENTS);
     warn_non_finite(&rep, avgs.write(&dest)?, pipeline::AVERAGE_GRADIENTS);
-    rep.done(&format!(
-        "wrote {} ({} inputs)",
-        dest.display(),
-        avgs.num_examples.unwrap_or(0)
-    ));
+    rep.done(&format!("wrote {} ({} inputs)", dest.display(), avgs.num_examples.unwrap_or(0)));
     Ok(())
 }
 
@@ -362,22 +310,9 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
     let keys = extract::candidate_keys(&cross, &args.cross_metric_path.display().to_string())?;
     // <agent dir>/patching_results/cross_metric_summary.json -> <agent dir>
     let agent_dir = args.cross_metric_path.parent().and_then(Path::parent);
-    let useful = find_useful_neurons(
-        &args.selection.useful_neurons_path,
-        agent_dir,
-        extract::needs_useful_neurons(&keys),
-    )?;
+    let useful =
+        find_useful_neurons(&args.selection.useful_neurons_path, agent_dir, extract::needs_useful_neurons(&keys))?;
     let avgs = Averages::read(&args.average_gradients_path)?;
-    let out_dir = args
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| parent_dir(&args.average_gradients_path));
-    extract_and_write(
-        &rep,
-        &args.cross_metric_path,
-        useful.as_deref(),
-        &avgs,
-        &args.selection,
-        &out_dir,
-    )
+    let out_dir = args.output_dir.clone().unwrap_or_else(|| parent_dir(&args.average_gradients_path));
+    extract_and_write(&rep, &args.cross_metric_path, useful.as_deref(), &avgs, &args.selection, &out_dir)
 }

@@ -10,3 +10,4 @@ pub mod commands;
 pub mod json;
 pub mod model;
 pub mod pipeline;
+pub mod tui;

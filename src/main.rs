@@ -8,10 +8,7 @@ use saliency::commands;
 use saliency::pipeline::Cancelled;
 
 fn main() -> ExitCode {
-    if let Err(e) = color_eyre::config::HookBuilder::default()
-        .display_env_section(false)
-        .install()
-    {
+    if let Err(e) = color_eyre::config::HookBuilder::default().display_env_section(false).install() {
         eprintln!("warning: cannot install error hooks: {e}");
     }
     let cli = Cli::parse();
@@ -30,11 +27,8 @@ fn main() -> ExitCode {
         Some(Command::Gradients(a)) => commands::gradients(a, &cancel),
         Some(Command::Average(a)) => commands::average(a, &cancel),
         Some(Command::Extract(a)) => commands::extract(a),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            return ExitCode::from(2);
-        }
+        Some(Command::Explore(a)) => saliency::tui::explore(a, &cancel),
+        None => saliency::tui::explore(&cli.explore, &cancel),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

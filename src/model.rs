@@ -18,10 +18,7 @@ pub fn parse_device(text: &str) -> Result<Device> {
     let device = match t.as_str() {
         "cpu" => Device::Cpu,
         "cuda" | "gpu" => Device::Cuda(0),
-        _ => match t
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
+        _ => match t.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
             Some(n) => Device::Cuda(n),
             None => bail!("unknown device '{text}': expected cpu, cuda or cuda:N"),
         },
@@ -53,19 +50,9 @@ pub struct Layer {
 /// Per-input gradients of one layer for a batch, on the CPU.
 pub enum LayerGrads {
     /// Linear: weight[n] = outer(d[n], a[n]) (formed on demand), bias[n] = d[n].
-    Outer {
-        d: Vec<f32>,
-        a: Vec<f32>,
-        rows: usize,
-        cols: usize,
-    },
+    Outer { d: Vec<f32>, a: Vec<f32>, rows: usize, cols: usize },
     /// Conv: per-input weight gradients (B x numel) and bias gradients (B x out).
-    Dense {
-        w: Vec<f32>,
-        b: Vec<f32>,
-        numel: usize,
-        out: usize,
-    },
+    Dense { w: Vec<f32>, b: Vec<f32>, numel: usize, out: usize },
 }
 
 /// Gradients of a batch of inputs: greedy actions, their Q-values, and per-layer gradients.
@@ -116,11 +103,7 @@ pub struct Net {
 }
 
 fn to_vec(t: &Tensor) -> Vec<f32> {
-    let t = t
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Float)
-        .contiguous()
-        .view(-1);
+    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view(-1);
     let n = t.numel();
     let mut v = vec![0f32; n];
     t.copy_data(&mut v, n);
@@ -155,29 +138,15 @@ impl Net {
             .iter()
             .map(|p| {
                 let shape: Vec<i64> = p.shape.iter().map(|&s| s as i64).collect();
-                Tensor::from_slice(&p.data)
-                    .reshape(&shape)
-                    .to_device(device)
+                Tensor::from_slice(&p.data).reshape(&shape).to_device(device)
             })
             .collect();
         let mut layers = Vec::new();
         let mut collect = |ops: &[Op]| {
             for op in ops {
                 match *op {
-                    Op::Linear { weight, bias } => layers.push(Layer {
-                        weight,
-                        bias,
-                        conv_stride: None,
-                    }),
-                    Op::Conv {
-                        weight,
-                        bias,
-                        stride,
-                    } => layers.push(Layer {
-                        weight,
-                        bias,
-                        conv_stride: Some(stride),
-                    }),
+                    Op::Linear { weight, bias } => layers.push(Layer { weight, bias, conv_stride: None }),
+                    Op::Conv { weight, bias, stride } => layers.push(Layer { weight, bias, conv_stride: Some(stride) }),
                     _ => {}
                 }
             }
@@ -188,31 +157,17 @@ impl Net {
         collect(&agent.arch.trunk);
         let mut sources = vec![None; agent.params.len()];
         for (l, layer) in layers.iter().enumerate() {
-            sources[layer.weight] = Some(ParamSource {
-                layer: l,
-                bias: false,
-            });
+            sources[layer.weight] = Some(ParamSource { layer: l, bias: false });
             if let Some(b) = layer.bias {
-                sources[b] = Some(ParamSource {
-                    layer: l,
-                    bias: true,
-                });
+                sources[b] = Some(ParamSource { layer: l, bias: true });
             }
         }
         let sources = sources
             .into_iter()
             .enumerate()
-            .map(|(i, s)| {
-                s.ok_or_else(|| eyre!("parameter {} belongs to no layer", agent.params[i].name))
-            })
+            .map(|(i, s)| s.ok_or_else(|| eyre!("parameter {} belongs to no layer", agent.params[i].name)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Net {
-            device,
-            weights,
-            layers,
-            sources,
-            arch: agent.arch.clone(),
-        })
+        Ok(Net { device, weights, layers, sources, arch: agent.arch.clone() })
     }
 
     fn preprocess(&self, x: &Tensor, pre: &Preprocess, obs_shape: &[usize]) -> Tensor {
@@ -228,11 +183,7 @@ impl Net {
                 shape.extend(obs_shape.iter().map(|&s| s as i64));
                 x.reshape(&shape) / 255.0
             }
-            Preprocess::OneHot(n) => x
-                .to_kind(Kind::Int64)
-                .reshape([b])
-                .one_hot(*n as i64)
-                .to_kind(Kind::Float),
+            Preprocess::OneHot(n) => x.to_kind(Kind::Int64).reshape([b]).one_hot(*n as i64).to_kind(Kind::Float),
             Preprocess::MultiOneHot(nvec) => {
                 let parts: Vec<Tensor> = nvec
                     .iter()
@@ -258,17 +209,11 @@ impl Net {
                     let w = &self.weights[weight];
                     let b = bias.map(|b| &self.weights[b]);
                     let z = match *op {
-                        Op::Conv { stride, .. } => {
-                            h.conv2d(w, b, [stride as i64, stride as i64], [0, 0], [1, 1], 1)
-                        }
+                        Op::Conv { stride, .. } => h.conv2d(w, b, [stride as i64, stride as i64], [0, 0], [1, 1], 1),
                         _ => h.linear(w, b),
                     };
                     // The first layer's output becomes a leaf, so nothing upstream is differentiated.
-                    let z = if z.requires_grad() {
-                        z
-                    } else {
-                        z.detach().set_requires_grad(true)
-                    };
+                    let z = if z.requires_grad() { z } else { z.detach().set_requires_grad(true) };
                     record.push((h, z.shallow_clone()));
                     z
                 }
@@ -294,9 +239,7 @@ impl Net {
             feats.push(self.run_ops(h, &b.ops, record));
         }
         let h = if feats.len() == 1 {
-            feats
-                .pop()
-                .unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, self.device)))
+            feats.pop().unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, self.device)))
         } else {
             Tensor::cat(&feats, 1)
         };
@@ -306,9 +249,7 @@ impl Net {
     /// Per-input gradients for a batch. `x` is B x input_len float32 (raw input values).
     pub fn batch_gradients(&self, x_cpu: &[f32], batch: usize) -> Result<BatchGrads> {
         let width = self.arch.input_len as i64;
-        let x = Tensor::from_slice(x_cpu)
-            .reshape([batch as i64, width])
-            .to_device(self.device);
+        let x = Tensor::from_slice(x_cpu).reshape([batch as i64, width]).to_device(self.device);
         let mut record = Vec::new();
         let q = self.forward(&x, &mut record);
         let q_cpu = to_vec(&q.detach());
@@ -327,25 +268,18 @@ impl Net {
             actions.push(best as i64);
             values.push(row[best]);
         }
-        let idx = Tensor::from_slice(&actions)
-            .to_device(self.device)
-            .unsqueeze(1);
+        let idx = Tensor::from_slice(&actions).to_device(self.device).unsqueeze(1);
         let objective = q.gather(1, &idx, false).sum(Kind::Float);
         let zs: Vec<&Tensor> = record.iter().map(|(_, z)| z).collect();
-        let ds = Tensor::f_run_backward(&[&objective], &zs, false, false)
-            .map_err(|e| eyre!("backward pass failed: {e}"))?;
+        let ds =
+            Tensor::f_run_backward(&[&objective], &zs, false, false).map_err(|e| eyre!("backward pass failed: {e}"))?;
         let mut layers = Vec::with_capacity(self.layers.len());
         for ((layer, (a, _)), d) in self.layers.iter().zip(&record).zip(&ds) {
             let grads = match layer.conv_stride {
                 None => {
                     let rows = d.size()[1] as usize;
                     let cols = a.size()[1] as usize;
-                    LayerGrads::Outer {
-                        d: to_vec(d),
-                        a: to_vec(&a.detach()),
-                        rows,
-                        cols,
-                    }
+                    LayerGrads::Outer { d: to_vec(d), a: to_vec(&a.detach()), rows, cols }
                 }
                 Some(stride) => {
                     let _guard = tch::no_grad_guard();
@@ -358,21 +292,11 @@ impl Net {
                     let gw = dflat.bmm(&unfolded.transpose(1, 2)); // B x O x C*k*k
                     let gb = dflat.sum_dim_intlist([2i64].as_slice(), false, Kind::Float);
                     let numel = w.numel();
-                    LayerGrads::Dense {
-                        w: to_vec(&gw),
-                        b: to_vec(&gb),
-                        numel,
-                        out: out as usize,
-                    }
+                    LayerGrads::Dense { w: to_vec(&gw), b: to_vec(&gb), numel, out: out as usize }
                 }
             };
             layers.push(grads);
         }
-        Ok(BatchGrads {
-            n: batch,
-            actions,
-            values,
-            layers,
-        })
+        Ok(BatchGrads { n: batch, actions, values, layers })
     }
 }

@@ -25,10 +25,7 @@ fn extract_cases() -> Vec<(String, usize, usize)> {
     for name in ["demo", "cartpole", "acrobot", "cnn"] {
         for e in std::fs::read_dir(reference_dir(name)).unwrap() {
             let f = e.unwrap().file_name().into_string().unwrap();
-            if let Some(km) = f
-                .strip_prefix("candidate_weights_k")
-                .and_then(|s| s.strip_suffix(".json"))
-            {
+            if let Some(km) = f.strip_prefix("candidate_weights_k").and_then(|s| s.strip_suffix(".json")) {
                 let (k, m) = km.split_once("_m").unwrap();
                 out.push((name.to_string(), k.parse().unwrap(), m.parse().unwrap()));
             }
@@ -57,10 +54,7 @@ fn extract_is_byte_identical_to_the_python_tool() {
             .assert()
             .success();
         let want = read(&reference_dir(&name).join(format!("candidate_weights_k{k}_m{m}.json")));
-        assert!(
-            read(&out.path().join("candidate_weights.json")) == want,
-            "{name} k={k} m={m}: bytes differ"
-        );
+        assert!(read(&out.path().join("candidate_weights.json")) == want, "{name} k={k} m={m}: bytes differ");
     }
 }
 
@@ -91,11 +85,7 @@ fn run_writes_three_files_consistent_to_the_byte() {
             .arg(out.path())
             .assert()
             .success();
-        for f in [
-            "weight_gradients.json",
-            "average_gradients.json",
-            "candidate_weights.json",
-        ] {
+        for f in ["weight_gradients.json", "average_gradients.json", "candidate_weights.json"] {
             assert!(out.path().join(f).is_file(), "{name}: {f} missing");
         }
         // `run`'s averages are exactly what `average` computes from `run`'s raw gradients ...
@@ -108,8 +98,7 @@ fn run_writes_three_files_consistent_to_the_byte() {
             .assert()
             .success();
         assert!(
-            read(&again.path().join("average_gradients.json"))
-                == read(&out.path().join("average_gradients.json")),
+            read(&again.path().join("average_gradients.json")) == read(&out.path().join("average_gradients.json")),
             "{name}"
         );
         // ... and its selection is what `extract` makes of those averages.
@@ -123,8 +112,7 @@ fn run_writes_three_files_consistent_to_the_byte() {
             .assert()
             .success();
         assert!(
-            read(&again.path().join("candidate_weights.json"))
-                == read(&out.path().join("candidate_weights.json")),
+            read(&again.path().join("candidate_weights.json")) == read(&out.path().join("candidate_weights.json")),
             "{name}"
         );
         // With --raw-gradients none the averages are the same and no raw file is written.
@@ -137,10 +125,7 @@ fn run_writes_three_files_consistent_to_the_byte() {
             .assert()
             .success();
         assert!(!none.path().join("weight_gradients.json").exists());
-        assert!(
-            read(&none.path().join("average_gradients.json"))
-                == read(&out.path().join("average_gradients.json"))
-        );
+        assert!(read(&none.path().join("average_gradients.json")) == read(&out.path().join("average_gradients.json")));
     }
 }
 
@@ -150,25 +135,14 @@ fn cnn_selection_matches_the_python_tool_selection() {
     // the selected (layer, neuron, weight) triples rather than bytes.
     let out = tempfile::tempdir().unwrap();
     saliency()
-        .args([
-            "run",
-            "-q",
-            "--raw-gradients",
-            "none",
-            "--k",
-            "2",
-            "--m",
-            "4",
-            "--agent-path",
-        ])
+        .args(["run", "-q", "--raw-gradients", "none", "--k", "2", "--m", "4", "--agent-path"])
         .arg(fixture("cnn"))
         .arg("--output-dir")
         .arg(out.path())
         .assert()
         .success();
     let triples = |path: &Path| -> Vec<(String, i64, i64, String)> {
-        let v = saliency::json::reader::read_value_from(std::fs::File::open(path).unwrap(), "x")
-            .unwrap();
+        let v = saliency::json::reader::read_value_from(std::fs::File::open(path).unwrap(), "x").unwrap();
         v.get("weight_targets")
             .unwrap()
             .as_array()
@@ -187,34 +161,20 @@ fn cnn_selection_matches_the_python_tool_selection() {
     let ours = triples(&out.path().join("candidate_weights.json"));
     let want = triples(&reference_dir("cnn").join("candidate_weights_k2_m4.json"));
     assert_eq!(ours, want);
-    assert!(
-        ours.iter()
-            .any(|t| t.0 == "features_extractor.cnn.4.weight"),
-        "conv candidate missing"
-    );
+    assert!(ours.iter().any(|t| t.0 == "features_extractor.cnn.4.weight"), "conv candidate missing");
 }
 
 #[test]
 fn both_flag_spellings_and_default_output_dir() {
     let dir = copy_fixture("acrobot");
-    saliency()
-        .args(["gradients", "-q", "--agent_path"])
-        .arg(dir.path())
-        .assert()
-        .success();
-    assert!(dir
-        .path()
-        .join("gradient_analysis/weight_gradients.json")
-        .is_file());
+    saliency().args(["gradients", "-q", "--agent_path"]).arg(dir.path()).assert().success();
+    assert!(dir.path().join("gradient_analysis/weight_gradients.json").is_file());
     saliency()
         .args(["average", "-q", "--gradients-path"])
         .arg(dir.path().join("gradient_analysis/weight_gradients.json"))
         .assert()
         .success();
-    assert!(dir
-        .path()
-        .join("gradient_analysis/average_gradients.json")
-        .is_file());
+    assert!(dir.path().join("gradient_analysis/average_gradients.json").is_file());
     // The zip file itself also works as --agent-path.
     let out = tempfile::tempdir().unwrap();
     saliency()
@@ -248,33 +208,18 @@ fn run_fails(dir: &Path, extra: &[&str], needles: &[&str]) {
         assert!(stderr.contains(n), "stderr lacks {n:?}:\n{stderr}");
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let left: Vec<_> = std::fs::read_dir(out.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 
 #[test]
 fn missing_paths() {
-    run_fails(
-        Path::new("/nonexistent/agent"),
-        &[],
-        &["agent path", "/nonexistent/agent", "does not exist"],
-    );
+    run_fails(Path::new("/nonexistent/agent"), &[], &["agent path", "/nonexistent/agent", "does not exist"]);
     let dir = copy_fixture("acrobot");
     std::fs::remove_file(dir.path().join("activation_inputs/clean_inputs.json")).unwrap();
-    run_fails(
-        dir.path(),
-        &[],
-        &["inputs file", "clean_inputs.json", "does not exist"],
-    );
+    run_fails(dir.path(), &[], &["inputs file", "clean_inputs.json", "does not exist"]);
     let dir = copy_fixture("acrobot");
-    std::fs::remove_file(
-        dir.path()
-            .join("patching_results/cross_metric_summary.json"),
-    )
-    .unwrap();
+    std::fs::remove_file(dir.path().join("patching_results/cross_metric_summary.json")).unwrap();
     run_fails(dir.path(), &[], &["cross-metric file", "does not exist"]);
     let dir = copy_fixture("acrobot");
     std::fs::remove_file(dir.path().join("agent.zip")).unwrap();
@@ -304,20 +249,10 @@ fn corrupt_and_truncated_zips() {
 fn policy_pth_missing_or_not_a_torch_zip() {
     let dir = copy_fixture("acrobot");
     let zip = dir.path().join("agent.zip");
+    rewrite_zip(&fixture("acrobot").join("agent.zip"), &zip, |name, data| (name != "policy.pth").then_some(data));
+    run_fails(dir.path(), &[], &["not a Stable-Baselines3 save", "policy.pth"]);
     rewrite_zip(&fixture("acrobot").join("agent.zip"), &zip, |name, data| {
-        (name != "policy.pth").then_some(data)
-    });
-    run_fails(
-        dir.path(),
-        &[],
-        &["not a Stable-Baselines3 save", "policy.pth"],
-    );
-    rewrite_zip(&fixture("acrobot").join("agent.zip"), &zip, |name, data| {
-        Some(if name == "policy.pth" {
-            b"PK garbage".to_vec()
-        } else {
-            data
-        })
+        Some(if name == "policy.pth" { b"PK garbage".to_vec() } else { data })
     });
     run_fails(dir.path(), &[], &["policy.pth", "not a torch.save zip"]);
     rewrite_policy(&fixture("acrobot").join("agent.zip"), &zip, |name, data| {
@@ -326,34 +261,19 @@ fn policy_pth_missing_or_not_a_torch_zip() {
     run_fails(dir.path(), &[], &["policy.pth", "data.pkl"]);
     // A storage member cut short.
     rewrite_policy(&fixture("acrobot").join("agent.zip"), &zip, |name, data| {
-        Some(if name.ends_with("data/0") {
-            data[..data.len() - 4].to_vec()
-        } else {
-            data
-        })
+        Some(if name.ends_with("data/0") { data[..data.len() - 4].to_vec() } else { data })
     });
     run_fails(dir.path(), &[], &["storage", "bytes"]);
 }
 
 fn edit_pickle(dir: &Path, edit: impl Fn(Vec<u8>) -> Vec<u8>) {
-    rewrite_policy(
-        &fixture("acrobot").join("agent.zip"),
-        &dir.join("agent.zip"),
-        |name, data| {
-            Some(if name.ends_with("data.pkl") {
-                edit(data)
-            } else {
-                data
-            })
-        },
-    );
+    rewrite_policy(&fixture("acrobot").join("agent.zip"), &dir.join("agent.zip"), |name, data| {
+        Some(if name.ends_with("data.pkl") { edit(data) } else { data })
+    });
 }
 
 fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let pos = data
-        .windows(from.len())
-        .position(|w| w == from)
-        .expect("pattern in pickle");
+    let pos = data.windows(from.len()).position(|w| w == from).expect("pattern in pickle");
     [&data[..pos], to, &data[pos + from.len()..]].concat()
 }
 
@@ -361,21 +281,8 @@ fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 fn hostile_pickles_are_refused_without_running_them() {
     let dir = copy_fixture("acrobot");
     // A global that would run code in Python (same length, so nothing else moves).
-    edit_pickle(dir.path(), |d| {
-        replace(
-            &d,
-            b"collections\nOrderedDict\n",
-            b"posix\nsystem\n\n\n\n\n\n\n\n\n\n\n\n",
-        )
-    });
-    run_fails(
-        dir.path(),
-        &[],
-        &[
-            "refusing pickle global 'posix.system'",
-            "no code from the file is run",
-        ],
-    );
+    edit_pickle(dir.path(), |d| replace(&d, b"collections\nOrderedDict\n", b"posix\nsystem\n\n\n\n\n\n\n\n\n\n\n\n"));
+    run_fails(dir.path(), &[], &["refusing pickle global 'posix.system'", "no code from the file is run"]);
     // An opcode a state dict never uses (INST, 'i').
     edit_pickle(dir.path(), |d| [&d[..2], b"i", &d[2..]].concat());
     run_fails(dir.path(), &[], &["unsupported pickle opcode 0x69"]);
@@ -391,31 +298,17 @@ fn write_inputs(dir: &Path, text: &str) {
 #[test]
 fn input_errors_name_the_input() {
     let dir = copy_fixture("acrobot");
-    write_inputs(
-        dir.path(),
-        r#"{"a": {"input": [1, 2, 3, 4, 5, 6]}, "b": {"input": [1, 2, 3]}}"#,
-    );
-    run_fails(
-        dir.path(),
-        &[],
-        &["input \"b\"", "expected a list of 6 values, found 3 values"],
-    );
+    write_inputs(dir.path(), r#"{"a": {"input": [1, 2, 3, 4, 5, 6]}, "b": {"input": [1, 2, 3]}}"#);
+    run_fails(dir.path(), &[], &["input \"b\"", "expected a list of 6 values, found 3 values"]);
     write_inputs(dir.path(), r#"{"a": {"input": [1, 2, 3, 4, 5, NaN]}}"#);
     run_fails(dir.path(), &[], &["input \"a\"", "value 5 is NaN"]);
     write_inputs(dir.path(), r#"{"a": {"input": [1, 2, "x", 4, 5, 6]}}"#);
-    run_fails(
-        dir.path(),
-        &[],
-        &["input \"a\"", "expected a number, found a string"],
-    );
+    run_fails(dir.path(), &[], &["input \"a\"", "expected a number, found a string"]);
     write_inputs(dir.path(), r#"{"a": {"values": [1, 2, 3, 4, 5, 6]}}"#);
     run_fails(dir.path(), &[], &["input \"a\" has no \"input\" list"]);
     write_inputs(dir.path(), "{}");
     run_fails(dir.path(), &[], &["holds no inputs", "nothing to analyse"]);
-    write_inputs(
-        dir.path(),
-        r#"{"a": {"input": [1, 2, 3, 4, 5, 6]}, "a": {"input": [1, 2, 3, 4, 5, 6]}}"#,
-    );
+    write_inputs(dir.path(), r#"{"a": {"input": [1, 2, 3, 4, 5, 6]}, "a": {"input": [1, 2, 3, 4, 5, 6]}}"#);
     run_fails(dir.path(), &[], &["\"a\" appears twice"]);
     write_inputs(dir.path(), r#"{"a": {"input": [1, 2, 3, 4, 5, 6]"#);
     run_fails(dir.path(), &[], &["clean_inputs.json:1:", "expected"]);
@@ -437,30 +330,14 @@ fn cnn_inputs_accept_nested_observations_and_reject_wrong_shapes() {
         .success();
     let wrong: Vec<Vec<Vec<u8>>> = vec![vec![vec![7; 2]; 44]; 44];
     write_inputs(dir.path(), &format!("{{\"x\": {{\"input\": {wrong:?}}}}}"));
-    run_fails(
-        dir.path(),
-        &[],
-        &[
-            "input \"x\"",
-            "nested with shape [2, 44, 44]",
-            "found shape [44, 44, 2]",
-        ],
-    );
+    run_fails(dir.path(), &[], &["input \"x\"", "nested with shape [2, 44, 44]", "found shape [44, 44, 2]"]);
 }
 
 #[test]
 fn negative_k_or_m_is_rejected_by_the_cli() {
     for flag in ["--k", "--m"] {
         saliency()
-            .args([
-                "extract",
-                flag,
-                "-1",
-                "--cross-metric-path",
-                "x",
-                "--average-gradients-path",
-                "y",
-            ])
+            .args(["extract", flag, "-1", "--cross-metric-path", "x", "--average-gradients-path", "y"])
             .assert()
             .failure()
             .stderr(predicate::str::contains("must be 0 or more, found -1"));
@@ -471,12 +348,7 @@ fn negative_k_or_m_is_rejected_by_the_cli() {
 fn unknown_candidate_names_warn_and_the_rest_go_on() {
     let dir = copy_fixture("acrobot");
     let cross = r#"{"common_neurons": {"q_net.0_neuron_3": {}, "nonsense": {}, "q_net.0_neuron_999": {}, "q_net.9_neuron_0": {}, "exp_1_q_net.0": {}, "q_net.2_neuron_1": {}}}"#;
-    std::fs::write(
-        dir.path()
-            .join("patching_results/cross_metric_summary.json"),
-        cross,
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("patching_results/cross_metric_summary.json"), cross).unwrap();
     let useful = dir.path().join("useful.json");
     std::fs::write(&useful, r#"[{"q_net.0": [3]}]"#).unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -489,18 +361,10 @@ fn unknown_candidate_names_warn_and_the_rest_go_on() {
         .arg(out.path())
         .assert()
         .success()
-        .stderr(predicate::str::contains(
-            "skipping candidate nonsense: not of the form",
-        ))
-        .stderr(predicate::str::contains(
-            "skipping candidate q_net.0_neuron_999: neuron 999 is out of range",
-        ))
-        .stderr(predicate::str::contains(
-            "skipping candidate q_net.9_neuron_0: no parameter 'q_net.9.weight'",
-        ))
-        .stderr(predicate::str::contains(
-            "skipping candidate exp_1_q_net.0: same neuron as q_net.0_neuron_3",
-        ));
+        .stderr(predicate::str::contains("skipping candidate nonsense: not of the form"))
+        .stderr(predicate::str::contains("skipping candidate q_net.0_neuron_999: neuron 999 is out of range"))
+        .stderr(predicate::str::contains("skipping candidate q_net.9_neuron_0: no parameter 'q_net.9.weight'"))
+        .stderr(predicate::str::contains("skipping candidate exp_1_q_net.0: same neuron as q_net.0_neuron_3"));
     let text = String::from_utf8(read(&out.path().join("candidate_weights.json"))).unwrap();
     assert!(text.contains("\"num_candidate_neurons\": 2,"), "{text}");
 }
@@ -509,31 +373,14 @@ fn unknown_candidate_names_warn_and_the_rest_go_on() {
 fn a_failed_run_keeps_the_previous_files() {
     let dir = copy_fixture("acrobot");
     let out = dir.path().join("gradient_analysis");
-    saliency()
-        .args(["run", "-q", "--agent-path"])
-        .arg(dir.path())
-        .assert()
-        .success();
+    saliency().args(["run", "-q", "--agent-path"]).arg(dir.path()).assert().success();
     let before = read(&out.join("weight_gradients.json"));
     // Append a broken input: the gradients file is half written when the error is found.
-    let text = String::from_utf8(read(
-        &dir.path().join("activation_inputs/clean_inputs.json"),
-    ))
-    .unwrap();
+    let text = String::from_utf8(read(&dir.path().join("activation_inputs/clean_inputs.json"))).unwrap();
     let body = text.trim_end().strip_suffix('}').unwrap();
-    write_inputs(
-        dir.path(),
-        &format!("{body}, \"zzz\": {{\"input\": [0.5]}}}}"),
-    );
-    saliency()
-        .args(["run", "-q", "--batch-size", "1", "--agent-path"])
-        .arg(dir.path())
-        .assert()
-        .failure();
-    assert!(
-        read(&out.join("weight_gradients.json")) == before,
-        "previous file changed"
-    );
+    write_inputs(dir.path(), &format!("{body}, \"zzz\": {{\"input\": [0.5]}}}}"));
+    saliency().args(["run", "-q", "--batch-size", "1", "--agent-path"]).arg(dir.path()).assert().failure();
+    assert!(read(&out.join("weight_gradients.json")) == before, "previous file changed");
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

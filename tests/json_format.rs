@@ -8,8 +8,7 @@ use saliency::json::reader::parse_number;
 
 #[test]
 fn floats_print_exactly_as_python() {
-    let text =
-        std::fs::read_to_string(common::root().join("tests/fixtures/float_repr.txt")).unwrap();
+    let text = std::fs::read_to_string(common::root().join("tests/fixtures/float_repr.txt")).unwrap();
     let mut n = 0;
     for line in text.lines() {
         let (hex, want) = line.split_once(' ').unwrap();
@@ -17,11 +16,7 @@ fn floats_print_exactly_as_python() {
         assert_eq!(pyfloat::to_string(x), want, "bits {hex}");
         // ... and read back to the same bits (NaN aside).
         if x.is_finite() {
-            assert_eq!(
-                parse_number(want.as_bytes()).unwrap().value.to_bits(),
-                x.to_bits(),
-                "{want}"
-            );
+            assert_eq!(parse_number(want.as_bytes()).unwrap().value.to_bits(), x.to_bits(), "{want}");
         }
         n += 1;
     }

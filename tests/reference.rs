@@ -20,12 +20,7 @@ const RTOL: f64 = 1e-5;
 const ATOL: f64 = 1e-7;
 
 fn load(name: &str) -> (agent::Agent, Net) {
-    let agent = agent::load_agent(
-        &fixture(name),
-        &ArchOverrides::default(),
-        &AgentLimits::default(),
-    )
-    .unwrap();
+    let agent = agent::load_agent(&fixture(name), &ArchOverrides::default(), &AgentLimits::default()).unwrap();
     let net = Net::new(&agent, tch::Device::Cpu).unwrap();
     (agent, net)
 }
@@ -39,11 +34,7 @@ fn read_inputs(name: &str, agent: &agent::Agent) -> (Vec<String>, Vec<f32>) {
 }
 
 fn meta(name: &str) -> Value {
-    read_value_from(
-        std::fs::File::open(reference_dir(name).join("meta.json")).unwrap(),
-        "meta",
-    )
-    .unwrap()
+    read_value_from(std::fs::File::open(reference_dir(name).join("meta.json")).unwrap(), "meta").unwrap()
 }
 
 /// Per-input gradients of input n, flattened in named_parameters() order.
@@ -65,26 +56,14 @@ fn check_fixture(name: &str) {
     assert_eq!(params.len(), agent.params.len());
     for (p, want) in agent.params.iter().zip(params) {
         assert_eq!(p.name, want.get("name").unwrap().as_str().unwrap());
-        let shape: Vec<usize> = want
-            .get("shape")
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap() as usize)
-            .collect();
+        let shape: Vec<usize> =
+            want.get("shape").unwrap().as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as usize).collect();
         assert_eq!(p.shape, shape, "{}", p.name);
     }
     let (ids, values) = read_inputs(name, &agent);
     let g = net.batch_gradients(&values, ids.len()).unwrap();
-    let all_actions: Vec<i64> = meta
-        .get("all_actions")
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let all_actions: Vec<i64> =
+        meta.get("all_actions").unwrap().as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert_eq!(g.actions, all_actions, "{name}: greedy actions");
 
     let ref_ids = meta.get("ids").unwrap().as_array().unwrap();
@@ -102,13 +81,7 @@ fn check_fixture(name: &str) {
             g.values[n]
         );
         let got = flat_grads(&agent, &net, &g, n);
-        assert_close(
-            &format!("{name} input {}", ids[n]),
-            &got,
-            &grads[n * width..(n + 1) * width],
-            RTOL,
-            ATOL,
-        );
+        assert_close(&format!("{name} input {}", ids[n]), &got, &grads[n * width..(n + 1) * width], RTOL, ATOL);
     }
 }
 
@@ -136,21 +109,10 @@ fn pass(name: &str, batch: Option<usize>) -> Averages {
     let (agent, net) = load(name);
     let out = tempfile::tempdir().unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let opts = pipeline::PassOptions {
-        raw: RawFormat::None,
-        out_dir: out.path().to_path_buf(),
-        batch_size: batch,
-    };
-    pipeline::gradient_pass(
-        &agent,
-        &net,
-        &pipeline::clean_inputs_path(&fixture(name)),
-        &opts,
-        &mut |_| {},
-        &stop,
-    )
-    .unwrap()
-    .averages
+    let opts = pipeline::PassOptions { raw: RawFormat::None, out_dir: out.path().to_path_buf(), batch_size: batch };
+    pipeline::gradient_pass(&agent, &net, &pipeline::clean_inputs_path(&fixture(name)), &opts, &mut |_, _| {}, &stop)
+        .unwrap()
+        .averages
 }
 
 fn check_averages(name: &str) {
@@ -160,13 +122,7 @@ fn check_averages(name: &str) {
     assert_eq!(ours.params.len(), reference.params.len());
     for (a, b) in ours.params.iter().zip(&reference.params) {
         assert_eq!((&a.name, &a.shape), (&b.name, &b.shape));
-        assert_close(
-            &format!("{name} average {}", a.name),
-            &a.data,
-            &b.data,
-            RTOL,
-            ATOL,
-        );
+        assert_close(&format!("{name} average {}", a.name), &a.data, &b.data, RTOL, ATOL);
     }
 }
 
@@ -192,11 +148,7 @@ fn cnn_averages_match_the_reference_gradients() {
         *s /= n as f64;
     }
     let ours = pass("cnn", Some(2));
-    let got: Vec<f64> = ours
-        .params
-        .iter()
-        .flat_map(|p| p.data.iter().copied())
-        .collect();
+    let got: Vec<f64> = ours.params.iter().flat_map(|p| p.data.iter().copied()).collect();
     assert_close("cnn averages", &got, &want, RTOL, ATOL);
 }
 
@@ -209,13 +161,7 @@ fn batching_does_not_change_results() {
         for batch in [3, 1000] {
             let other = pass(name, Some(batch));
             for (a, b) in one.params.iter().zip(&other.params) {
-                assert_close(
-                    &format!("{name} batch {batch} {}", a.name),
-                    &b.data,
-                    &a.data,
-                    RTOL,
-                    ATOL,
-                );
+                assert_close(&format!("{name} batch {batch} {}", a.name), &b.data, &a.data, RTOL, ATOL);
             }
         }
     }
@@ -229,21 +175,11 @@ fn output_bias_average_is_the_action_histogram() {
         let avgs = pass(name, None);
         let bias = avgs.params.last().unwrap();
         assert!(bias.name.ends_with(".bias"));
-        let actions: Vec<i64> = meta(name)
-            .get("all_actions")
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let actions: Vec<i64> =
+            meta(name).get("all_actions").unwrap().as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
         for (a, &share) in bias.data.iter().enumerate() {
             let count = actions.iter().filter(|&&x| x == a as i64).count();
-            assert_eq!(
-                share,
-                count as f64 / actions.len() as f64,
-                "{name} action {a}"
-            );
+            assert_eq!(share, count as f64 / actions.len() as f64, "{name} action {a}");
         }
     }
 }
@@ -254,8 +190,7 @@ fn dead_relu_units_give_exact_zeros() {
     let avgs = pass("cartpole", None);
     let (agent, net) = load("cartpole");
     let (ids, values) = read_inputs("cartpole", &agent);
-    let x =
-        tch::Tensor::from_slice(&values).reshape([ids.len() as i64, agent.arch.input_len as i64]);
+    let x = tch::Tensor::from_slice(&values).reshape([ids.len() as i64, agent.arch.input_len as i64]);
     let w = tch::Tensor::from_slice(&agent.params[0].data).reshape([64, 4]);
     let b = tch::Tensor::from_slice(&agent.params[1].data);
     let pre: Vec<f32> = Vec::try_from(&x.linear(&w, Some(&b)).view(-1)).unwrap();
@@ -281,18 +216,10 @@ fn agent_zip_and_directory_resolve_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::copy(&a, tmp.path().join("b.zip")).unwrap();
     std::fs::copy(&a, tmp.path().join("a.zip")).unwrap();
-    assert_eq!(
-        agent::resolve_agent_zip(tmp.path()).unwrap(),
-        tmp.path().join("a.zip")
-    );
+    assert_eq!(agent::resolve_agent_zip(tmp.path()).unwrap(), tmp.path().join("a.zip"));
     std::fs::copy(&a, tmp.path().join("dqn.zip")).unwrap();
-    assert_eq!(
-        agent::resolve_agent_zip(tmp.path()).unwrap(),
-        tmp.path().join("dqn.zip")
-    );
-    let err = agent::resolve_agent_zip(Path::new("/nonexistent/agent"))
-        .unwrap_err()
-        .to_string();
+    assert_eq!(agent::resolve_agent_zip(tmp.path()).unwrap(), tmp.path().join("dqn.zip"));
+    let err = agent::resolve_agent_zip(Path::new("/nonexistent/agent")).unwrap_err().to_string();
     assert!(err.contains("does not exist"), "{err}");
 }
 
@@ -300,24 +227,13 @@ fn agent_zip_and_directory_resolve_the_same() {
 fn architectures_are_read_from_the_zip() {
     let (demo, _) = load("demo");
     assert_eq!(demo.info.policy_class, "MultiInputPolicy");
-    assert!(
-        demo.arch.summary.contains("custom mlp extractor"),
-        "{}",
-        demo.arch.summary
-    );
+    assert!(demo.arch.summary.contains("custom mlp extractor"), "{}", demo.arch.summary);
     assert_eq!(demo.arch.input_len, 106);
     let (cnn, _) = load("cnn");
     assert_eq!(cnn.info.policy_class, "CnnPolicy");
-    assert!(
-        cnn.arch.summary.starts_with("NatureCNN"),
-        "{}",
-        cnn.arch.summary
-    );
+    assert!(cnn.arch.summary.starts_with("NatureCNN"), "{}", cnn.arch.summary);
     assert_eq!(cnn.arch.input_len, 2 * 44 * 44);
     let (acro, _) = load("acrobot");
-    assert_eq!(
-        acro.info.activation,
-        Some(saliency::agent::Activation::Tanh)
-    );
+    assert_eq!(acro.info.activation, Some(saliency::agent::Activation::Tanh));
     assert_eq!(acro.info.net_arch, Some(vec![32, 16]));
 }

@@ -21,15 +21,8 @@ pub enum Preprocess {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Op {
-    Linear {
-        weight: usize,
-        bias: Option<usize>,
-    },
-    Conv {
-        weight: usize,
-        bias: Option<usize>,
-        stride: usize,
-    },
+    Linear { weight: usize, bias: Option<usize> },
+    Conv { weight: usize, bias: Option<usize>, stride: usize },
     Act(Activation),
     Flatten,
 }
@@ -72,7 +65,8 @@ pub struct ArchOverrides {
     pub extractor_activation: Option<Activation>,
 }
 
-const HOW_TO_STATE: &str = "state it with --activation NAME (and --extractor-activation NAME for a custom `mlp` extractor)";
+const HOW_TO_STATE: &str =
+    "state it with --activation NAME (and --extractor-activation NAME for a custom `mlp` extractor)";
 
 struct Params<'a> {
     by_name: HashMap<&'a str, usize>,
@@ -93,16 +87,8 @@ impl<'a> Params<'a> {
 
     /// Sorted indices `i` of `<prefix><i>.weight`.
     fn indices(&self, prefix: &str) -> Vec<usize> {
-        let mut v: Vec<usize> = self
-            .by_name
-            .keys()
-            .filter_map(|n| {
-                n.strip_prefix(prefix)?
-                    .strip_suffix(".weight")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        let mut v: Vec<usize> =
+            self.by_name.keys().filter_map(|n| n.strip_prefix(prefix)?.strip_suffix(".weight")?.parse().ok()).collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -131,9 +117,7 @@ fn linear_stack(
         let b = p.get(&format!("{prefix}{i}.bias"));
         let shape = p.shape(w).to_vec();
         if shape.len() != 2 {
-            return Err(format!(
-                "{wname} has shape {shape:?}; a Linear weight is 2-D (out, in)"
-            ));
+            return Err(format!("{wname} has shape {shape:?}; a Linear weight is 2-D (out, in)"));
         }
         if shape[1] != dim {
             return Err(format!(
@@ -143,22 +127,14 @@ fn linear_stack(
         }
         if let Some(b) = b {
             if p.shape(b) != [shape[0]] {
-                return Err(format!(
-                    "{prefix}{i}.bias has shape {:?}, expected [{}]",
-                    p.shape(b),
-                    shape[0]
-                ));
+                return Err(format!("{prefix}{i}.bias has shape {:?}, expected [{}]", p.shape(b), shape[0]));
             }
         }
         ops.push(Op::Linear { weight: w, bias: b });
         dim = shape[0];
         dims.push(dim);
         let last = n + 1 == idx.len();
-        let gap = if last {
-            act_after_last
-        } else {
-            idx[n + 1] > i + 1
-        };
+        let gap = if last { act_after_last } else { idx[n + 1] > i + 1 };
         if gap {
             ops.push(Op::Act(act));
         }
@@ -167,23 +143,14 @@ fn linear_stack(
 }
 
 /// NatureCNN (`<prefix>cnn.{0,2,4}`, `<prefix>linear.0`) on a (C, H, W) input.
-fn nature_cnn(
-    p: &mut Params,
-    prefix: &str,
-    shape: &[usize],
-    ops: &mut Vec<Op>,
-) -> Result<usize, String> {
+fn nature_cnn(p: &mut Params, prefix: &str, shape: &[usize], ops: &mut Vec<Op>) -> Result<usize, String> {
     if shape.len() != 3 {
-        return Err(format!(
-            "NatureCNN needs a (C, H, W) image observation, found shape {shape:?}"
-        ));
+        return Err(format!("NatureCNN needs a (C, H, W) image observation, found shape {shape:?}"));
     }
     let (mut c, mut h, mut w) = (shape[0], shape[1], shape[2]);
     for (i, (k, stride)) in [(0usize, (8usize, 4usize)), (2, (4, 2)), (4, (3, 1))] {
         let wname = format!("{prefix}cnn.{i}.weight");
-        let wi = p
-            .get(&wname)
-            .ok_or_else(|| format!("missing {wname} (NatureCNN has cnn.0, cnn.2, cnn.4)"))?;
+        let wi = p.get(&wname).ok_or_else(|| format!("missing {wname} (NatureCNN has cnn.0, cnn.2, cnn.4)"))?;
         let bi = p.get(&format!("{prefix}cnn.{i}.bias"));
         let s = p.shape(wi).to_vec();
         if s.len() != 4 || s[1] != c || s[2] != k || s[3] != k {
@@ -192,16 +159,14 @@ fn nature_cnn(
             ));
         }
         if h < k || w < k {
-            return Err(format!("{wname}: a {k}x{k} kernel does not fit the {h}x{w} input (image too small for NatureCNN)"));
+            return Err(format!(
+                "{wname}: a {k}x{k} kernel does not fit the {h}x{w} input (image too small for NatureCNN)"
+            ));
         }
         h = (h - k) / stride + 1;
         w = (w - k) / stride + 1;
         c = s[0];
-        ops.push(Op::Conv {
-            weight: wi,
-            bias: bi,
-            stride,
-        });
+        ops.push(Op::Conv { weight: wi, bias: bi, stride });
         ops.push(Op::Act(Activation::ReLU));
     }
     ops.push(Op::Flatten);
@@ -218,20 +183,14 @@ fn preprocess_for(
 ) -> Result<(Preprocess, Vec<usize>, usize), String> {
     Ok(match space {
         Space::Box { shape, .. } => {
-            let pre = if normalize_images && space.is_image() {
-                Preprocess::Image
-            } else {
-                Preprocess::Float
-            };
+            let pre = if normalize_images && space.is_image() { Preprocess::Image } else { Preprocess::Float };
             (pre, shape.clone(), shape.iter().product())
         }
         Space::MultiBinary { shape } => (Preprocess::Float, shape.clone(), shape.iter().product()),
         Space::Discrete { n } => (Preprocess::OneHot(*n), vec![*n], *n),
-        Space::MultiDiscrete { nvec } => (
-            Preprocess::MultiOneHot(nvec.clone()),
-            vec![nvec.iter().sum()],
-            nvec.iter().sum(),
-        ),
+        Space::MultiDiscrete { nvec } => {
+            (Preprocess::MultiOneHot(nvec.clone()), vec![nvec.iter().sum()], nvec.iter().sum())
+        }
         Space::Dict(_) => return Err(format!("{what}: a Dict inside a Dict is not supported")),
     })
 }
@@ -246,10 +205,7 @@ fn describe_ops(ops: &[Op], params: &[Param]) -> String {
             }
             Op::Conv { weight, stride, .. } => {
                 let s = &params[*weight].shape;
-                parts.push(format!(
-                    "Conv {}->{} {}x{}/{}",
-                    s[1], s[0], s[2], s[3], stride
-                ));
+                parts.push(format!("Conv {}->{} {}x{}/{}", s[1], s[0], s[2], s[3], stride));
             }
             Op::Act(a) => parts.push(a.name().to_string()),
             Op::Flatten => parts.push("Flatten".into()),
@@ -259,11 +215,7 @@ fn describe_ops(ops: &[Op], params: &[Param]) -> String {
 }
 
 /// Works out the network. Errors say what was found and how to state what cannot be known.
-pub fn infer(
-    info: &AgentInfo,
-    params: &[Param],
-    overrides: &ArchOverrides,
-) -> Result<Arch, String> {
+pub fn infer(info: &AgentInfo, params: &[Param], overrides: &ArchOverrides) -> Result<Arch, String> {
     let act = match (overrides.activation, info.activation) {
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) => {
@@ -275,19 +227,12 @@ pub fn infer(
         }
     };
     let mut p = Params {
-        by_name: params
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (x.name.as_str(), i))
-            .collect(),
+        by_name: params.iter().enumerate().map(|(i, x)| (x.name.as_str(), i)).collect(),
         params,
         used: vec![false; params.len()],
     };
     let keyed: Vec<(Option<String>, Space)> = match &info.observation_space {
-        Space::Dict(spaces) => spaces
-            .iter()
-            .map(|(k, s)| (Some(k.clone()), s.clone()))
-            .collect(),
+        Space::Dict(spaces) => spaces.iter().map(|(k, s)| (Some(k.clone()), s.clone())).collect(),
         other => vec![(None, other.clone())],
     };
     let has = |prefix: &str| params.iter().any(|x| x.name.starts_with(prefix));
@@ -300,32 +245,19 @@ pub fn infer(
     let mut feature_dim = 0usize;
     let extractor;
 
-    let flatten_branch =
-        |key: Option<String>, space: &Space, offset: &mut usize| -> Result<Branch, String> {
-            let what = key.clone().unwrap_or_else(|| "observation".into());
-            let (pre, obs_shape, out) = preprocess_for(space, info.normalize_images, &what)?;
-            let len = space.input_len();
-            let b = Branch {
-                key,
-                offset: *offset,
-                len,
-                obs_shape,
-                preprocess: pre,
-                ops: vec![Op::Flatten],
-                out_dim: out,
-            };
-            *offset += len;
-            Ok(b)
-        };
+    let flatten_branch = |key: Option<String>, space: &Space, offset: &mut usize| -> Result<Branch, String> {
+        let what = key.clone().unwrap_or_else(|| "observation".into());
+        let (pre, obs_shape, out) = preprocess_for(space, info.normalize_images, &what)?;
+        let len = space.input_len();
+        let b = Branch { key, offset: *offset, len, obs_shape, preprocess: pre, ops: vec![Op::Flatten], out_dim: out };
+        *offset += len;
+        Ok(b)
+    };
 
     if has("features_extractor.mlp.") {
         extractor = format!(
             "custom mlp extractor{}",
-            if fe_class.is_empty() {
-                String::new()
-            } else {
-                format!(" ({fe_class})")
-            }
+            if fe_class.is_empty() { String::new() } else { format!(" ({fe_class})") }
         );
         for (key, space) in &keyed {
             let b = flatten_branch(key.clone(), space, &mut offset)?;
@@ -340,44 +272,23 @@ pub fn infer(
             ));
         }
         if keyed.len() > 1 {
-            notes.push(
-                "custom mlp extractor: assuming the observation keys are concatenated in key order"
-                    .into(),
-            );
+            notes.push("custom mlp extractor: assuming the observation keys are concatenated in key order".into());
         }
         let mut dims = Vec::new();
-        feature_dim = linear_stack(
-            &mut p,
-            "features_extractor.mlp.",
-            feature_dim,
-            ext_act,
-            true,
-            &mut trunk,
-            &mut dims,
-        )
-        .map_err(|e| format!("custom feature extractor: {e}"))?;
+        feature_dim =
+            linear_stack(&mut p, "features_extractor.mlp.", feature_dim, ext_act, true, &mut trunk, &mut dims)
+                .map_err(|e| format!("custom feature extractor: {e}"))?;
     } else if has("features_extractor.cnn.") {
         extractor = "NatureCNN".to_string();
         let (key, space) = &keyed[0];
         if keyed.len() > 1 || key.is_some() {
-            return Err(
-                "NatureCNN parameters with a Dict observation space: expected a Box image space"
-                    .into(),
-            );
+            return Err("NatureCNN parameters with a Dict observation space: expected a Box image space".into());
         }
         let (pre, obs_shape, _) = preprocess_for(space, info.normalize_images, "observation")?;
         let mut ops = Vec::new();
         let out = nature_cnn(&mut p, "features_extractor.", &obs_shape, &mut ops)?;
         let len = space.input_len();
-        branches.push(Branch {
-            key: None,
-            offset: 0,
-            len,
-            obs_shape,
-            preprocess: pre,
-            ops,
-            out_dim: out,
-        });
+        branches.push(Branch { key: None, offset: 0, len, obs_shape, preprocess: pre, ops, out_dim: out });
         offset = len;
         feature_dim = out;
     } else if has("features_extractor.extractors.")
@@ -390,18 +301,9 @@ pub fn infer(
             if has(&format!("{prefix}cnn.")) {
                 let (pre, obs_shape, _) = preprocess_for(space, info.normalize_images, &k)?;
                 let mut ops = Vec::new();
-                let out = nature_cnn(&mut p, &prefix, &obs_shape, &mut ops)
-                    .map_err(|e| format!("key '{k}': {e}"))?;
+                let out = nature_cnn(&mut p, &prefix, &obs_shape, &mut ops).map_err(|e| format!("key '{k}': {e}"))?;
                 let len = space.input_len();
-                branches.push(Branch {
-                    key: key.clone(),
-                    offset,
-                    len,
-                    obs_shape,
-                    preprocess: pre,
-                    ops,
-                    out_dim: out,
-                });
+                branches.push(Branch { key: key.clone(), offset, len, obs_shape, preprocess: pre, ops, out_dim: out });
                 offset += len;
                 feature_dim += out;
             } else {
@@ -417,12 +319,8 @@ pub fn infer(
         feature_dim = b.out_dim;
         branches.push(b);
     } else {
-        let names: Vec<&str> = params
-            .iter()
-            .map(|x| x.name.as_str())
-            .filter(|n| n.starts_with("features_extractor."))
-            .take(8)
-            .collect();
+        let names: Vec<&str> =
+            params.iter().map(|x| x.name.as_str()).filter(|n| n.starts_with("features_extractor.")).take(8).collect();
         return Err(format!(
             "unrecognised feature extractor{} with parameters [{}]; saliency knows FlattenExtractor, NatureCNN \
              (features_extractor.cnn/linear), CombinedExtractor (features_extractor.extractors.<key>) and a custom \
@@ -434,29 +332,16 @@ pub fn infer(
 
     let mut dims = Vec::new();
     let q_start = trunk.len();
-    let out = linear_stack(
-        &mut p,
-        "q_net.",
-        feature_dim,
-        act,
-        false,
-        &mut trunk,
-        &mut dims,
-    )
-    .map_err(|e| format!("q_net: {e}"))?;
+    let out = linear_stack(&mut p, "q_net.", feature_dim, act, false, &mut trunk, &mut dims)
+        .map_err(|e| format!("q_net: {e}"))?;
     if out != info.n_actions {
         return Err(format!(
             "q_net's last layer has {out} outputs, but the action space has {} actions",
             info.n_actions
         ));
     }
-    let unused: Vec<&str> = params
-        .iter()
-        .zip(&p.used)
-        .filter(|(_, u)| !**u)
-        .map(|(x, _)| x.name.as_str())
-        .take(8)
-        .collect();
+    let unused: Vec<&str> =
+        params.iter().zip(&p.used).filter(|(_, u)| !**u).map(|(x, _)| x.name.as_str()).take(8).collect();
     if !unused.is_empty() {
         return Err(format!(
             "parameters that fit no known layer: [{}] (the extractor was read as {extractor})",
@@ -466,23 +351,13 @@ pub fn infer(
     let mut summary = String::new();
     for b in &branches {
         if !b.ops.is_empty() && b.ops != [Op::Flatten] {
-            summary.push_str(&format!(
-                "[{}: {}] ",
-                b.key.as_deref().unwrap_or("obs"),
-                describe_ops(&b.ops, params)
-            ));
+            summary.push_str(&format!("[{}: {}] ", b.key.as_deref().unwrap_or("obs"), describe_ops(&b.ops, params)));
         }
     }
     if q_start > 0 {
-        summary.push_str(&format!(
-            "[extractor: {}] ",
-            describe_ops(&trunk[..q_start], params)
-        ));
+        summary.push_str(&format!("[extractor: {}] ", describe_ops(&trunk[..q_start], params)));
     }
-    summary.push_str(&format!(
-        "[q_net: {}]",
-        describe_ops(&trunk[q_start..], params)
-    ));
+    summary.push_str(&format!("[q_net: {}]", describe_ops(&trunk[q_start..], params)));
     Ok(Arch {
         branches,
         trunk,

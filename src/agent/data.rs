@@ -73,22 +73,13 @@ impl Activation {
     /// From a class name (`Tanh`) or its text in `data` (`<class 'torch.nn.modules.activation.Tanh'>`),
     /// case-insensitively.
     pub fn parse(text: &str) -> Option<Activation> {
-        let inner = text
-            .trim()
-            .trim_start_matches("<class '")
-            .trim_end_matches("'>");
+        let inner = text.trim().trim_start_matches("<class '").trim_end_matches("'>");
         let name = inner.rsplit('.').next().unwrap_or(inner);
-        Activation::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(name))
+        Activation::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name))
     }
 
     pub fn names() -> String {
-        Activation::ALL
-            .iter()
-            .map(|a| a.name())
-            .collect::<Vec<_>>()
-            .join(", ")
+        Activation::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -142,10 +133,7 @@ impl Space {
             Space::MultiDiscrete { nvec } => format!("MultiDiscrete({nvec:?})"),
             Space::MultiBinary { shape } => format!("MultiBinary({shape:?})"),
             Space::Dict(spaces) => {
-                let inner: Vec<String> = spaces
-                    .iter()
-                    .map(|(k, s)| format!("'{k}': {}", s.describe()))
-                    .collect();
+                let inner: Vec<String> = spaces.iter().map(|(k, s)| format!("'{k}': {}", s.describe())).collect();
                 format!("Dict({{{}}})", inner.join(", "))
             }
         }
@@ -169,12 +157,7 @@ pub struct AgentInfo {
 }
 
 fn class_text(v: &Value) -> Option<String> {
-    v.as_str().map(|s| {
-        s.trim()
-            .trim_start_matches("<class '")
-            .trim_end_matches("'>")
-            .to_string()
-    })
+    v.as_str().map(|s| s.trim().trim_start_matches("<class '").trim_end_matches("'>").to_string())
 }
 
 /// The policy class name from `policy_class`: `__init__` text, else the cloudpickle bytes.
@@ -219,31 +202,16 @@ fn numbers_in(text: &str) -> Vec<f64> {
 
 fn parse_usize_list(text: &str) -> Option<Vec<usize>> {
     let nums = numbers_in(text);
-    nums.iter()
-        .map(|&x| {
-            if x >= 0.0 && x.fract() == 0.0 && x < 1e12 {
-                Some(x as usize)
-            } else {
-                None
-            }
-        })
-        .collect()
+    nums.iter().map(|&x| if x >= 0.0 && x.fract() == 0.0 && x < 1e12 { Some(x as usize) } else { None }).collect()
 }
 
 fn shape_of(v: Option<&Value>) -> Option<Vec<usize>> {
-    v?.as_array()?
-        .iter()
-        .map(|x| x.as_i64().filter(|&i| i >= 0).map(|i| i as usize))
-        .collect()
+    v?.as_array()?.iter().map(|x| x.as_i64().filter(|&i| i >= 0).map(|i| i as usize)).collect()
 }
 
 fn bounds_ok(low: Option<&str>, high: Option<&str>) -> bool {
-    let low_ok = low
-        .map(|t| numbers_in(t).iter().all(|&x| x == 0.0))
-        .unwrap_or(true);
-    let high_ok = high
-        .map(|t| numbers_in(t).iter().all(|&x| x == 255.0))
-        .unwrap_or(true);
+    let low_ok = low.map(|t| numbers_in(t).iter().all(|&x| x == 0.0)).unwrap_or(true);
+    let high_ok = high.map(|t| numbers_in(t).iter().all(|&x| x == 255.0)).unwrap_or(true);
     low_ok && high_ok
 }
 
@@ -263,7 +231,9 @@ fn space_from_json(v: &Value, what: &str) -> Result<Space> {
         "Discrete" => {
             let n = v
                 .get("n")
-                .and_then(|n| n.as_str().and_then(|s| s.trim().parse::<usize>().ok()).or(n.as_i64().map(|i| i as usize)))
+                .and_then(|n| {
+                    n.as_str().and_then(|s| s.trim().parse::<usize>().ok()).or(n.as_i64().map(|i| i as usize))
+                })
                 .ok_or_else(|| eyre!("{what}: Discrete without a readable 'n'"))?;
             Ok(Space::Discrete { n })
         }
@@ -289,7 +259,9 @@ fn space_from_json(v: &Value, what: &str) -> Result<Space> {
             Ok(Space::Dict(spaces))
         }
         "" => bail!("{what}: no ':type:'"),
-        other => bail!("{what}: unsupported space type '{other}' (supported: Box, Discrete, MultiDiscrete, MultiBinary, Dict)"),
+        other => bail!(
+            "{what}: unsupported space type '{other}' (supported: Box, Discrete, MultiDiscrete, MultiBinary, Dict)"
+        ),
     }
 }
 
@@ -340,36 +312,20 @@ fn parse_space_repr(text: &str) -> std::result::Result<Space, String> {
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<usize>()
-                        .map_err(|_| format!("bad shape '{}'", args[2]))
-                })
+                .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape '{}'", args[2])))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(Space::Box {
-                shape,
-                dtype: args[3].to_string(),
-                image_bounds: bounds_ok(Some(args[0]), Some(args[1])),
-            })
+            Ok(Space::Box { shape, dtype: args[3].to_string(), image_bounds: bounds_ok(Some(args[0]), Some(args[1])) })
         }
         "Discrete" => {
-            let n = args
-                .first()
-                .and_then(|a| a.parse::<usize>().ok())
-                .ok_or("Discrete without n")?;
+            let n = args.first().and_then(|a| a.parse::<usize>().ok()).ok_or("Discrete without n")?;
             Ok(Space::Discrete { n })
         }
         "MultiDiscrete" => {
-            let nvec = args
-                .first()
-                .and_then(|a| parse_usize_list(a))
-                .ok_or("MultiDiscrete without nvec")?;
+            let nvec = args.first().and_then(|a| parse_usize_list(a)).ok_or("MultiDiscrete without nvec")?;
             Ok(Space::MultiDiscrete { nvec })
         }
         "MultiBinary" => {
-            let shape = args
-                .first()
-                .and_then(|a| parse_usize_list(a))
-                .ok_or("MultiBinary without n")?;
+            let shape = args.first().and_then(|a| parse_usize_list(a)).ok_or("MultiBinary without n")?;
             Ok(Space::MultiBinary { shape })
         }
         "Dict" => {
@@ -383,9 +339,7 @@ fn parse_space_repr(text: &str) -> std::result::Result<Space, String> {
 fn parse_dict_items(inner: &str) -> std::result::Result<Vec<(String, Space)>, String> {
     let mut out = Vec::new();
     for item in split_top(inner) {
-        let (key, space) = item
-            .split_once(':')
-            .ok_or_else(|| format!("no ':' in '{item}'"))?;
+        let (key, space) = item.split_once(':').ok_or_else(|| format!("no ':' in '{item}'"))?;
         let key = key.trim();
         let key = key
             .strip_prefix('\'')
@@ -400,10 +354,7 @@ fn parse_dict_items(inner: &str) -> std::result::Result<Vec<(String, Space)>, St
 /// `{'MLP_input': Box(-inf, inf, (106,), float32)}`
 pub fn parse_dict_repr(text: &str) -> std::result::Result<Vec<(String, Space)>, String> {
     let t = text.trim();
-    let inner = t
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .ok_or("not a {...} dict text")?;
+    let inner = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')).ok_or("not a {...} dict text")?;
     let items = parse_dict_items(inner)?;
     if items.is_empty() {
         return Err("empty Dict space".into());
@@ -417,39 +368,23 @@ pub fn parse_agent_data(bytes: &[u8], what: &str) -> Result<AgentInfo> {
     if data.as_object().is_none() {
         bail!("{what}: expected a JSON object, found {}", data.type_name());
     }
-    let policy_class = data
-        .get("policy_class")
-        .map(policy_class_name)
-        .unwrap_or_else(|| "unknown".into());
+    let policy_class = data.get("policy_class").map(policy_class_name).unwrap_or_else(|| "unknown".into());
     let kwargs = data.get("policy_kwargs");
     let kw = |k: &str| kwargs.and_then(|v| v.get(k));
-    let activation_text = kw("activation_fn")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let activation_text = kw("activation_fn").and_then(Value::as_str).map(str::to_string);
     let activation = match &activation_text {
         Some(t) => Activation::parse(t),
         None => Some(Activation::ReLU),
     };
-    let normalize_images = kw("normalize_images")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let net_arch = kw("net_arch")
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().map(Value::as_i64).collect());
+    let normalize_images = kw("normalize_images").and_then(Value::as_bool).unwrap_or(true);
+    let net_arch = kw("net_arch").and_then(Value::as_array).and_then(|a| a.iter().map(Value::as_i64).collect());
     let features_extractor_class = kw("features_extractor_class").and_then(class_text);
-    let obs = data
-        .get("observation_space")
-        .ok_or_else(|| eyre!("{what}: no 'observation_space'"))?;
+    let obs = data.get("observation_space").ok_or_else(|| eyre!("{what}: no 'observation_space'"))?;
     let observation_space = space_from_json(obs, &format!("{what}: observation_space"))?;
-    let act = data
-        .get("action_space")
-        .ok_or_else(|| eyre!("{what}: no 'action_space'"))?;
+    let act = data.get("action_space").ok_or_else(|| eyre!("{what}: no 'action_space'"))?;
     let n_actions = match space_from_json(act, &format!("{what}: action_space"))? {
         Space::Discrete { n } if n > 0 => n,
-        other => bail!(
-            "{what}: action_space is {}, but a DQN agent has a Discrete action space",
-            other.describe()
-        ),
+        other => bail!("{what}: action_space is {}, but a DQN agent has a Discrete action space", other.describe()),
     };
     Ok(AgentInfo {
         policy_class,
@@ -471,14 +406,7 @@ mod tests {
     fn dict_space_reprs() {
         let s = parse_dict_repr("{'MLP_input': Box(-inf, inf, (106,), float32)}").unwrap();
         assert_eq!(s[0].0, "MLP_input");
-        assert_eq!(
-            s[0].1,
-            Space::Box {
-                shape: vec![106],
-                dtype: "float32".into(),
-                image_bounds: false
-            }
-        );
+        assert_eq!(s[0].1, Space::Box { shape: vec![106], dtype: "float32".into(), image_bounds: false });
         let s = parse_dict_repr(
             "{'image': Box(0, 255, (3, 64, 64), uint8), 'vec': Box(-1.0, 1.0, (8,), float32), 'd': Discrete(5), 'm': MultiDiscrete([3 4])}",
         )
@@ -492,10 +420,7 @@ mod tests {
 
     #[test]
     fn activation_names() {
-        assert_eq!(
-            Activation::parse("<class 'torch.nn.modules.activation.Tanh'>"),
-            Some(Activation::Tanh)
-        );
+        assert_eq!(Activation::parse("<class 'torch.nn.modules.activation.Tanh'>"), Some(Activation::Tanh));
         assert_eq!(Activation::parse("leakyrelu"), Some(Activation::LeakyReLU));
         assert_eq!(Activation::parse("<class 'my.Custom'>"), None);
     }

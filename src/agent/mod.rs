@@ -39,10 +39,7 @@ pub fn resolve_agent_zip(path: &Path) -> Result<PathBuf> {
         bail!("agent path {} does not exist", path.display());
     }
     if !path.is_dir() {
-        bail!(
-            "agent path {} is neither a file nor a directory",
-            path.display()
-        );
+        bail!("agent path {} is neither a file nor a directory", path.display());
     }
     for name in ["agent.zip", "model.zip", "dqn.zip"] {
         let p = path.join(name);
@@ -57,19 +54,14 @@ pub fn resolve_agent_zip(path: &Path) -> Result<PathBuf> {
         .collect();
     zips.sort();
     zips.into_iter().next().ok_or_else(|| {
-        eyre!(
-            "no agent in {}: expected agent.zip, model.zip, dqn.zip or another *.zip file",
-            path.display()
-        )
+        eyre!("no agent in {}: expected agent.zip, model.zip, dqn.zip or another *.zip file", path.display())
     })
 }
 
 /// The agent directory of an agent path (the zip's folder when a zip file is given).
 pub fn agent_dir(path: &Path) -> PathBuf {
     if path.is_file() {
-        path.parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
+        path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
     } else {
         path.to_path_buf()
     }
@@ -81,13 +73,6 @@ pub fn load_agent(path: &Path, overrides: &ArchOverrides, limits: &AgentLimits) 
     let zip = torchzip::read_agent_zip(&zip_path, limits)?;
     let what = format!("{}: data", zip_path.display());
     let info = data::parse_agent_data(&zip.data, &what)?;
-    let arch = arch::infer(&info, &zip.params, overrides)
-        .map_err(|e| eyre!("{}: {e}", zip_path.display()))?;
-    Ok(Agent {
-        zip_path,
-        info,
-        sb3_version: zip.sb3_version,
-        params: zip.params,
-        arch,
-    })
+    let arch = arch::infer(&info, &zip.params, overrides).map_err(|e| eyre!("{}: {e}", zip_path.display()))?;
+    Ok(Agent { zip_path, info, sb3_version: zip.sb3_version, params: zip.params, arch })
 }

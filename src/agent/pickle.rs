@@ -175,14 +175,7 @@ enum Item {
 
 /// Parses `data.pkl` of a state dict into (name, tensor) pairs in file order.
 pub fn read_state_dict(data: &[u8], limits: &Limits) -> Result<Vec<(String, TensorRef)>> {
-    let mut m = Machine {
-        data,
-        pos: 0,
-        stack: Vec::new(),
-        memo: HashMap::new(),
-        limits: *limits,
-        tensors: 0,
-    };
+    let mut m = Machine { data, pos: 0, stack: Vec::new(), memo: HashMap::new(), limits: *limits, tensors: 0 };
     let top = m.run()?;
     let entries = match &*top {
         V::Dict(d) => d.entries.clone(),
@@ -197,12 +190,7 @@ pub fn read_state_dict(data: &[u8], limits: &Limits) -> Result<Vec<(String, Tens
     for (k, v) in entries {
         let name = match &*k {
             V::Str(s) => s.clone(),
-            other => {
-                return Err(PickleError(format!(
-                    "state dict key is {}, expected a string",
-                    type_name(other)
-                )))
-            }
+            other => return Err(PickleError(format!("state dict key is {}, expected a string", type_name(other)))),
         };
         match &*v {
             V::Tensor(t) => out.push((name, t.clone())),
@@ -272,11 +260,7 @@ impl<'a> Machine<'a> {
 
     fn line(&mut self) -> Result<String> {
         let rest = &self.data[self.pos..];
-        let end = match rest
-            .iter()
-            .take(self.limits.max_string + 1)
-            .position(|&b| b == b'\n')
-        {
+        let end = match rest.iter().take(self.limits.max_string + 1).position(|&b| b == b'\n') {
             Some(e) => e,
             None => return self.err("unterminated text line in GLOBAL"),
         };
@@ -295,16 +279,10 @@ impl<'a> Machine<'a> {
 
     fn push_rc(&mut self, v: Rc<V>, depth: usize) -> Result<()> {
         if depth > self.limits.max_nesting {
-            return self.err(format!(
-                "values nested deeper than {} levels (limit)",
-                self.limits.max_nesting
-            ));
+            return self.err(format!("values nested deeper than {} levels (limit)", self.limits.max_nesting));
         }
         if self.stack.len() >= self.limits.max_stack {
-            return self.err(format!(
-                "stack deeper than {} entries (limit)",
-                self.limits.max_stack
-            ));
+            return self.err(format!("stack deeper than {} entries (limit)", self.limits.max_stack));
         }
         self.stack.push(Item::Val(v, depth));
         Ok(())
@@ -358,10 +336,7 @@ impl<'a> Machine<'a> {
             _ => return self.err("memo store with no value on the stack"),
         };
         if self.memo.len() >= self.limits.max_memo && !self.memo.contains_key(&idx) {
-            return self.err(format!(
-                "more than {} memo entries (limit)",
-                self.limits.max_memo
-            ));
+            return self.err(format!("more than {} memo entries (limit)", self.limits.max_memo));
         }
         self.memo.insert(idx, top);
         Ok(())
@@ -380,20 +355,14 @@ impl<'a> Machine<'a> {
     fn int_arg(&self, v: &V, what: &str) -> Result<u64> {
         match v {
             V::Int(i) if *i >= 0 => Ok(*i as u64),
-            other => self.err(format!(
-                "{what}: expected a non-negative int, found {}",
-                type_name(other)
-            )),
+            other => self.err(format!("{what}: expected a non-negative int, found {}", type_name(other))),
         }
     }
 
     fn int_tuple(&self, v: &V, what: &str) -> Result<Vec<u64>> {
         match v {
             V::Tuple(items) => items.iter().map(|i| self.int_arg(i, what)).collect(),
-            other => self.err(format!(
-                "{what}: expected a tuple of ints, found {}",
-                type_name(other)
-            )),
+            other => self.err(format!("{what}: expected a tuple of ints, found {}", type_name(other))),
         }
     }
 
@@ -418,12 +387,7 @@ impl<'a> Machine<'a> {
     fn reduce(&mut self, func: &V, args: &V) -> Result<V> {
         let args = match args {
             V::Tuple(a) => a,
-            other => {
-                return self.err(format!(
-                    "REDUCE arguments are {}, expected a tuple",
-                    type_name(other)
-                ))
-            }
+            other => return self.err(format!("REDUCE arguments are {}, expected a tuple", type_name(other))),
         };
         match func {
             V::Global(Global::OrderedDict) => {
@@ -434,17 +398,11 @@ impl<'a> Machine<'a> {
             }
             V::Global(Global::RebuildTensorV2) => {
                 if args.len() < 4 {
-                    return self
-                        .err("_rebuild_tensor_v2 needs (storage, offset, size, stride, ...)");
+                    return self.err("_rebuild_tensor_v2 needs (storage, offset, size, stride, ...)");
                 }
                 let (dtype, key, numel) = match &*args[0] {
                     V::Storage { dtype, key, numel } => (*dtype, key.clone(), *numel),
-                    other => {
-                        return self.err(format!(
-                            "tensor storage is {}, expected a storage",
-                            type_name(other)
-                        ))
-                    }
+                    other => return self.err(format!("tensor storage is {}, expected a storage", type_name(other))),
                 };
                 let offset = self.int_arg(&args[1], "tensor offset")?;
                 let shape = self.int_tuple(&args[2], "tensor size")?;
@@ -452,39 +410,19 @@ impl<'a> Machine<'a> {
                 self.check_tensor(&key, numel, offset, &shape, &stride)?;
                 self.tensors += 1;
                 if self.tensors > self.limits.max_tensors {
-                    return self.err(format!(
-                        "more than {} tensors (limit)",
-                        self.limits.max_tensors
-                    ));
+                    return self.err(format!("more than {} tensors (limit)", self.limits.max_tensors));
                 }
-                Ok(V::Tensor(TensorRef {
-                    storage_key: key,
-                    dtype,
-                    storage_numel: numel,
-                    offset,
-                    shape,
-                    stride,
-                }))
+                Ok(V::Tensor(TensorRef { storage_key: key, dtype, storage_numel: numel, offset, shape, stride }))
             }
             V::Global(Global::RebuildParameter) => match args.first().map(|a| &**a) {
                 Some(V::Tensor(t)) => Ok(V::Tensor(t.clone())),
                 _ => self.err("_rebuild_parameter needs a tensor"),
             },
-            other => self.err(format!(
-                "REDUCE on {}, which is not an allowed callable",
-                type_name(other)
-            )),
+            other => self.err(format!("REDUCE on {}, which is not an allowed callable", type_name(other))),
         }
     }
 
-    fn check_tensor(
-        &self,
-        key: &str,
-        numel: u64,
-        offset: u64,
-        shape: &[u64],
-        stride: &[u64],
-    ) -> Result<()> {
+    fn check_tensor(&self, key: &str, numel: u64, offset: u64, shape: &[u64], stride: &[u64]) -> Result<()> {
         let l = &self.limits;
         if shape.len() != stride.len() {
             return self.err(format!(
@@ -494,17 +432,10 @@ impl<'a> Machine<'a> {
             ));
         }
         if shape.len() > l.max_dims {
-            return self.err(format!(
-                "tensor in storage '{key}' has {} dims (limit {})",
-                shape.len(),
-                l.max_dims
-            ));
+            return self.err(format!("tensor in storage '{key}' has {} dims (limit {})", shape.len(), l.max_dims));
         }
         if numel > l.max_numel {
-            return self.err(format!(
-                "storage '{key}' declares {numel} elements (limit {})",
-                l.max_numel
-            ));
+            return self.err(format!("storage '{key}' declares {numel} elements (limit {})", l.max_numel));
         }
         let mut elems: u64 = 1;
         for &s in shape {
@@ -512,9 +443,9 @@ impl<'a> Machine<'a> {
                 Some(e) if e <= l.max_numel => e,
                 _ => {
                     return self.err(format!(
-                    "tensor in storage '{key}' has shape {shape:?}, over the limit of {} elements",
-                    l.max_numel
-                ))
+                        "tensor in storage '{key}' has shape {shape:?}, over the limit of {} elements",
+                        l.max_numel
+                    ))
                 }
             };
         }

@@ -22,11 +22,7 @@ pub struct AgentLimits {
 
 impl Default for AgentLimits {
     fn default() -> Self {
-        AgentLimits {
-            max_policy_bytes: 4 << 30,
-            max_meta_bytes: 64 << 20,
-            max_members: 1 << 16,
-        }
+        AgentLimits { max_policy_bytes: 4 << 30, max_meta_bytes: 64 << 20, max_members: 1 << 16 }
     }
 }
 
@@ -75,10 +71,7 @@ impl Seek for Window {
             SeekFrom::Current(d) => self.pos as i128 + d as i128,
         };
         if new < 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek before start",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
         }
         self.pos = (new as u64).min(self.len);
         Ok(self.pos)
@@ -89,28 +82,16 @@ trait ReadSeek: Read + Seek {}
 impl<T: Read + Seek> ReadSeek for T {}
 
 fn open_zip<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<ZipArchive<R>> {
-    let archive =
-        ZipArchive::new(reader).map_err(|e| eyre!("{what} is not a readable zip archive: {e}"))?;
+    let archive = ZipArchive::new(reader).map_err(|e| eyre!("{what} is not a readable zip archive: {e}"))?;
     if archive.len() > limits.max_members {
-        bail!(
-            "{what} has {} members (limit {})",
-            archive.len(),
-            limits.max_members
-        );
+        bail!("{what} has {} members (limit {})", archive.len(), limits.max_members);
     }
     Ok(archive)
 }
 
 /// Reads a member fully, refusing more than `max` bytes (declared or actual).
-fn read_member<R: Read + Seek>(
-    archive: &mut ZipArchive<R>,
-    name: &str,
-    max: u64,
-    what: &str,
-) -> Result<Vec<u8>> {
-    let mut member = archive
-        .by_name(name)
-        .map_err(|e| eyre!("{what}: cannot open member '{name}': {e}"))?;
+fn read_member<R: Read + Seek>(archive: &mut ZipArchive<R>, name: &str, max: u64, what: &str) -> Result<Vec<u8>> {
+    let mut member = archive.by_name(name).map_err(|e| eyre!("{what}: cannot open member '{name}': {e}"))?;
     let declared = member.size();
     if declared > max {
         bail!("{what}: member '{name}' declares {declared} bytes, over the limit of {max}");
@@ -124,10 +105,7 @@ fn read_member<R: Read + Seek>(
         bail!("{what}: member '{name}' inflates past the limit of {max} bytes (a zip bomb?)");
     }
     if out.len() as u64 != declared {
-        bail!(
-            "{what}: member '{name}' holds {} bytes but declares {declared}",
-            out.len()
-        );
+        bail!("{what}: member '{name}' holds {} bytes but declares {declared}", out.len());
     }
     Ok(out)
 }
@@ -165,20 +143,11 @@ pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
     // policy.pth: read in place when stored (SB3's default), else inflate into memory.
     let what = format!("{shown}: policy.pth");
     let (stored, start, size) = {
-        let m = outer
-            .by_name("policy.pth")
-            .map_err(|e| eyre!("{what}: {e}"))?;
-        (
-            m.compression() == zip::CompressionMethod::Stored,
-            m.data_start(),
-            m.size(),
-        )
+        let m = outer.by_name("policy.pth").map_err(|e| eyre!("{what}: {e}"))?;
+        (m.compression() == zip::CompressionMethod::Stored, m.data_start(), m.size())
     };
     if size > limits.max_policy_bytes {
-        bail!(
-            "{what} is {size} bytes, over the limit of {} (raise it with --max-agent-mb)",
-            limits.max_policy_bytes
-        );
+        bail!("{what} is {size} bytes, over the limit of {} (raise it with --max-agent-mb)", limits.max_policy_bytes);
     }
     let inner: Box<dyn ReadSeek> = if stored {
         let file = File::open(path).wrap_err_with(|| format!("cannot open agent file {shown}"))?;
@@ -186,26 +155,12 @@ pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
         if start + size > file_len {
             bail!("{what} runs past the end of the file (truncated agent zip)");
         }
-        Box::new(Window {
-            file,
-            start,
-            len: size,
-            pos: 0,
-        })
+        Box::new(Window { file, start, len: size, pos: 0 })
     } else {
-        Box::new(io::Cursor::new(read_member(
-            &mut outer,
-            "policy.pth",
-            limits.max_policy_bytes,
-            &shown,
-        )?))
+        Box::new(io::Cursor::new(read_member(&mut outer, "policy.pth", limits.max_policy_bytes, &shown)?))
     };
     let params = read_state_dict(inner, &what, limits)?;
-    Ok(AgentZip {
-        data,
-        sb3_version,
-        params,
-    })
+    Ok(AgentZip { data, sb3_version, params })
 }
 
 fn list_names(names: &[String]) -> String {
@@ -222,19 +177,11 @@ fn list_names(names: &[String]) -> String {
 
 /// Reads the `q_net.*` tensors of a `torch.save` zip (the online network; `q_net_target.*`
 /// is skipped), named without the leading `q_net.`, in file order.
-fn read_state_dict<R: Read + Seek>(
-    reader: R,
-    what: &str,
-    limits: &AgentLimits,
-) -> Result<Vec<Param>> {
+fn read_state_dict<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<Vec<Param>> {
     let mut zip = ZipArchive::new(reader)
         .map_err(|e| eyre!("{what} is not a torch.save zip archive (is it an old-format or non-PyTorch file?): {e}"))?;
     if zip.len() > limits.max_members {
-        bail!(
-            "{what} has {} members (limit {})",
-            zip.len(),
-            limits.max_members
-        );
+        bail!("{what} has {} members (limit {})", zip.len(), limits.max_members);
     }
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
     // The folder holding data.pkl (`archive/` for SB3; other writers use other names).
@@ -243,16 +190,11 @@ fn read_state_dict<R: Read + Seek>(
         .filter(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1)
         .min()
         .cloned()
-        .ok_or_else(|| {
-            eyre!(
-                "{what} has no '<folder>/data.pkl'; members: {}",
-                list_names(&names)
-            )
-        })?;
+        .ok_or_else(|| eyre!("{what} has no '<folder>/data.pkl'; members: {}", list_names(&names)))?;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
     let pickle_bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, what)?;
-    let entries = pickle::read_state_dict(&pickle_bytes, &pickle::Limits::default())
-        .map_err(|e| eyre!("{what}: {pkl}: {e}"))?;
+    let entries =
+        pickle::read_state_dict(&pickle_bytes, &pickle::Limits::default()).map_err(|e| eyre!("{what}: {pkl}: {e}"))?;
 
     let mut params = Vec::new();
     let mut total: u64 = 0;
@@ -261,10 +203,7 @@ fn read_state_dict<R: Read + Seek>(
             continue;
         };
         if !tensor.dtype.is_float() {
-            bail!(
-                "{what}: tensor '{key}' has dtype {:?}; parameters must be floating point",
-                tensor.dtype
-            );
+            bail!("{what}: tensor '{key}' has dtype {:?}; parameters must be floating point", tensor.dtype);
         }
         let bytes = tensor.storage_numel * tensor.dtype.size() as u64;
         total += bytes;
@@ -276,10 +215,7 @@ fn read_state_dict<R: Read + Seek>(
         }
         let member = format!("{prefix}data/{}", tensor.storage_key);
         if member.contains("..") || tensor.storage_key.contains('/') {
-            bail!(
-                "{what}: tensor '{key}' names storage '{}', which is not a plain key",
-                tensor.storage_key
-            );
+            bail!("{what}: tensor '{key}' names storage '{}', which is not a plain key", tensor.storage_key);
         }
         let raw = read_member(&mut zip, &member, bytes, what)?;
         if raw.len() as u64 != bytes {
@@ -291,11 +227,7 @@ fn read_state_dict<R: Read + Seek>(
             );
         }
         let data = gather(&raw, &tensor);
-        params.push(Param {
-            name: name.to_string(),
-            shape: tensor.shape.iter().map(|&s| s as usize).collect(),
-            data,
-        });
+        params.push(Param { name: name.to_string(), shape: tensor.shape.iter().map(|&s| s as usize).collect(), data });
     }
     if params.is_empty() {
         bail!("{what} has no 'q_net.*' tensors (is this a DQN policy?)");

@@ -25,11 +25,7 @@ pub struct JsonError {
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.source, self.line, self.column, self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.source, self.line, self.column, self.message)
     }
 }
 
@@ -212,11 +208,7 @@ impl<R: Read> JsonReader<R> {
 
     /// Skips a UTF-8 byte order mark at the very start, if present.
     fn skip_bom(&mut self) -> Result<()> {
-        if self.base == 0
-            && self.pos == 0
-            && self.fill()?
-            && self.buf[..self.end].starts_with(&[0xEF, 0xBB, 0xBF])
-        {
+        if self.base == 0 && self.pos == 0 && self.fill()? && self.buf[..self.end].starts_with(&[0xEF, 0xBB, 0xBF]) {
             self.pos = 3;
         }
         Ok(())
@@ -244,10 +236,7 @@ impl<R: Read> JsonReader<R> {
                 self.max_depth
             )));
         }
-        self.stack.push(Frame {
-            object,
-            first: true,
-        });
+        self.stack.push(Frame { object, first: true });
         Ok(())
     }
 
@@ -271,10 +260,7 @@ impl<R: Read> JsonReader<R> {
     pub fn next_key(&mut self) -> Result<Option<String>> {
         self.skip_ws()?;
         let first = match self.stack.last() {
-            Some(Frame {
-                object: true,
-                first,
-            }) => *first,
+            Some(Frame { object: true, first }) => *first,
             _ => return Err(self.error("internal: next_key outside an object")),
         };
         match self.peek()? {
@@ -306,10 +292,7 @@ impl<R: Read> JsonReader<R> {
     pub fn next_element(&mut self) -> Result<bool> {
         self.skip_ws()?;
         let first = match self.stack.last() {
-            Some(Frame {
-                object: false,
-                first,
-            }) => *first,
+            Some(Frame { object: false, first }) => *first,
             _ => return Err(self.error("internal: next_element outside a list")),
         };
         match self.peek()? {
@@ -406,11 +389,7 @@ impl<R: Read> JsonReader<R> {
                 }
                 Some(b'N') if self.scratch.is_empty() => {
                     return if self.literal(b"NaN")? {
-                        Ok(Number {
-                            value: f64::NAN,
-                            int: None,
-                            integral: false,
-                        })
+                        Ok(Number { value: f64::NAN, int: None, integral: false })
                     } else {
                         Err(self.unexpected("a number"))
                     };
@@ -418,16 +397,8 @@ impl<R: Read> JsonReader<R> {
                 Some(b'I') if self.scratch.is_empty() || self.scratch == b"-" => {
                     let negative = !self.scratch.is_empty();
                     return if self.literal(b"Infinity")? {
-                        let value = if negative {
-                            f64::NEG_INFINITY
-                        } else {
-                            f64::INFINITY
-                        };
-                        Ok(Number {
-                            value,
-                            int: None,
-                            integral: false,
-                        })
+                        let value = if negative { f64::NEG_INFINITY } else { f64::INFINITY };
+                        Ok(Number { value, int: None, integral: false })
                     } else {
                         Err(self.unexpected("a number"))
                     };
@@ -478,13 +449,9 @@ impl<R: Read> JsonReader<R> {
                 }
                 self.pos += 1;
             }
-            self.scratch
-                .extend_from_slice(&self.buf[chunk_start..self.pos]);
+            self.scratch.extend_from_slice(&self.buf[chunk_start..self.pos]);
             if self.scratch.len() > self.max_string {
-                return Err(self.error(format!(
-                    "string longer than {} bytes (limit)",
-                    self.max_string
-                )));
+                return Err(self.error(format!("string longer than {} bytes (limit)", self.max_string)));
             }
             match self.peek()? {
                 None => return Err(self.error("unterminated string (end of file)")),
@@ -571,8 +538,7 @@ impl<R: Read> JsonReader<R> {
         match ch {
             Some(c) => {
                 let mut tmp = [0u8; 4];
-                self.scratch
-                    .extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                self.scratch.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
                 Ok(())
             }
             None => Err(self.error("lone surrogate in a \\u escape")),
@@ -657,11 +623,7 @@ impl<R: Read> JsonReader<R> {
     /// A rectangular nested list of numbers (or a single number), appended to `out` in
     /// row-major order; returns its shape. Ragged lists, non-numbers and more than
     /// `max_elems` numbers are errors.
-    pub fn read_nested_numbers(
-        &mut self,
-        max_elems: usize,
-        mut push: impl FnMut(f64),
-    ) -> Result<Vec<usize>> {
+    pub fn read_nested_numbers(&mut self, max_elems: usize, mut push: impl FnMut(f64)) -> Result<Vec<usize>> {
         let mut shape: Vec<usize> = Vec::new();
         let mut count = 0usize;
         if self.peek_kind()? != Kind::Array {
@@ -697,9 +659,7 @@ impl<R: Read> JsonReader<R> {
         while self.next_element()? {
             if leaf {
                 if self.peek_kind()? == Kind::Array {
-                    return Err(
-                        self.error("ragged nested list: a list where a number was expected")
-                    );
+                    return Err(self.error("ragged nested list: a list where a number was expected"));
                 }
                 push(self.read_f64()?);
                 *count += 1;
@@ -708,9 +668,7 @@ impl<R: Read> JsonReader<R> {
                 }
             } else {
                 if self.peek_kind()? != Kind::Array {
-                    return Err(
-                        self.error("ragged nested list: a number where a list was expected")
-                    );
+                    return Err(self.error("ragged nested list: a number where a list was expected"));
                 }
                 self.nested_level(level + 1, shape, count, max_elems, push)?;
             }
@@ -806,31 +764,19 @@ pub fn parse_number(text: &[u8]) -> Option<Number> {
             } else {
                 None
             };
-            return Some(Number {
-                value: v,
-                int,
-                integral,
-            });
+            return Some(Number { value: v, int, integral });
         }
     }
     // Anything else: the standard library's correctly rounded parser.
     let s = std::str::from_utf8(text).ok()?;
     let value: f64 = s.parse().ok()?;
-    let int = if integral {
-        s.parse::<i64>().ok()
-    } else {
-        None
-    };
-    Some(Number {
-        value,
-        int,
-        integral,
-    })
+    let int = if integral { s.parse::<i64>().ok() } else { None };
+    Some(Number { value, int, integral })
 }
 
 const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
 ];
 
 /// Reads a whole small JSON file as a tree, with caps on its size.
@@ -889,30 +835,20 @@ mod tests {
         r.read_number().unwrap();
         let err = r.next_key().unwrap_err();
         assert_eq!(err.line, 3);
-        assert!(
-            err.to_string().starts_with("t.json:3:7: expected ':'"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("t.json:3:7: expected ':'"), "{err}");
     }
 
     #[test]
     fn nested_numbers_and_ragged_lists() {
         let mut r = reader("[[1, 2, 3], [4, 5, 6]]");
         let mut v = vec![];
-        assert_eq!(
-            r.read_nested_numbers(100, |x| v.push(x)).unwrap(),
-            vec![2, 3]
-        );
+        assert_eq!(r.read_nested_numbers(100, |x| v.push(x)).unwrap(), vec![2, 3]);
         assert_eq!(v, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let mut r = reader("[[1, 2], [3]]");
         let err = r.read_nested_numbers(100, |_| {}).unwrap_err();
         assert!(err.message.contains("ragged"), "{err}");
         let mut r = reader("[[1, 2], 3]");
-        assert!(r
-            .read_nested_numbers(100, |_| {})
-            .unwrap_err()
-            .message
-            .contains("ragged"));
+        assert!(r.read_nested_numbers(100, |_| {}).unwrap_err().message.contains("ragged"));
         let mut r = reader("[]");
         assert_eq!(r.read_nested_numbers(100, |_| {}).unwrap(), vec![0]);
         let mut r = reader("[[], []]");
@@ -934,11 +870,7 @@ mod tests {
     #[test]
     fn depth_is_capped_and_skip_is_iterative() {
         let deep = "[".repeat(100) + &"]".repeat(100);
-        assert!(reader(&deep)
-            .skip_value()
-            .unwrap_err()
-            .message
-            .contains("nesting"));
+        assert!(reader(&deep).skip_value().unwrap_err().message.contains("nesting"));
         let mut r = reader("{\"a\": [1, {\"b\": [true, null, \"x\"]}], \"c\": 2}");
         r.skip_value().unwrap();
         r.expect_end().unwrap();

@@ -147,11 +147,7 @@ impl<W: Write> PyJsonWriter<W> {
 
     /// A row-major array of `shape` as nested lists (a scalar when `shape` is empty).
     /// `value(i)` gives element i; every element goes through the Python float format.
-    pub fn nested<F: FnMut(usize) -> f64>(
-        &mut self,
-        shape: &[usize],
-        mut value: F,
-    ) -> io::Result<()> {
+    pub fn nested<F: FnMut(usize) -> f64>(&mut self, shape: &[usize], mut value: F) -> io::Result<()> {
         if shape.is_empty() {
             return self.float(value(0));
         }
@@ -279,10 +275,7 @@ mod tests {
     #[test]
     fn nested_shapes() {
         let text = render(|w| w.nested(&[2, 2], |i| i as f64));
-        assert_eq!(
-            text,
-            "[\n  [\n    0.0,\n    1.0\n  ],\n  [\n    2.0,\n    3.0\n  ]\n]"
-        );
+        assert_eq!(text, "[\n  [\n    0.0,\n    1.0\n  ],\n  [\n    2.0,\n    3.0\n  ]\n]");
         assert_eq!(render(|w| w.nested(&[], |_| 0.5)), "0.5");
         assert_eq!(render(|w| w.nested(&[0], |_| 0.5)), "[]");
         assert_eq!(render(|w| w.nested(&[2, 0], |_| 0.5)), "[\n  [],\n  []\n]");
@@ -293,9 +286,6 @@ mod tests {
         // json.dumps("a\"b\\c\n\u00e9\U0001F600\x7f\x01")
         let mut out = Vec::new();
         push_json_string(&mut out, "a\"b\\c\n\u{e9}\u{1F600}\u{7f}\u{1}");
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "\"a\\\"b\\\\c\\n\\u00e9\\ud83d\\ude00\\u007f\\u0001\""
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), "\"a\\\"b\\\\c\\n\\u00e9\\ud83d\\ude00\\u007f\\u0001\"");
     }
 }

@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use super::average::{Averages, AvgParam};
+use super::gradfile::ParamMeta;
 use crate::model::{BatchGrads, LayerGrads, ParamSource};
 
 /// Rows handled per rayon task (enough work to amortise scheduling).
@@ -19,71 +21,60 @@ pub struct Accumulator {
 
 impl Accumulator {
     pub fn new(numels: &[usize]) -> Accumulator {
-        Accumulator {
-            sums: numels.iter().map(|&n| vec![0.0; n]).collect(),
-            count: 0,
-        }
+        Accumulator { sums: numels.iter().map(|&n| vec![0.0; n]).collect(), count: 0 }
     }
 
     /// Adds every input of the batch, in order.
     pub fn add_batch(&mut self, sources: &[ParamSource], batch: &BatchGrads) {
         let b = batch.n;
-        self.sums
-            .par_iter_mut()
-            .zip(sources.par_iter())
-            .for_each(|(sum, src)| match &batch.layers[src.layer] {
-                LayerGrads::Outer { d, a, rows, cols } => {
-                    let (rows, cols) = (*rows, *cols);
-                    if src.bias {
-                        for n in 0..b {
-                            add_abs(sum, &d[n * rows..(n + 1) * rows]);
-                        }
-                    } else {
-                        let rows_per_task = (MIN_CHUNK / cols.max(1)).max(1);
-                        sum.par_chunks_mut(rows_per_task * cols)
-                            .enumerate()
-                            .for_each(|(t, chunk)| {
-                                for (r, acc) in chunk.chunks_exact_mut(cols).enumerate() {
-                                    let i = t * rows_per_task + r;
-                                    for n in 0..b {
-                                        add_outer_abs(
-                                            acc,
-                                            d[n * rows + i],
-                                            &a[n * cols..(n + 1) * cols],
-                                        );
-                                    }
-                                }
-                            });
+        self.sums.par_iter_mut().zip(sources.par_iter()).for_each(|(sum, src)| match &batch.layers[src.layer] {
+            LayerGrads::Outer { d, a, rows, cols } => {
+                let (rows, cols) = (*rows, *cols);
+                if src.bias {
+                    for n in 0..b {
+                        add_abs(sum, &d[n * rows..(n + 1) * rows]);
                     }
-                }
-                LayerGrads::Dense {
-                    w,
-                    b: bias,
-                    numel,
-                    out,
-                } => {
-                    let (vals, width) = if src.bias { (bias, *out) } else { (w, *numel) };
-                    sum.par_chunks_mut(MIN_CHUNK)
-                        .enumerate()
-                        .for_each(|(t, chunk)| {
-                            let start = t * MIN_CHUNK;
+                } else {
+                    let rows_per_task = (MIN_CHUNK / cols.max(1)).max(1);
+                    sum.par_chunks_mut(rows_per_task * cols).enumerate().for_each(|(t, chunk)| {
+                        for (r, acc) in chunk.chunks_exact_mut(cols).enumerate() {
+                            let i = t * rows_per_task + r;
                             for n in 0..b {
-                                let row = &vals[n * width + start..n * width + start + chunk.len()];
-                                add_abs(chunk, row);
+                                add_outer_abs(acc, d[n * rows + i], &a[n * cols..(n + 1) * cols]);
                             }
-                        });
+                        }
+                    });
                 }
-            });
+            }
+            LayerGrads::Dense { w, b: bias, numel, out } => {
+                let (vals, width) = if src.bias { (bias, *out) } else { (w, *numel) };
+                sum.par_chunks_mut(MIN_CHUNK).enumerate().for_each(|(t, chunk)| {
+                    let start = t * MIN_CHUNK;
+                    for n in 0..b {
+                        let row = &vals[n * width + start..n * width + start + chunk.len()];
+                        add_abs(chunk, row);
+                    }
+                });
+            }
+        });
         self.count += b as u64;
     }
 
-    /// Means: each sum divided once by the number of inputs.
-    pub fn means(&self) -> Vec<Vec<f64>> {
+    /// Means: each sum divided once by the number of inputs so far.
+    pub fn averages(&self, params: &[ParamMeta]) -> Averages {
         let n = self.count as f64;
-        self.sums
-            .iter()
-            .map(|s| s.iter().map(|&x| x / n).collect())
-            .collect()
+        Averages {
+            num_examples: Some(self.count as i64),
+            params: params
+                .iter()
+                .zip(&self.sums)
+                .map(|(p, s)| AvgParam {
+                    name: p.name.clone(),
+                    shape: p.shape.clone(),
+                    data: s.iter().map(|&x| x / n).collect(),
+                })
+                .collect(),
+        }
     }
 }
 

@@ -86,8 +86,7 @@ impl Averages {
     /// Reads an averages file (this tool's or the Python tool's).
     pub fn read(path: &Path) -> Result<Averages> {
         let shown = path.display().to_string();
-        let file =
-            File::open(path).wrap_err_with(|| format!("cannot open averages file {shown}"))?;
+        let file = File::open(path).wrap_err_with(|| format!("cannot open averages file {shown}"))?;
         let mut r = JsonReader::new(BufReader::with_capacity(1 << 20, file), shown.clone());
         let e = |e: crate::json::JsonError| eyre!("{e}");
         r.begin_object().map_err(e)?;
@@ -110,11 +109,7 @@ impl Averages {
                         let shape = r
                             .read_nested_numbers(MAX_PARAM_ELEMS, |x| data.push(x))
                             .map_err(|err| eyre!("{err} (in parameter \"{name}\")"))?;
-                        let p = AvgParam {
-                            name: name.clone(),
-                            shape,
-                            data,
-                        };
+                        let p = AvgParam { name: name.clone(), shape, data };
                         // Python dict semantics: a repeated name keeps its place, takes the new value.
                         match out.index_of(&name) {
                             Some(i) => out.params[i] = p,

@@ -54,34 +54,20 @@ pub fn read_small_json(path: &Path, what: &str) -> Result<Value> {
 
 /// The keys of `cross_metric_summary["common_neurons"]`, in file order.
 pub fn candidate_keys(cross: &Value, source: &str) -> Result<Vec<CandidateKey>> {
-    let obj = cross.as_object().ok_or_else(|| {
-        eyre!(
-            "{source}: expected a JSON object, found {}",
-            cross.type_name()
-        )
-    })?;
-    let common = obj.get("common_neurons").ok_or_else(|| {
-        eyre!("{source}: no \"common_neurons\" (is this a cross_metric_summary.json?)")
-    })?;
+    let obj =
+        cross.as_object().ok_or_else(|| eyre!("{source}: expected a JSON object, found {}", cross.type_name()))?;
+    let common = obj
+        .get("common_neurons")
+        .ok_or_else(|| eyre!("{source}: no \"common_neurons\" (is this a cross_metric_summary.json?)"))?;
     let map: &Map = common.as_object().ok_or_else(|| {
-        eyre!(
-            "{source}: \"common_neurons\" must be an object of neuron key -> metrics, found {}",
-            common.type_name()
-        )
+        eyre!("{source}: \"common_neurons\" must be an object of neuron key -> metrics, found {}", common.type_name())
     })?;
-    Ok(map
-        .iter()
-        .map(|(k, v)| CandidateKey {
-            key: k.clone(),
-            metrics: v.clone(),
-        })
-        .collect())
+    Ok(map.iter().map(|(k, v)| CandidateKey { key: k.clone(), metrics: v.clone() }).collect())
 }
 
 /// Whether any key needs `useful_neurons.json` (the `exp_<N>_<layer>` form).
 pub fn needs_useful_neurons(keys: &[CandidateKey]) -> bool {
-    keys.iter()
-        .any(|k| matches!(parse_key(&k.key), Some(KeyForm::Experiment { .. })))
+    keys.iter().any(|k| matches!(parse_key(&k.key), Some(KeyForm::Experiment { .. })))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,78 +83,57 @@ fn all_digits(s: &str) -> bool {
 fn parse_key(key: &str) -> Option<KeyForm> {
     let parts: Vec<&str> = key.split('_').collect();
     if parts.len() >= 3 && parts[0] == "exp" && all_digits(parts[1]) {
-        return Some(KeyForm::Experiment {
-            number: parts[1].parse().unwrap_or(u64::MAX),
-            layer: parts[2..].join("_"),
-        });
+        return Some(KeyForm::Experiment { number: parts[1].parse().unwrap_or(u64::MAX), layer: parts[2..].join("_") });
     }
     let (layer, n) = key.rsplit_once("_neuron_")?;
     if all_digits(n) && !layer.is_empty() {
-        return Some(KeyForm::Neuron {
-            layer: layer.to_string(),
-            neuron: n.parse().unwrap_or(u64::MAX),
-        });
+        return Some(KeyForm::Neuron { layer: layer.to_string(), neuron: n.parse().unwrap_or(u64::MAX) });
     }
     None
 }
 
-fn resolve_one(
-    key: &str,
-    useful: Option<&Value>,
-    avgs: &Averages,
-) -> std::result::Result<(usize, usize), String> {
+fn resolve_one(key: &str, useful: Option<&Value>, avgs: &Averages) -> std::result::Result<(usize, usize), String> {
     let (layer, neuron) = match parse_key(key) {
         None => return Err("not of the form exp_<N>_<layer> or <layer>_neuron_<n>".into()),
         Some(KeyForm::Neuron { layer, neuron }) => (layer, neuron),
         Some(KeyForm::Experiment { number, layer }) => {
             let list = match useful {
-                None => {
-                    return Err(
-                        "an exp_<N>_<layer> key needs useful_neurons.json, which was not given"
-                            .into(),
-                    )
-                }
+                None => return Err("an exp_<N>_<layer> key needs useful_neurons.json, which was not given".into()),
                 Some(v) => v.as_array().ok_or("useful_neurons.json is not a list")?,
             };
             if number == 0 || number as usize > list.len() {
-                return Err(format!(
-                    "experiment {number} is out of range (useful_neurons.json lists {})",
-                    list.len()
-                ));
+                return Err(format!("experiment {number} is out of range (useful_neurons.json lists {})", list.len()));
             }
             let entry = &list[number as usize - 1];
-            let listed = entry.get(&layer).ok_or_else(|| {
-                format!("experiment {number} of useful_neurons.json has no layer '{layer}'")
-            })?;
-            let indices = listed.as_array().ok_or_else(|| {
-                format!("experiment {number}, layer '{layer}': expected a list of neuron indices")
-            })?;
+            let listed = entry
+                .get(&layer)
+                .ok_or_else(|| format!("experiment {number} of useful_neurons.json has no layer '{layer}'"))?;
+            let indices = listed
+                .as_array()
+                .ok_or_else(|| format!("experiment {number}, layer '{layer}': expected a list of neuron indices"))?;
             let neuron = match indices.first() {
                 None => 0,
                 Some(v) => match v.as_i64() {
                     Some(i) if i >= 0 => i as u64,
-                    _ => return Err(format!("experiment {number}, layer '{layer}': neuron index {v:?} is not a non-negative integer")),
+                    _ => {
+                        return Err(format!(
+                            "experiment {number}, layer '{layer}': neuron index {v:?} is not a non-negative integer"
+                        ))
+                    }
                 },
             };
             (layer, neuron)
         }
     };
     let param_name = format!("{layer}.weight");
-    let param = avgs
-        .index_of(&param_name)
-        .ok_or_else(|| format!("no parameter '{param_name}' in the averages"))?;
+    let param = avgs.index_of(&param_name).ok_or_else(|| format!("no parameter '{param_name}' in the averages"))?;
     let p = &avgs.params[param];
     if p.shape.len() < 2 {
-        return Err(format!(
-            "'{param_name}' has shape {:?}; a neuron is a row of a weight matrix",
-            p.shape
-        ));
+        return Err(format!("'{param_name}' has shape {:?}; a neuron is a row of a weight matrix", p.shape));
     }
     let (rows, _) = p.rows_cols();
     if neuron >= rows as u64 {
-        return Err(format!(
-            "neuron {neuron} is out of range ('{param_name}' has {rows} neurons)"
-        ));
+        return Err(format!("neuron {neuron} is out of range ('{param_name}' has {rows} neurons)"));
     }
     Ok((param, neuron as usize))
 }
@@ -178,25 +143,15 @@ pub fn resolve(keys: &[CandidateKey], useful: Option<&Value>, avgs: &Averages) -
     let mut out = Resolved::default();
     for k in keys {
         match resolve_one(&k.key, useful, avgs) {
-            Err(reason) => out
-                .warnings
-                .push(format!("skipping candidate {}: {reason}", k.key)),
+            Err(reason) => out.warnings.push(format!("skipping candidate {}: {reason}", k.key)),
             Ok((param, neuron)) => {
-                if let Some(prev) = out
-                    .candidates
-                    .iter()
-                    .find(|c| c.param == param && c.neuron == neuron)
-                {
+                if let Some(prev) = out.candidates.iter().find(|c| c.param == param && c.neuron == neuron) {
                     out.warnings.push(format!(
                         "skipping candidate {}: same neuron as {} ({} row {neuron})",
                         k.key, prev.key, avgs.params[param].name
                     ));
                 } else {
-                    out.candidates.push(Candidate {
-                        key: k.key.clone(),
-                        param,
-                        neuron,
-                    });
+                    out.candidates.push(Candidate { key: k.key.clone(), param, neuron });
                 }
             }
         }
@@ -282,12 +237,7 @@ pub fn select(avgs: &Averages, candidates: &[Candidate], k: usize, m: usize) -> 
         chosen_mask.resize(row.len(), false);
         for (rank, &j) in order.iter().enumerate() {
             chosen_mask[j] = true;
-            targets.push(Target {
-                candidate: c,
-                weight_index: j,
-                magnitude: row[j],
-                pick: Pick::Guaranteed(rank + 1),
-            });
+            targets.push(Target { candidate: c, weight_index: j, magnitude: row[j], pick: Pick::Guaranteed(rank + 1) });
         }
         top_k.push(order.clone());
         if m > 0 {
@@ -305,12 +255,7 @@ pub fn select(avgs: &Averages, candidates: &[Candidate], k: usize, m: usize) -> 
     let mut additional: Vec<(usize, Vec<usize>)> = Vec::new();
     for &(c, j, v, _) in &pool {
         let (c, j) = (c as usize, j as usize);
-        targets.push(Target {
-            candidate: c,
-            weight_index: j,
-            magnitude: v,
-            pick: Pick::Additional,
-        });
+        targets.push(Target { candidate: c, weight_index: j, magnitude: v, pick: Pick::Additional });
         match additional.iter_mut().find(|(ac, _)| *ac == c) {
             Some((_, list)) => list.push(j),
             None => additional.push((c, vec![j])),
@@ -318,35 +263,18 @@ pub fn select(avgs: &Averages, candidates: &[Candidate], k: usize, m: usize) -> 
     }
     let additional_count = pool.len();
     targets.sort_by(|a, b| desc(a.magnitude, b.magnitude));
-    Selection {
-        k,
-        m,
-        targets,
-        top_k,
-        additional,
-        guaranteed_count,
-        additional_count,
-    }
+    Selection { k, m, targets, top_k, additional, guaranteed_count, additional_count }
 }
 
 impl Selection {
     /// Sum of the selected magnitudes.
     pub fn captured(&self) -> f64 {
-        self.targets
-            .iter()
-            .map(|t| t.magnitude)
-            .filter(|v| v.is_finite())
-            .sum()
+        self.targets.iter().map(|t| t.magnitude).filter(|v| v.is_finite()).sum()
     }
 }
 
 /// Writes `candidate_weights.json` (spec §4 layout) atomically.
-pub fn write_candidates(
-    dest: &Path,
-    avgs: &Averages,
-    candidates: &[Candidate],
-    sel: &Selection,
-) -> Result<()> {
+pub fn write_candidates(dest: &Path, avgs: &Averages, candidates: &[Candidate], sel: &Selection) -> Result<()> {
     let mut out = JsonOutput::create(dest)?;
     let w = out.json();
     let res: std::io::Result<()> = (|| {
@@ -383,10 +311,7 @@ pub fn write_candidates(
         w.key_int("additional_selected", sel.additional_count as i64)?;
         w.key_string(
             "description",
-            &format!(
-                "Top {} weights per neuron plus top {} additional weights globally",
-                sel.k, sel.m
-            ),
+            &format!("Top {} weights per neuron plus top {} additional weights globally", sel.k, sel.m),
         )?;
         w.end_object()?;
         w.key("neuron_weights")?;
@@ -402,10 +327,7 @@ pub fn write_candidates(
             w.end_object()?;
         }
         w.end_object()?;
-        let index_list = |w: &mut crate::json::PyJsonWriter<_>,
-                          c: &Candidate,
-                          idx: &[usize]|
-         -> std::io::Result<()> {
+        let index_list = |w: &mut crate::json::PyJsonWriter<_>, c: &Candidate, idx: &[usize]| -> std::io::Result<()> {
             let row = avgs.params[c.param].row(c.neuron);
             w.key(&c.key)?;
             w.begin_object()?;
@@ -459,12 +381,7 @@ mod tests {
     }
 
     fn keys(k: &[&str]) -> Vec<CandidateKey> {
-        k.iter()
-            .map(|k| CandidateKey {
-                key: k.to_string(),
-                metrics: Value::Null,
-            })
-            .collect()
+        k.iter().map(|k| CandidateKey { key: k.to_string(), metrics: Value::Null }).collect()
     }
 
     #[test]
@@ -476,11 +393,7 @@ mod tests {
         // guaranteed: neuron 1 -> w0 (0.9); neuron 0 -> w1 (0.5, ties with w3: lower index wins)
         assert_eq!(s.top_k, vec![vec![0], vec![1]]);
         // pool in order: n1 w1 0.0, w2 0.2, w3 0.4; n0 w0 0.1, w2 0.3, w3 0.5 -> top 3: 0.5 (n0 w3), 0.4, 0.3
-        let got: Vec<(usize, usize, Pick)> = s
-            .targets
-            .iter()
-            .map(|t| (t.candidate, t.weight_index, t.pick))
-            .collect();
+        let got: Vec<(usize, usize, Pick)> = s.targets.iter().map(|t| (t.candidate, t.weight_index, t.pick)).collect();
         assert_eq!(
             got,
             vec![
@@ -500,10 +413,7 @@ mod tests {
         let r = resolve(&keys(&["q_net.0_neuron_0"]), None, &a);
         let s = select(&a, &r.candidates, 0, 2);
         assert_eq!(s.guaranteed_count, 0);
-        assert_eq!(
-            s.targets.iter().map(|t| t.weight_index).collect::<Vec<_>>(),
-            vec![1, 2]
-        );
+        assert_eq!(s.targets.iter().map(|t| t.weight_index).collect::<Vec<_>>(), vec![1, 2]);
         let s = select(&a, &r.candidates, 10, 5);
         assert_eq!(s.top_k[0], vec![1, 2, 0]);
         assert_eq!(s.additional_count, 0);
@@ -513,19 +423,10 @@ mod tests {
     fn unresolvable_and_duplicate_keys_warn() {
         let a = avgs(&[&[0.1, 0.5], &[0.2, 0.3]]);
         let useful = Value::Array(vec![Value::Object(
-            [("q_net.0".to_string(), Value::Array(vec![Value::Int(1)]))]
-                .into_iter()
-                .collect(),
+            [("q_net.0".to_string(), Value::Array(vec![Value::Int(1)]))].into_iter().collect(),
         )]);
         let r = resolve(
-            &keys(&[
-                "exp_1_q_net.0",
-                "q_net.0_neuron_1",
-                "q_net.0_neuron_9",
-                "bogus",
-                "exp_2_q_net.0",
-                "x.y_neuron_0",
-            ]),
+            &keys(&["exp_1_q_net.0", "q_net.0_neuron_1", "q_net.0_neuron_9", "bogus", "exp_2_q_net.0", "x.y_neuron_0"]),
             Some(&useful),
             &a,
         );
@@ -542,17 +443,11 @@ mod tests {
     fn layer_names_with_underscores() {
         assert_eq!(
             parse_key("exp_3_features_extractor.mlp.0"),
-            Some(KeyForm::Experiment {
-                number: 3,
-                layer: "features_extractor.mlp.0".into()
-            })
+            Some(KeyForm::Experiment { number: 3, layer: "features_extractor.mlp.0".into() })
         );
         assert_eq!(
             parse_key("features_extractor.mlp.0_neuron_12"),
-            Some(KeyForm::Neuron {
-                layer: "features_extractor.mlp.0".into(),
-                neuron: 12
-            })
+            Some(KeyForm::Neuron { layer: "features_extractor.mlp.0".into(), neuron: 12 })
         );
     }
 }

@@ -83,8 +83,7 @@ pub fn average_file(path: &Path, mut progress: impl FnMut(u64, usize)) -> Result
     let file = File::open(path).wrap_err_with(|| format!("cannot open gradients file {shown}"))?;
     let mut r = JsonReader::new(BufReader::with_capacity(1 << 20, file), shown.clone());
     let e = |e: crate::json::JsonError| eyre!("{e}");
-    r.begin_object()
-        .map_err(|err| eyre!("{err} (weight_gradients.json is an object of input id -> entry)"))?;
+    r.begin_object().map_err(|err| eyre!("{err} (weight_gradients.json is an object of input id -> entry)"))?;
     let mut params: Vec<AvgParam> = Vec::new();
     let mut count = 0usize;
     let mut seen = vec![false; 0];
@@ -100,9 +99,8 @@ pub fn average_file(path: &Path, mut progress: impl FnMut(u64, usize)) -> Result
                 continue;
             }
             got = true;
-            r.begin_object().map_err(|err| {
-                eyre!("{err} (in input \"{id}\": \"gradients\" must map parameter names to lists)")
-            })?;
+            r.begin_object()
+                .map_err(|err| eyre!("{err} (in input \"{id}\": \"gradients\" must map parameter names to lists)"))?;
             seen.clear();
             seen.resize(params.len(), false);
             let first = count == 0;
@@ -114,20 +112,19 @@ pub fn average_file(path: &Path, mut progress: impl FnMut(u64, usize)) -> Result
                         seen.push(false);
                         params.len() - 1
                     }
-                    None => bail!("{shown}: input \"{id}\" has parameter \"{name}\", which the first input does not have"),
+                    None => {
+                        bail!("{shown}: input \"{id}\" has parameter \"{name}\", which the first input does not have")
+                    }
                 };
                 if seen[index] {
                     bail!("{shown}: input \"{id}\" lists parameter \"{name}\" twice");
                 }
                 seen[index] = true;
                 let p = &mut params[index];
-                let ctx = |err: crate::json::JsonError| {
-                    eyre!("{err} (in input \"{id}\", parameter \"{name}\")")
-                };
+                let ctx = |err: crate::json::JsonError| eyre!("{err} (in input \"{id}\", parameter \"{name}\")");
                 let shape = if first {
                     let data = &mut p.data;
-                    r.read_nested_numbers(1 << 31, |x| data.push(x.abs()))
-                        .map_err(ctx)?
+                    r.read_nested_numbers(1 << 31, |x| data.push(x.abs())).map_err(ctx)?
                 } else {
                     let mut i = 0usize;
                     let data = &mut p.data;
@@ -157,10 +154,7 @@ pub fn average_file(path: &Path, mut progress: impl FnMut(u64, usize)) -> Result
                 p.shape = shape;
             }
             if let Some(i) = seen.iter().position(|s| !s) {
-                bail!(
-                    "{shown}: input \"{id}\" lacks parameter \"{}\"",
-                    params[i].name
-                );
+                bail!("{shown}: input \"{id}\" lacks parameter \"{}\"", params[i].name);
             }
         }
         if !got {
@@ -176,8 +170,5 @@ pub fn average_file(path: &Path, mut progress: impl FnMut(u64, usize)) -> Result
             *v /= n;
         }
     }
-    Ok(Averages {
-        num_examples: Some(count as i64),
-        params,
-    })
+    Ok(Averages { num_examples: Some(count as i64), params })
 }

@@ -35,9 +35,9 @@ impl InputReader {
         let shown = path.display().to_string();
         let file = File::open(path).wrap_err_with(|| format!("cannot open inputs file {shown}"))?;
         let mut reader = JsonReader::new(BufReader::with_capacity(1 << 20, file), shown.clone());
-        reader.begin_object().map_err(|e| {
-            eyre!("{e} (clean_inputs.json is an object of input id -> {{\"input\": [...]}})")
-        })?;
+        reader
+            .begin_object()
+            .map_err(|e| eyre!("{e} (clean_inputs.json is an object of input id -> {{\"input\": [...]}})"))?;
         let mut checks = Vec::new();
         for b in &arch.branches {
             let check = match &b.preprocess {
@@ -82,12 +82,7 @@ impl InputReader {
     }
 
     /// Appends up to `max` inputs (ids, and values row after row) and returns how many.
-    pub fn next_batch(
-        &mut self,
-        max: usize,
-        ids: &mut Vec<String>,
-        values: &mut Vec<f32>,
-    ) -> Result<usize> {
+    pub fn next_batch(&mut self, max: usize, ids: &mut Vec<String>, values: &mut Vec<f32>) -> Result<usize> {
         let mut n = 0;
         while n < max && !self.done {
             let id = match self.reader.next_key().map_err(|e| eyre!("{e}"))? {
@@ -116,11 +111,7 @@ impl InputReader {
         let path = self.path.clone();
         let ctx = |e: crate::json::JsonError| eyre!("{e} (in input \"{id}\")");
         if self.reader.peek_kind().map_err(ctx)? != Kind::Object {
-            let found = self
-                .reader
-                .peek_kind()
-                .map(Kind::name)
-                .unwrap_or("something else");
+            let found = self.reader.peek_kind().map(Kind::name).unwrap_or("something else");
             bail!("{path}: input \"{id}\": expected an object {{\"input\": [...]}}, found {found}");
         }
         self.reader.begin_object().map_err(ctx)?;
@@ -137,28 +128,19 @@ impl InputReader {
             self.scratch.clear();
             let limit = self.expected_len.saturating_mul(2).max(16);
             let scratch = &mut self.scratch;
-            let shape = self
-                .reader
-                .read_nested_numbers(limit, |x| scratch.push(x as f32))
-                .map_err(|e| {
-                    if e.message.contains("(limit)") {
-                        eyre!(
-                            "{path}: input \"{id}\": expected {} values, found more than {limit}",
-                            self.expected_len
-                        )
-                    } else {
-                        ctx(e)
-                    }
-                })?;
+            let shape = self.reader.read_nested_numbers(limit, |x| scratch.push(x as f32)).map_err(|e| {
+                if e.message.contains("(limit)") {
+                    eyre!("{path}: input \"{id}\": expected {} values, found more than {limit}", self.expected_len)
+                } else {
+                    ctx(e)
+                }
+            })?;
             let found = self.scratch.len();
             let flat_ok = shape.len() == 1 && found == self.expected_len;
             let nested_ok = self.obs_shape.as_deref() == Some(shape.as_slice());
             if !(flat_ok || nested_ok) {
                 let want = match &self.obs_shape {
-                    Some(s) => format!(
-                        "a list of {} values (or nested with shape {s:?})",
-                        self.expected_len
-                    ),
+                    Some(s) => format!("a list of {} values (or nested with shape {s:?})", self.expected_len),
                     None => format!("a list of {} values", self.expected_len),
                 };
                 let got = if shape.len() <= 1 {
@@ -200,9 +182,7 @@ pub fn count_inputs(path: &Path) -> Result<usize> {
     let mut buf = vec![0u8; 1 << 20];
     let (mut depth, mut in_str, mut escape, mut count) = (0i64, false, false, 0usize);
     loop {
-        let n = r
-            .read(&mut buf)
-            .wrap_err_with(|| format!("cannot read {shown}"))?;
+        let n = r.read(&mut buf).wrap_err_with(|| format!("cannot read {shown}"))?;
         if n == 0 {
             break;
         }

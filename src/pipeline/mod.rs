@@ -17,8 +17,8 @@ use color_eyre::eyre::{bail, Result};
 
 use crate::agent::Agent;
 use crate::model::Net;
-use accumulate::Accumulator;
-use average::{Averages, AvgParam};
+pub use accumulate::Accumulator;
+use average::Averages;
 use gradfile::{GradJsonWriter, ParamMeta};
 use inputs::InputReader;
 
@@ -49,19 +49,15 @@ pub enum RawFormat {
 
 /// The standard files of an agent directory (the research project's layout).
 pub fn clean_inputs_path(agent_dir: &Path) -> PathBuf {
-    agent_dir
-        .join("activation_inputs")
-        .join("clean_inputs.json")
+    agent_dir.join("activation_inputs").join("clean_inputs.json")
 }
 
 pub fn cross_metric_path(agent_dir: &Path) -> PathBuf {
-    agent_dir
-        .join("patching_results")
-        .join("cross_metric_summary.json")
+    agent_dir.join("patching_results").join("cross_metric_summary.json")
 }
 
 /// Progress of the gradient pass.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
     pub done: usize,
     pub total: usize,
@@ -78,14 +74,7 @@ pub struct GradientOutcome {
 }
 
 pub fn param_meta(agent: &Agent) -> Vec<ParamMeta> {
-    agent
-        .params
-        .iter()
-        .map(|p| ParamMeta {
-            name: p.name.clone(),
-            shape: p.shape.clone(),
-        })
-        .collect()
+    agent.params.iter().map(|p| ParamMeta { name: p.name.clone(), shape: p.shape.clone() }).collect()
 }
 
 /// Inputs per batch: enough to amortise libtorch's overhead, few enough to keep memory bounded
@@ -120,20 +109,13 @@ pub fn gradient_pass(
     net: &Net,
     inputs: &Path,
     opts: &PassOptions,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut dyn FnMut(Progress, &Accumulator),
     cancel: &AtomicBool,
 ) -> Result<GradientOutcome> {
-    let PassOptions {
-        raw,
-        out_dir,
-        batch_size,
-    } = opts.clone();
+    let PassOptions { raw, out_dir, batch_size } = opts.clone();
     let total = inputs::count_inputs(inputs)?;
     if total == 0 {
-        bail!(
-            "{} holds no inputs: there is nothing to analyse",
-            inputs.display()
-        );
+        bail!("{} holds no inputs: there is nothing to analyse", inputs.display());
     }
     let mut reader = InputReader::open(inputs, &agent.arch)?;
     let params = param_meta(agent);
@@ -144,19 +126,15 @@ pub fn gradient_pass(
     };
     let numels: Vec<usize> = params.iter().map(ParamMeta::numel).collect();
     let mut acc = Accumulator::new(&numels);
-    let batch = batch_size
-        .unwrap_or_else(|| batch_size_for(net, agent))
-        .max(1);
+    let batch = batch_size.unwrap_or_else(|| batch_size_for(net, agent)).max(1);
     let start = Instant::now();
-    progress(Progress {
-        done: 0,
-        total,
-        elapsed_s: 0.0,
-    });
+    progress(Progress { done: 0, total, elapsed_s: 0.0 }, &acc);
 
     // Parsing runs on its own thread, a couple of batches ahead of the model.
-    let (tx, rx) = mpsc::sync_channel::<Result<(Vec<String>, Vec<f32>)>>(2);
     let done = std::thread::scope(|scope| -> Result<usize> {
+        // The receiver lives in this closure: on an early return it is dropped before the
+        // scope joins the reader, whose next send then fails and ends it (no deadlock).
+        let (tx, rx) = mpsc::sync_channel::<Result<(Vec<String>, Vec<f32>)>>(2);
         scope.spawn(move || loop {
             let mut ids = Vec::with_capacity(batch);
             let mut values = Vec::with_capacity(batch * reader.expected_len());
@@ -185,11 +163,7 @@ pub fn gradient_pass(
             }
             acc.add_batch(&net.sources, &grads);
             done += ids.len();
-            progress(Progress {
-                done,
-                total: total.max(done),
-                elapsed_s: start.elapsed().as_secs_f64(),
-            });
+            progress(Progress { done, total: total.max(done), elapsed_s: start.elapsed().as_secs_f64() }, &acc);
         }
         if cancel.load(Ordering::Relaxed) {
             return Err(Cancelled.into());
@@ -205,23 +179,6 @@ pub fn gradient_pass(
         }
         None => None,
     };
-    let means = acc.means();
-    let averages = Averages {
-        num_examples: Some(done as i64),
-        params: params
-            .into_iter()
-            .zip(means)
-            .map(|(p, data)| AvgParam {
-                name: p.name,
-                shape: p.shape,
-                data,
-            })
-            .collect(),
-    };
-    Ok(GradientOutcome {
-        averages,
-        inputs: done,
-        non_finite,
-        raw_path,
-    })
+    let averages = acc.averages(&params);
+    Ok(GradientOutcome { averages, inputs: done, non_finite, raw_path })
 }

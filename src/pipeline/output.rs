@@ -18,13 +18,9 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
         return Ok(());
     }
     if dir.exists() && !dir.is_dir() {
-        bail!(
-            "output directory {} exists and is not a directory",
-            dir.display()
-        );
+        bail!("output directory {} exists and is not a directory", dir.display());
     }
-    fs::create_dir_all(dir)
-        .wrap_err_with(|| format!("cannot create output directory {}", dir.display()))
+    fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create output directory {}", dir.display()))
 }
 
 #[cfg(unix)]
@@ -35,9 +31,7 @@ fn default_permissions() -> fs::Permissions {
 
 #[cfg(not(unix))]
 fn default_permissions() -> fs::Permissions {
-    fs::metadata(".")
-        .map(|m| m.permissions())
-        .unwrap_or_else(|_| unreachable!())
+    fs::metadata(".").map(|m| m.permissions()).unwrap_or_else(|_| unreachable!())
 }
 
 pub struct AtomicFile {
@@ -47,18 +41,12 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(dest: &Path) -> Result<AtomicFile> {
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         ensure_dir(dir)?;
         if dest.is_dir() {
             bail!("cannot write {}: it is a directory", dest.display());
         }
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         // 0o666 minus the umask, as a plain open() would give (tempfile's default is 0o600).
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
@@ -66,10 +54,7 @@ impl AtomicFile {
             .permissions(default_permissions())
             .tempfile_in(dir)
             .wrap_err_with(|| format!("cannot create a file in {}", dir.display()))?;
-        Ok(AtomicFile {
-            tmp,
-            dest: dest.to_path_buf(),
-        })
+        Ok(AtomicFile { tmp, dest: dest.to_path_buf() })
     }
 
     pub fn file(&mut self) -> &mut File {
@@ -83,17 +68,10 @@ impl AtomicFile {
     /// Flushes to disk and renames into place.
     pub fn commit(self) -> Result<()> {
         let dest = self.dest.clone();
+        self.tmp.as_file().sync_all().wrap_err_with(|| format!("cannot write {} (disk full?)", dest.display()))?;
         self.tmp
-            .as_file()
-            .sync_all()
-            .wrap_err_with(|| format!("cannot write {} (disk full?)", dest.display()))?;
-        self.tmp.persist(&dest).map_err(|e| {
-            eyre!(
-                "cannot move the finished file into place at {}: {}",
-                dest.display(),
-                e.error
-            )
-        })?;
+            .persist(&dest)
+            .map_err(|e| eyre!("cannot move the finished file into place at {}: {}", dest.display(), e.error))?;
         Ok(())
     }
 }
@@ -107,14 +85,8 @@ pub struct JsonOutput {
 impl JsonOutput {
     pub fn create(dest: &Path) -> Result<JsonOutput> {
         let mut file = AtomicFile::create(dest)?;
-        let handle = file
-            .file()
-            .try_clone()
-            .wrap_err("cannot duplicate a file handle")?;
-        Ok(JsonOutput {
-            writer: PyJsonWriter::new(BufWriter::with_capacity(1 << 20, handle)),
-            file,
-        })
+        let handle = file.file().try_clone().wrap_err("cannot duplicate a file handle")?;
+        Ok(JsonOutput { writer: PyJsonWriter::new(BufWriter::with_capacity(1 << 20, handle)), file })
     }
 
     pub fn json(&mut self) -> &mut PyJsonWriter<BufWriter<File>> {
@@ -132,13 +104,9 @@ impl JsonOutput {
 
     pub fn commit(self) -> Result<()> {
         let dest = self.file.dest().to_path_buf();
-        let mut inner = self
-            .writer
-            .finish()
-            .wrap_err_with(|| format!("cannot write {} (disk full?)", dest.display()))?;
-        inner
-            .flush()
-            .wrap_err_with(|| format!("cannot write {}", dest.display()))?;
+        let mut inner =
+            self.writer.finish().wrap_err_with(|| format!("cannot write {} (disk full?)", dest.display()))?;
+        inner.flush().wrap_err_with(|| format!("cannot write {}", dest.display()))?;
         drop(inner);
         self.file.commit()
     }

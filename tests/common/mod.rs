@@ -31,35 +31,18 @@ pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
     let (header_len, start) = if bytes[6] == 1 {
         (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
     } else {
-        (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        )
+        (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
     };
     let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
+    let shape_text = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let shape: Vec<usize> =
+        shape_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     assert!(header.contains("'fortran_order': False"));
     let data = &bytes[start + header_len..];
     let values = if header.contains("'<f4'") {
-        data.chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-            .collect()
+        data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64).collect()
     } else if header.contains("'<f8'") {
-        data.chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect()
+        data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect()
     } else {
         panic!("unsupported npy dtype in {header}")
     };
@@ -77,24 +60,14 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64)
         }
     }
     let i = worst.1;
-    assert!(
-        worst.0 <= 0.0,
-        "{what}: element {i}: got {} want {} (rtol {rtol}, atol {atol})",
-        got[i],
-        want[i]
-    );
+    assert!(worst.0 <= 0.0, "{what}: element {i}: got {} want {} (rtol {rtol}, atol {atol})", got[i], want[i]);
 }
 
 /// Copies an agent zip, replacing (or, with None, dropping) members; `extra` adds members.
-pub fn rewrite_zip(
-    src: &Path,
-    dest: &Path,
-    mut edit: impl FnMut(&str, Vec<u8>) -> Option<Vec<u8>>,
-) {
+pub fn rewrite_zip(src: &Path, dest: &Path, mut edit: impl FnMut(&str, Vec<u8>) -> Option<Vec<u8>>) {
     let mut archive = zip::ZipArchive::new(std::fs::File::open(src).unwrap()).unwrap();
     let mut out = zip::ZipWriter::new(std::fs::File::create(dest).unwrap());
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..archive.len() {
         let mut f = archive.by_index(i).unwrap();
         let name = f.name().to_string();
@@ -109,11 +82,7 @@ pub fn rewrite_zip(
 }
 
 /// Rewrites `policy.pth` inside an agent zip with `edit` applied to the inner zip's members.
-pub fn rewrite_policy(
-    src: &Path,
-    dest: &Path,
-    mut edit: impl FnMut(&str, Vec<u8>) -> Option<Vec<u8>>,
-) {
+pub fn rewrite_policy(src: &Path, dest: &Path, mut edit: impl FnMut(&str, Vec<u8>) -> Option<Vec<u8>>) {
     rewrite_zip(src, dest, |name, data| {
         if name != "policy.pth" {
             return Some(data);

@@ -1,0 +1,240 @@
+//! The one keymap: every key maps to a named `Action` here, and the footer hints and the help
+//! screen are generated from this table, so they cannot drift apart.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    /// Esc: close the top popup, else cancel a running pipeline.
+    Back,
+    CancelRun,
+    Restart,
+    ToggleHelp,
+    FocusNext,
+    FocusPrev,
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    KUp,
+    KDown,
+    KUpBig,
+    KDownBig,
+    MUp,
+    MDown,
+    MUpBig,
+    MDownBig,
+    TypeK,
+    TypeM,
+    ZoomIn,
+    ZoomOut,
+    ZoomReset,
+    TogglePooling,
+    CycleScale,
+    ToggleRange,
+    CycleColormap,
+    CycleSort,
+    NextCandidate,
+    PrevCandidate,
+    Open,
+    ToggleKernel,
+    Export,
+    /// A digit, Backspace or Enter inside a number prompt.
+    Digit(u8),
+    Backspace,
+    Confirm,
+}
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Heatmap,
+    Prompt,
+}
+
+pub struct Binding {
+    pub keys: &'static [(KeyCode, KeyModifiers)],
+    /// How the keys are shown ("+ -", "Tab").
+    pub label: &'static str,
+    pub action: Action,
+    pub scope: Scope,
+    pub help: &'static str,
+    /// Short text for the footer, for the bindings worth a hint.
+    pub hint: Option<&'static str>,
+}
+
+const NONE: KeyModifiers = KeyModifiers::NONE;
+const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+
+macro_rules! b {
+    ($keys:expr, $label:expr, $action:expr, $scope:expr, $help:expr, $hint:expr) => {
+        Binding { keys: $keys, label: $label, action: $action, scope: $scope, help: $help, hint: $hint }
+    };
+}
+
+use KeyCode::Char as C;
+
+pub static KEYMAP: &[Binding] = &[
+    b!(&[(C('q'), NONE), (C('c'), CTRL)], "q Ctrl-C", Action::Quit, Scope::Global, "quit", Some("quit")),
+    b!(
+        &[(C('?'), NONE), (C('?'), SHIFT), (KeyCode::F(1), NONE)],
+        "?",
+        Action::ToggleHelp,
+        Scope::Global,
+        "toggle this help",
+        Some("help")
+    ),
+    b!(&[(KeyCode::Esc, NONE)], "Esc", Action::Back, Scope::Global, "close the popup; cancel a running pipeline", None),
+    b!(&[(C('c'), NONE)], "c", Action::CancelRun, Scope::Global, "cancel the running pipeline", None),
+    b!(&[(C('R'), SHIFT), (C('R'), NONE)], "R", Action::Restart, Scope::Global, "run the pipeline again", None),
+    b!(
+        &[(KeyCode::Tab, NONE)],
+        "Tab",
+        Action::FocusNext,
+        Scope::Global,
+        "next pane (layers, heatmap, targets)",
+        Some("pane")
+    ),
+    b!(
+        &[(KeyCode::BackTab, SHIFT), (KeyCode::BackTab, NONE)],
+        "S-Tab",
+        Action::FocusPrev,
+        Scope::Global,
+        "previous pane",
+        None
+    ),
+    b!(&[(KeyCode::Up, NONE), (C('k'), NONE)], "↑ k", Action::Up, Scope::Global, "move up", None),
+    b!(&[(KeyCode::Down, NONE), (C('j'), NONE)], "↓ j", Action::Down, Scope::Global, "move down", None),
+    b!(&[(KeyCode::Left, NONE), (C('h'), NONE)], "← h", Action::Left, Scope::Global, "move left (heatmap)", None),
+    b!(&[(KeyCode::Right, NONE), (C('l'), NONE)], "→ l", Action::Right, Scope::Global, "move right (heatmap)", None),
+    b!(&[(KeyCode::PageUp, NONE)], "PgUp", Action::PageUp, Scope::Global, "move up a page", None),
+    b!(&[(KeyCode::PageDown, NONE)], "PgDn", Action::PageDown, Scope::Global, "move down a page", None),
+    b!(&[(C('g'), NONE), (KeyCode::Home, NONE)], "g", Action::Top, Scope::Global, "go to the top", None),
+    b!(
+        &[(C('G'), SHIFT), (C('G'), NONE), (KeyCode::End, NONE)],
+        "G",
+        Action::Bottom,
+        Scope::Global,
+        "go to the bottom",
+        None
+    ),
+    b!(
+        &[(C('+'), NONE), (C('+'), SHIFT), (C('='), NONE), (C('.'), NONE)],
+        "+ .",
+        Action::KUp,
+        Scope::Global,
+        "k + 1 (top weights per neuron)",
+        Some("k±")
+    ),
+    b!(&[(C('-'), NONE), (C(','), NONE)], "- ,", Action::KDown, Scope::Global, "k - 1", None),
+    b!(&[(C('>'), SHIFT), (C('>'), NONE)], ">", Action::KUpBig, Scope::Global, "k + 10", None),
+    b!(&[(C('<'), SHIFT), (C('<'), NONE)], "<", Action::KDownBig, Scope::Global, "k - 10", None),
+    b!(&[(C(']'), NONE)], "]", Action::MUp, Scope::Global, "m + 1 (additional weights)", Some("m±")),
+    b!(&[(C('['), NONE)], "[", Action::MDown, Scope::Global, "m - 1", None),
+    b!(&[(C('}'), SHIFT), (C('}'), NONE)], "}", Action::MUpBig, Scope::Global, "m + 10", None),
+    b!(&[(C('{'), SHIFT), (C('{'), NONE)], "{", Action::MDownBig, Scope::Global, "m - 10", None),
+    b!(&[(C('K'), SHIFT), (C('K'), NONE)], "K", Action::TypeK, Scope::Global, "type a value for k", Some("type k")),
+    b!(&[(C('M'), SHIFT), (C('M'), NONE)], "M", Action::TypeM, Scope::Global, "type a value for m", Some("type m")),
+    b!(&[(C('z'), NONE)], "z", Action::ZoomIn, Scope::Heatmap, "zoom in (around the cursor)", Some("zoom")),
+    b!(&[(C('Z'), SHIFT), (C('Z'), NONE)], "Z", Action::ZoomOut, Scope::Heatmap, "zoom out", None),
+    b!(&[(C('0'), NONE)], "0", Action::ZoomReset, Scope::Heatmap, "fit the whole layer", None),
+    b!(&[(C('p'), NONE)], "p", Action::TogglePooling, Scope::Global, "pooling: max / mean", None),
+    b!(&[(C('s'), NONE)], "s", Action::CycleScale, Scope::Global, "scale: linear / log / rank", Some("scale")),
+    b!(&[(C('r'), NONE)], "r", Action::ToggleRange, Scope::Global, "colour range: this layer / all layers", None),
+    b!(
+        &[(C('C'), SHIFT), (C('C'), NONE)],
+        "C",
+        Action::CycleColormap,
+        Scope::Global,
+        "colormap: viridis / magma / inferno / cividis",
+        None
+    ),
+    b!(
+        &[(C('o'), NONE)],
+        "o",
+        Action::CycleSort,
+        Scope::Global,
+        "sort layers: file order / mean / max / size / selected",
+        None
+    ),
+    b!(&[(C('n'), NONE)], "n", Action::NextCandidate, Scope::Heatmap, "next candidate neuron", None),
+    b!(
+        &[(C('N'), SHIFT), (C('N'), NONE)],
+        "N",
+        Action::PrevCandidate,
+        Scope::Heatmap,
+        "previous candidate neuron",
+        None
+    ),
+    b!(
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        Action::Open,
+        Scope::Global,
+        "open: layer -> heatmap, cell or target -> neuron details",
+        Some("neuron")
+    ),
+    b!(
+        &[(C('x'), NONE)],
+        "x",
+        Action::ToggleKernel,
+        Scope::Heatmap,
+        "conv layers: show the kernel under the cursor",
+        None
+    ),
+    b!(&[(C('e'), NONE)], "e", Action::Export, Scope::Global, "export candidate_weights.json", Some("export")),
+];
+
+/// Keys inside a number prompt (checked before the keymap).
+pub fn prompt_action(key: KeyEvent) -> Option<Action> {
+    match key.code {
+        KeyCode::Char(c) if c.is_ascii_digit() => Some(Action::Digit(c as u8 - b'0')),
+        KeyCode::Backspace => Some(Action::Backspace),
+        KeyCode::Enter => Some(Action::Confirm),
+        KeyCode::Esc => Some(Action::Back),
+        KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => Some(Action::Quit),
+        _ => None,
+    }
+}
+
+/// The action for a key, if any.
+pub fn lookup(key: KeyEvent) -> Option<Action> {
+    let mods = key.modifiers & (KeyModifiers::SHIFT | KeyModifiers::CONTROL | KeyModifiers::ALT);
+    KEYMAP.iter().find(|b| b.keys.iter().any(|&(code, m)| code == key.code && m == mods)).map(|b| b.action)
+}
+
+/// Footer hints: "q quit  ? help  ...".
+pub fn hints() -> Vec<(&'static str, &'static str)> {
+    KEYMAP.iter().filter_map(|b| b.hint.map(|h| (b.label.split(' ').next().unwrap_or(b.label), h))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_key_is_bound_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for b in KEYMAP {
+            for k in b.keys {
+                assert!(seen.insert(*k), "{:?} bound twice", k);
+            }
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('q'), NONE)), Some(Action::Quit));
+        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('c'), CTRL)), Some(Action::Quit));
+        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('}'), SHIFT)), Some(Action::MUpBig));
+        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('j'), NONE)), Some(Action::Down));
+        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('y'), NONE)), None);
+    }
+}

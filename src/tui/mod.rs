@@ -1,0 +1,259 @@
+//! The interactive explorer (ratatui + crossterm).
+
+pub mod app;
+pub mod color;
+pub mod colormaps;
+pub mod heatmap;
+pub mod keymap;
+pub mod view;
+pub mod worker;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::{bail, eyre, Result};
+use crossterm::event::{self, Event, KeyEventKind, MouseButton, MouseEventKind};
+use ratatui::layout::Rect;
+
+use crate::agent::{self, AgentLimits, ArchOverrides};
+use crate::cli::ExploreArgs;
+use crate::commands::find_useful_neurons;
+use crate::json::Value;
+use crate::pipeline::{self, extract};
+use app::App;
+use color::{ColorMode, Colormap};
+use worker::{Job, Worker};
+
+/// The bundled demo: `./assets/demo`, else the one in the source tree this binary was built from.
+pub fn default_demo() -> PathBuf {
+    let local = PathBuf::from("assets/demo");
+    if local.is_dir() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo")
+}
+
+/// What to explore, worked out from the flags before the terminal is taken over (so mistakes
+/// are reported as plain errors).
+pub struct Plan {
+    pub app: App,
+    pub job: Job,
+}
+
+fn activation(text: &Option<String>, flag: &str) -> Result<Option<agent::Activation>> {
+    match text {
+        None => Ok(None),
+        Some(t) => agent::Activation::parse(t)
+            .map(Some)
+            .ok_or_else(|| eyre!("{flag} {t}: unknown activation (known: {})", agent::Activation::names())),
+    }
+}
+
+fn read_keys(cross: Option<&Path>, notes: &mut Vec<String>) -> Result<Vec<extract::CandidateKey>> {
+    match cross {
+        Some(p) if p.is_file() => {
+            let v = extract::read_small_json(p, "cross-metric file")?;
+            extract::candidate_keys(&v, &p.display().to_string())
+        }
+        Some(p) => {
+            notes.push(format!("{} not found: no candidate neurons to select from", p.display()));
+            Ok(Vec::new())
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+fn read_useful(
+    flag: &Option<PathBuf>,
+    agent_dir: Option<&Path>,
+    keys: &[extract::CandidateKey],
+    notes: &mut Vec<String>,
+) -> Result<Option<Value>> {
+    match find_useful_neurons(flag, agent_dir, extract::needs_useful_neurons(keys)) {
+        Ok(Some(p)) => Ok(Some(extract::read_small_json(&p, "useful-neurons file")?)),
+        Ok(None) => Ok(None),
+        Err(e) if flag.is_none() => {
+            notes.push(e.to_string());
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub fn plan(args: &ExploreArgs) -> Result<Plan> {
+    let mut notes = Vec::new();
+    let (app, job) = if let Some(avg) = &args.average_gradients {
+        if !avg.is_file() {
+            bail!("averages file {} does not exist", avg.display());
+        }
+        let cross = args.cross_metric.clone().ok_or_else(|| {
+            eyre!("--average-gradients needs --cross-metric FILE (the cross_metric_summary.json with the candidate neurons)")
+        })?;
+        if !cross.is_file() {
+            bail!("cross-metric file {} does not exist", cross.display());
+        }
+        let keys = read_keys(Some(&cross), &mut notes)?;
+        let agent_dir = cross.parent().and_then(Path::parent);
+        let useful = read_useful(&args.useful_neurons, agent_dir, &keys, &mut notes)?;
+        let out_dir = args.output_dir.clone().unwrap_or_else(|| match avg.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        });
+        let app = App::new(avg.display().to_string(), keys, useful, out_dir, false);
+        (app, Job::Averages { path: avg.clone() })
+    } else {
+        let agent_path = args.agent_path.clone().unwrap_or_else(default_demo);
+        if !agent_path.exists() {
+            bail!("agent path {} does not exist", agent_path.display());
+        }
+        let agent_dir = agent::agent_dir(&agent_path);
+        let inputs = pipeline::clean_inputs_path(&agent_dir);
+        if !inputs.is_file() {
+            bail!("inputs file {} does not exist", inputs.display());
+        }
+        let cross = args.cross_metric.clone().unwrap_or_else(|| pipeline::cross_metric_path(&agent_dir));
+        let keys = read_keys(Some(&cross), &mut notes)?;
+        let useful = read_useful(&args.useful_neurons, Some(&agent_dir), &keys, &mut notes)?;
+        let out_dir = args.output_dir.clone().unwrap_or_else(|| agent_dir.join("gradient_analysis"));
+        // Fail early on a bad device or activation flag.
+        crate::model::parse_device(&args.device)?;
+        let overrides = ArchOverrides {
+            activation: activation(&args.activation, "--activation")?,
+            extractor_activation: activation(&args.extractor_activation, "--extractor-activation")?,
+        };
+        let limits =
+            AgentLimits { max_policy_bytes: args.max_agent_mb.saturating_mul(1 << 20), ..AgentLimits::default() };
+        let app = App::new(agent_dir.display().to_string(), keys, useful, out_dir, true);
+        let job = Job::Pipeline {
+            agent_path,
+            inputs,
+            device: args.device.clone(),
+            overrides,
+            limits,
+            batch_size: args.batch_size,
+        };
+        (app, job)
+    };
+    let mut app = app;
+    app.notes = notes;
+    app.k = args.k;
+    app.m = args.m;
+    app.hm.colormap = match &args.colormap {
+        Some(c) => {
+            Colormap::parse(c).ok_or_else(|| eyre!("unknown colormap '{c}' (viridis, magma, inferno, cividis)"))?
+        }
+        None => Colormap::Viridis,
+    };
+    app.color_mode = match ColorMode::parse(&args.color) {
+        Some(Some(m)) => m,
+        Some(None) => ColorMode::detect(),
+        None => bail!("--color {}: expected auto, truecolor, 256 or none", args.color),
+    };
+    Ok(Plan { app, job })
+}
+
+/// Opens the explorer. Refuses without a terminal, naming the headless command instead.
+pub fn explore(args: &ExploreArgs, _cancel: &AtomicBool) -> Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(
+            "the explorer needs an interactive terminal (stdin and stdout must be a TTY). For headless use: \
+             `saliency run --agent-path DIR` (or `gradients`, `average`, `extract`; see `saliency --help`)"
+        );
+    }
+    let Plan { mut app, job } = plan(args)?;
+    let mut terminal = ratatui::init();
+    if args.mouse {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+    }
+    let result = event_loop(&mut terminal, &mut app, job);
+    if args.mouse {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    }
+    ratatui::restore();
+    if let Some(m) = app.message.as_ref().filter(|m| m.starts_with("exported")) {
+        println!("{m}");
+    }
+    result
+}
+
+/// Runs a job to completion without a terminal (tests, benchmarks): the app as the explorer
+/// would hold it once the pipeline finished.
+pub fn run_to_end(plan: Plan, timeout: Duration) -> Result<App> {
+    let Plan { mut app, job } = plan;
+    let mut worker = Worker::spawn(job);
+    let start = Instant::now();
+    while app.running() {
+        if start.elapsed() > timeout {
+            bail!("the job did not finish in {timeout:?}");
+        }
+        if let Some(msg) = worker.recv_timeout(Duration::from_millis(100)) {
+            app.on_msg(msg);
+        }
+        for msg in worker.drain() {
+            app.on_msg(msg);
+        }
+    }
+    Ok(app)
+}
+
+fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job) -> Result<()> {
+    let mut worker = Worker::spawn(job.clone());
+    let mut dirty = true;
+    let mut last_draw = Instant::now();
+    loop {
+        for msg in worker.drain() {
+            app.on_msg(msg);
+            dirty = true;
+        }
+        if app.cancel_requested {
+            app.cancel_requested = false;
+            worker.cancel();
+        }
+        if app.restart_requested {
+            app.restart_requested = false;
+            worker = Worker::spawn(job.clone());
+            app.status = app::Status::Loading;
+            dirty = true;
+        }
+        if app.quit {
+            worker.cancel();
+            return Ok(());
+        }
+        // Redraw on change, and a few times a second while running (the gauge moves).
+        if dirty || (app.running() && last_draw.elapsed() > Duration::from_millis(200)) {
+            let size = terminal.size()?;
+            app.prepare(Rect::new(0, 0, size.width, size.height));
+            terminal.draw(|f| view::draw(app, f))?;
+            dirty = false;
+            last_draw = Instant::now();
+        }
+        if event::poll(Duration::from_millis(40))? {
+            match event::read()? {
+                Event::Key(key) if key.kind != KeyEventKind::Release => {
+                    let action = if matches!(app.popup, Some(app::Popup::Prompt { .. })) {
+                        keymap::prompt_action(key)
+                    } else {
+                        keymap::lookup(key)
+                    };
+                    if let Some(a) = action {
+                        app.update(a);
+                    }
+                    dirty = true;
+                }
+                Event::Mouse(m) => {
+                    match m.kind {
+                        MouseEventKind::Down(MouseButton::Left) => app.click(m.column, m.row),
+                        MouseEventKind::ScrollUp => app.update(keymap::Action::Up),
+                        MouseEventKind::ScrollDown => app.update(keymap::Action::Down),
+                        _ => {}
+                    }
+                    dirty = true;
+                }
+                Event::Resize(_, _) => dirty = true,
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The explorer against ratatui's TestBackend: scripted keys, screen text, cell colours,
+//! snapshots at two sizes, and export bytes equal to the headless commands'.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use clap::Parser;
+use common::*;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use ratatui::style::Color;
+use ratatui::Terminal;
+use saliency::cli::Cli;
+use saliency::tui::app::{App, Focus, Popup};
+use saliency::tui::color::{self, ColorMode};
+use saliency::tui::{keymap, plan, run_to_end, view};
+
+fn explore_args(extra: &[&str]) -> saliency::cli::ExploreArgs {
+    let mut argv = vec!["saliency".to_string()];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    Cli::parse_from(argv).explore
+}
+
+/// The demo's Python-made averages opened as files (no model run).
+fn demo_from_files(extra: &[&str]) -> App {
+    let avg = reference_dir("demo").join("average_gradients.json");
+    let cross = fixture("demo").join("patching_results/cross_metric_summary.json");
+    let useful = fixture("demo").join("useful_neurons.json");
+    let mut args = vec![
+        "--average-gradients".to_string(),
+        avg.display().to_string(),
+        "--cross-metric".to_string(),
+        cross.display().to_string(),
+        "--useful-neurons".to_string(),
+        useful.display().to_string(),
+    ];
+    if !extra.contains(&"--color") {
+        args.extend(["--color".to_string(), "truecolor".to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_to_end(plan(&explore_args(&refs)).unwrap(), Duration::from_secs(60)).unwrap()
+}
+
+fn key(c: char) -> KeyEvent {
+    let mods = if c.is_ascii_uppercase() || "?{}<>+".contains(c) { KeyModifiers::SHIFT } else { KeyModifiers::NONE };
+    KeyEvent::new(KeyCode::Char(c), mods)
+}
+
+/// Types keys: plain characters, or names in angle brackets: <tab> <enter> <esc> <down> <up>.
+fn press(app: &mut App, script: &str) {
+    let mut chars = script.chars().peekable();
+    while let Some(c) = chars.next() {
+        let ev = if c == '<' && chars.peek().is_some_and(|n| n.is_ascii_lowercase()) {
+            let name: String = chars.by_ref().take_while(|&x| x != '>').collect();
+            let code = match name.as_str() {
+                "tab" => KeyCode::Tab,
+                "enter" => KeyCode::Enter,
+                "esc" => KeyCode::Esc,
+                "down" => KeyCode::Down,
+                "up" => KeyCode::Up,
+                "left" => KeyCode::Left,
+                "right" => KeyCode::Right,
+                "bs" => KeyCode::Backspace,
+                other => panic!("unknown key <{other}>"),
+            };
+            KeyEvent::new(code, KeyModifiers::NONE)
+        } else {
+            key(c)
+        };
+        let action = if matches!(app.popup, Some(Popup::Prompt { .. })) {
+            keymap::prompt_action(ev)
+        } else {
+            keymap::lookup(ev)
+        };
+        if let Some(a) = action {
+            app.update(a);
+        }
+    }
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    app.prepare(Rect::new(0, 0, w, h));
+    t.draw(|f| view::draw(app, f)).unwrap();
+    t
+}
+
+fn screen_text(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn opens_on_the_first_candidate_layer_with_the_selection() {
+    let mut app = demo_from_files(&[]);
+    let t = render(&mut app, 200, 60);
+    let s = screen_text(&t);
+    assert!(s.contains("q_net.2.weight [64×64]"), "{s}");
+    assert!(s.contains("Targets 24 · k=2 m=4"), "{s}");
+    assert!(s.contains("20 guaranteed + 4 additional"), "{s}");
+    assert!(s.contains("or.mlp.0.weight"), "{s}");
+    // Footer hints come from the keymap.
+    for (k, hint) in keymap::hints() {
+        assert!(s.contains(&format!("{k} {hint}")), "footer lacks {k} {hint}");
+    }
+}
+
+#[test]
+fn k_and_m_change_the_selection_on_the_same_frame() {
+    let mut app = demo_from_files(&[]);
+    let candidates = app.resolved.candidates.len();
+    press(&mut app, "+");
+    assert_eq!(app.k, 3);
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains(&format!("Targets {} · k=3 m=4", 3 * candidates + 4)), "{s}");
+    press(&mut app, "]]}");
+    assert_eq!(app.m, 16);
+    press(&mut app, "K12<enter>M0<enter>");
+    assert_eq!((app.k, app.m), (12, 0));
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains(&format!("Targets {} · k=12 m=0", 12 * candidates)), "{s}");
+    press(&mut app, "<-");
+    assert_eq!(app.k, 1);
+    press(&mut app, "K<esc>");
+    assert_eq!(app.k, 1);
+    assert!(app.popup.is_none());
+}
+
+#[test]
+fn overlay_colours_mark_guaranteed_and_additional_weights() {
+    let mut app = demo_from_files(&[]);
+    let t = render(&mut app, 200, 60);
+    let buf = t.backend().buffer();
+    let hm = app.regions.heatmap;
+    let marks = app.cache.marks.clone();
+    assert!(marks.iter().any(|m| m.2 == saliency::tui::heatmap::Mark::Guaranteed));
+    for (py, px, mark) in marks {
+        let cell = &buf[(hm.x + 2 + px as u16, hm.y + 1 + (py / 2) as u16)];
+        if app.cache.cursor_px == Some((py, px)) {
+            continue;
+        }
+        let want = match mark {
+            saliency::tui::heatmap::Mark::Guaranteed => color::GUARANTEED_RGB,
+            saliency::tui::heatmap::Mark::Additional => color::ADDITIONAL_RGB,
+        };
+        let got = if py % 2 == 0 { cell.fg } else { cell.bg };
+        assert_eq!(got, Color::Rgb(want[0], want[1], want[2]), "pixel {py},{px}");
+    }
+    // An unmarked pixel has a viridis colour.
+    let cell = &buf[(hm.x + 2, hm.y + 20)];
+    let Color::Rgb(r, g, b) = cell.fg else { panic!("{:?}", cell.fg) };
+    assert!(saliency::tui::colormaps::VIRIDIS.contains(&[r, g, b]));
+}
+
+#[test]
+fn no_color_uses_a_glyph_ramp_and_256_colour_terminals_get_indexed_colours() {
+    let mut app = demo_from_files(&["--color", "none"]);
+    let t = render(&mut app, 160, 50);
+    let buf = t.backend().buffer();
+    for y in 0..50 {
+        for x in 0..160 {
+            let c = &buf[(x, y)];
+            assert!(matches!(c.fg, Color::Reset) && matches!(c.bg, Color::Reset), "colour at {x},{y}");
+        }
+    }
+    let s = screen_text(&t);
+    assert!(s.contains('●') && (s.contains('░') || s.contains('▒') || s.contains('▓')), "{s}");
+    let mut app = demo_from_files(&["--color", "256"]);
+    app.color_mode = ColorMode::Ansi256;
+    let t = render(&mut app, 160, 50);
+    let hm = app.regions.heatmap;
+    assert!(matches!(t.backend().buffer()[(hm.x + 2, hm.y + 3)].fg, Color::Indexed(_)));
+}
+
+#[test]
+fn navigation_drill_down_help_and_small_terminals() {
+    let mut app = demo_from_files(&[]);
+    press(&mut app, "g"); // first layer (layers pane has focus)
+    assert_eq!(app.current_param(), Some(0));
+    press(&mut app, "j");
+    assert_eq!(app.current_param(), Some(1));
+    press(&mut app, "k<tab>");
+    assert_eq!(app.focus, Focus::Heatmap);
+    press(&mut app, "n");
+    let row = app.hm.cursor.0;
+    assert!(app.resolved.candidates.iter().any(|c| c.param == 0 && c.neuron == row));
+    press(&mut app, "<enter>");
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains(&format!("neuron {row} of features_extractor.mlp.0.weight")), "{s}");
+    assert!(s.contains("candidate exp_"), "{s}");
+    assert!(s.contains("top1"), "{s}");
+    press(&mut app, "<esc>?");
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains("Keys (one keymap"), "{s}");
+    for b in keymap::KEYMAP {
+        assert!(s.contains(b.help), "help lacks {}", b.help);
+    }
+    press(&mut app, "?<tab>");
+    assert_eq!(app.focus, Focus::Targets);
+    press(&mut app, "<down><enter>");
+    assert!(matches!(app.popup, Some(Popup::Neuron { .. })));
+    let s = screen_text(&render(&mut app, 50, 12));
+    assert!(s.contains("Terminal too small"), "{s}");
+    press(&mut app, "q");
+    assert!(app.quit);
+}
+
+#[test]
+fn zoom_pooling_scale_and_range_keys() {
+    let mut app = demo_from_files(&[]);
+    press(&mut app, "<tab>zz");
+    assert_eq!(app.hm.zoom, 4);
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains("zoom 4×"), "{s}");
+    assert_eq!(app.cache.view.rows, 16);
+    press(&mut app, "Z0psrC");
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains("mean pool · log · global range · magma · zoom 1×"), "{s}");
+    press(&mut app, "s");
+    render(&mut app, 200, 60);
+    assert!(app.cache.scaler.as_ref().unwrap().sorted.is_some(), "rank scale needs sorted values");
+}
+
+#[test]
+fn snapshots_at_two_sizes() {
+    let mut app = demo_from_files(&[]);
+    app.source = "assets/demo (averages from tests/fixtures/demo_reference)".into();
+    let small = screen_text(&render(&mut app, 100, 30));
+    insta::assert_snapshot!("demo_100x30", small);
+    let large = screen_text(&render(&mut app, 180, 50));
+    insta::assert_snapshot!("demo_180x50", large);
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+#[test]
+fn export_writes_the_same_bytes_as_extract() {
+    let out = tempfile::tempdir().unwrap();
+    let mut app = demo_from_files(&["--output-dir", out.path().to_str().unwrap()]);
+    press(&mut app, "K3<enter>]e");
+    assert!(app.message.as_deref().unwrap_or("").starts_with("exported"), "{:?}", app.message);
+    let cli = tempfile::tempdir().unwrap();
+    Command::cargo_bin("saliency")
+        .unwrap()
+        .args(["extract", "-q", "--k", "3", "--m", "5", "--cross-metric-path"])
+        .arg(fixture("demo").join("patching_results/cross_metric_summary.json"))
+        .arg("--average-gradients-path")
+        .arg(reference_dir("demo").join("average_gradients.json"))
+        .arg("--output-dir")
+        .arg(cli.path())
+        .assert()
+        .success();
+    assert!(read(&out.path().join("candidate_weights.json")) == read(&cli.path().join("candidate_weights.json")));
+}
+
+#[test]
+fn pipeline_export_writes_the_same_bytes_as_run() {
+    let out = tempfile::tempdir().unwrap();
+    let args = explore_args(&[
+        "--agent-path",
+        fixture("demo").to_str().unwrap(),
+        "--output-dir",
+        out.path().to_str().unwrap(),
+        "--k",
+        "3",
+        "--m",
+        "5",
+    ]);
+    let mut app = run_to_end(plan(&args).unwrap(), Duration::from_secs(120)).unwrap();
+    assert!(!app.provisional);
+    press(&mut app, "e");
+    let cli = tempfile::tempdir().unwrap();
+    Command::cargo_bin("saliency")
+        .unwrap()
+        .args(["run", "-q", "--raw-gradients", "none", "--k", "3", "--m", "5", "--agent-path"])
+        .arg(fixture("demo"))
+        .arg("--output-dir")
+        .arg(cli.path())
+        .assert()
+        .success();
+    for f in ["candidate_weights.json", "average_gradients.json"] {
+        assert!(read(&out.path().join(f)) == read(&cli.path().join(f)), "{f} differs");
+    }
+}
+
+/// A copy of the demo with its inputs repeated, so a run lasts long enough to cancel.
+fn long_demo(repeats: usize) -> tempfile::TempDir {
+    let dir = copy_fixture("demo");
+    let path = dir.path().join("activation_inputs/clean_inputs.json");
+    let v = saliency::json::reader::read_value_from(std::fs::File::open(&path).unwrap(), "x").unwrap();
+    let mut w = saliency::json::PyJsonWriter::new(std::fs::File::create(&path).unwrap());
+    w.begin_object().unwrap();
+    for r in 0..repeats {
+        for (id, entry) in v.as_object().unwrap() {
+            w.key(&format!("{id}-{r}")).unwrap();
+            w.begin_object().unwrap();
+            w.key("input").unwrap();
+            w.begin_array().unwrap();
+            for x in entry.get("input").unwrap().as_array().unwrap() {
+                w.float(x.as_f64().unwrap()).unwrap();
+            }
+            w.end_array().unwrap();
+            w.end_object().unwrap();
+        }
+    }
+    w.end_object().unwrap();
+    w.finish().unwrap();
+    dir
+}
+
+#[test]
+fn background_run_reports_progress_snapshots_and_cancels() {
+    use saliency::tui::worker::{Msg, Worker};
+    let dir = long_demo(200); // 8,000 inputs
+    let args = explore_args(&["--agent-path", dir.path().to_str().unwrap(), "--batch-size", "4"]);
+    let plan = plan(&args).unwrap();
+    let mut app = plan.app;
+    let worker = Worker::spawn(plan.job);
+    let mut saw_snapshot = false;
+    let mut cancelled = false;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(120) {
+        let Some(msg) = worker.recv_timeout(Duration::from_millis(200)) else { continue };
+        match &msg {
+            Msg::Snapshot(a) => {
+                saw_snapshot = true;
+                assert!(a.num_examples.unwrap() < 8000);
+                // The UI is usable on provisional averages: the selection updates.
+                app.on_msg(msg);
+                assert!(app.provisional);
+                press(&mut app, "+");
+                assert!(!app.selection.targets.is_empty());
+                // Export refuses provisional averages.
+                press(&mut app, "e");
+                assert!(app.message.as_deref().unwrap().contains("provisional"));
+                press(&mut app, "<esc>");
+                assert!(app.cancel_requested);
+                worker.cancel();
+                continue;
+            }
+            Msg::Cancelled => {
+                cancelled = true;
+                app.on_msg(msg);
+                break;
+            }
+            Msg::Finished(_) | Msg::Failed(_) => panic!("expected a cancel, got {msg:?}"),
+            _ => app.on_msg(msg),
+        }
+    }
+    assert!(saw_snapshot && cancelled);
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains("cancelled after"), "{s}");
+}
+
+#[test]
+fn failures_are_shown_not_crashed() {
+    let dir = copy_fixture("acrobot");
+    std::fs::write(dir.path().join("activation_inputs/clean_inputs.json"), r#"{"a": {"input": [1, 2]}}"#).unwrap();
+    let args = explore_args(&["--agent-path", dir.path().to_str().unwrap()]);
+    let mut app = run_to_end(plan(&args).unwrap(), Duration::from_secs(60)).unwrap();
+    let s = screen_text(&render(&mut app, 160, 40));
+    assert!(s.contains("The pipeline failed"), "{s}");
+    assert!(s.contains("expected a list of 6 values, found 2"), "{s}");
+}
+
+#[test]
+fn not_a_terminal_names_the_headless_command() {
+    Command::cargo_bin("saliency")
+        .unwrap()
+        .write_stdin("")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("needs an interactive terminal"))
+        .stderr(predicates::str::contains("saliency run --agent-path"));
+}
