@@ -62,6 +62,7 @@ impl Reporter {
         });
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
+        bar.set_message(if p.total_exact { "" } else { "(total estimated from the file read so far)" });
     }
 
     pub fn finish(&mut self) {

@@ -382,10 +382,15 @@ def make_cnn(out, shape, n_actions, steps, n_inputs, features_dim, reference, co
         model.learn(total_timesteps=steps)
     model.save(os.path.join(out, "agent"))
     model = DQN.load(os.path.join(out, "agent.zip"))
-    inputs = collect_inputs(model, Blobs(shape, n_actions), n_inputs,
-                            lambda i, o: f"Blobs-0-{i:05d}", every=2)
-    write_json(inputs, os.path.join(out, "activation_inputs", "clean_inputs.json"),
-               indent=None if compact else 2)
+    inputs_path = os.path.join(out, "activation_inputs", "clean_inputs.json")
+    if compact:
+        # Large input sets are streamed to disk one entry at a time (compact JSON).
+        stream_inputs(model, Blobs(shape, n_actions), n_inputs, inputs_path)
+        inputs = None
+    else:
+        inputs = collect_inputs(model, Blobs(shape, n_actions), n_inputs,
+                                lambda i, o: f"Blobs-0-{i:05d}", every=2)
+        write_json(inputs, inputs_path)
     keys = [neuron_key("features_extractor.linear.0", u) for u in (0, 5, 17)]
     keys += [neuron_key("q_net.0", 1), neuron_key("features_extractor.cnn.4", 3)]
     summary = {"description": "hand-picked candidates (the CNN fixture has no ablation study)",
@@ -396,6 +401,24 @@ def make_cnn(out, shape, n_actions, steps, n_inputs, features_dim, reference, co
     if reference:
         write_reference(model, out, os.path.join(out, "reference"), inputs, [(2, 4), (4, 8)],
                         average_json=False)
+
+
+def stream_inputs(model, env, n, path, seed=0):
+    """Epsilon-greedy observations written one by one: {"Blobs-0-00000": {"input": [...]}, ...}."""
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    with open(path, "w") as f:
+        f.write("{")
+        for i in range(n):
+            if i:
+                f.write(", ")
+            f.write(json.dumps(f"Blobs-0-{i:05d}") + ": {\"input\": " + json.dumps(obs.reshape(-1).tolist()) + "}")
+            for _ in range(2):
+                action = int(rng.integers(env.action_space.n)) if rng.random() < 0.3 else int(model.predict(obs, deterministic=True)[0])
+                obs, _, term, trunc, _ = env.step(action)
+                if term or trunc:
+                    obs, _ = env.reset()
+        f.write("}")
 
 
 def main():

@@ -620,6 +620,89 @@ impl<R: Read> JsonReader<R> {
         }
     }
 
+    /// The hot loop of number lists: consumes "number, number, ..." straight from the buffer
+    /// while at least 64 bytes are buffered (so no token can be cut), committing the position
+    /// after each whole element. Returns true when it consumed the closing ']' (frame popped).
+    /// Anything unusual (NaN, a nested list, an error, the buffer's end) is left to the general
+    /// path, which then reports errors with the right position.
+    #[inline]
+    fn fast_numbers(
+        &mut self,
+        push: &mut impl FnMut(f64),
+        count: &mut usize,
+        max_elems: usize,
+        n: &mut usize,
+    ) -> Result<bool> {
+        let mut first = match self.stack.last() {
+            Some(Frame { object: false, first }) => *first,
+            _ => return Ok(false),
+        };
+        while self.end - self.pos >= 64 {
+            let buf = &self.buf[..self.end];
+            let mut i = self.pos;
+            let (mut line, mut line_start) = (self.line, self.line_start);
+            let mut skip = |i: &mut usize| {
+                while *i < buf.len() && matches!(buf[*i], b' ' | b'\t' | b'\r' | b'\n') {
+                    if buf[*i] == b'\n' {
+                        line += 1;
+                        line_start = self.base + *i as u64 + 1;
+                    }
+                    *i += 1;
+                }
+            };
+            skip(&mut i);
+            if i >= buf.len() {
+                return Ok(false);
+            }
+            if buf[i] == b']' {
+                self.pos = i + 1;
+                (self.line, self.line_start) = (line, line_start);
+                self.stack.pop();
+                return Ok(true);
+            }
+            if !first {
+                if buf[i] != b',' {
+                    return Ok(false);
+                }
+                i += 1;
+                skip(&mut i);
+            }
+            let start = i;
+            while i < buf.len() && matches!(buf[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                i += 1;
+            }
+            if i == start || i >= buf.len() || buf[i].is_ascii_alphabetic() {
+                return Ok(false);
+            }
+            let text = &buf[start..i];
+            // Plain integers (pixel values, indices) without the general parser.
+            let value =
+                if text.len() <= 15 && text.iter().all(u8::is_ascii_digit) && (text.len() == 1 || text[0] != b'0') {
+                    text.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0')) as f64
+                } else {
+                    match parse_number(text) {
+                        Some(num) => num.value,
+                        None => return Ok(false),
+                    }
+                };
+            *count += 1;
+            if *count > max_elems {
+                return Err(self.error(format!("more than {max_elems} numbers (limit)")));
+            }
+            push(value);
+            *n += 1;
+            self.pos = i;
+            (self.line, self.line_start) = (line, line_start);
+            if first {
+                first = false;
+                if let Some(top) = self.stack.last_mut() {
+                    top.first = false;
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// A rectangular nested list of numbers (or a single number), appended to `out` in
     /// row-major order; returns its shape. Ragged lists, non-numbers and more than
     /// `max_elems` numbers are errors.
@@ -656,7 +739,13 @@ impl<R: Read> JsonReader<R> {
         if !known {
             shape.push(0);
         }
-        while self.next_element()? {
+        loop {
+            if leaf && self.fast_numbers(push, count, max_elems, &mut n)? {
+                break; // the list ended inside the fast path
+            }
+            if !self.next_element()? {
+                break;
+            }
             if leaf {
                 if self.peek_kind()? == Kind::Array {
                     return Err(self.error("ragged nested list: a list where a number was expected"));

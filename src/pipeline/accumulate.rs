@@ -78,17 +78,72 @@ impl Accumulator {
     }
 }
 
+/// acc[j] += |vals[j]| (as f64)
 #[inline]
 fn add_abs(acc: &mut [f64], vals: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked above).
+        return unsafe { add_abs_avx2(acc, vals) };
+    }
+    add_abs_generic(acc, vals)
+}
+
+/// acc[j] += |fl32(di * a[j])| (as f64): the magnitude of a Linear weight's per-input gradient.
+#[inline]
+fn add_outer_abs(acc: &mut [f64], di: f32, a: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked above).
+        return unsafe { add_outer_abs_avx2(acc, di, a) };
+    }
+    add_outer_abs_generic(acc, di, a)
+}
+
+// The same loops compiled for AVX2 (4 f64 lanes instead of SSE2's 2). Results are identical:
+// the operations and their order per element do not change, only how many run at once.
+
+#[inline(always)]
+fn add_abs_generic(acc: &mut [f64], vals: &[f32]) {
     for (s, &v) in acc.iter_mut().zip(vals) {
         *s += f64::from(v.abs());
     }
 }
 
-/// acc[j] += |fl32(di * a[j])|
-#[inline]
-fn add_outer_abs(acc: &mut [f64], di: f32, a: &[f32]) {
+#[inline(always)]
+fn add_outer_abs_generic(acc: &mut [f64], di: f32, a: &[f32]) {
     for (s, &aj) in acc.iter_mut().zip(a) {
         *s += f64::from((di * aj).abs());
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_abs_avx2(acc: &mut [f64], vals: &[f32]) {
+    add_abs_generic(acc, vals)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_outer_abs_avx2(acc: &mut [f64], di: f32, a: &[f32]) {
+    add_outer_abs_generic(acc, di, a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_agree_with_the_scalar_rule() {
+        let a: Vec<f32> = (0..1001).map(|i| ((i as f32) * 0.37).sin() * 1e-3).collect();
+        let mut fast = vec![0.5f64; a.len()];
+        let mut slow = fast.clone();
+        add_outer_abs(&mut fast, -0.123_456_7, &a);
+        add_abs(&mut fast, &a);
+        for (s, &aj) in slow.iter_mut().zip(&a) {
+            *s += f64::from((-0.123_456_7f32 * aj).abs());
+            *s += f64::from(aj.abs());
+        }
+        assert_eq!(fast, slow);
     }
 }

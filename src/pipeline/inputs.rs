@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::Path;
 
 use color_eyre::eyre::{bail, eyre, Result, WrapErr};
@@ -74,6 +74,11 @@ impl InputReader {
     /// Values per input.
     pub fn expected_len(&self) -> usize {
         self.expected_len
+    }
+
+    /// Whether the whole file has been read (the last batch was returned).
+    pub fn finished(&self) -> bool {
+        self.done
     }
 
     /// Bytes of the file consumed so far.
@@ -171,40 +176,4 @@ impl InputReader {
         }
         Ok(())
     }
-}
-
-/// Counts the members of the top-level object without parsing them (for progress and an early
-/// empty-file error). The real parse later reports any syntax error with its position.
-pub fn count_inputs(path: &Path) -> Result<usize> {
-    let shown = path.display();
-    let file = File::open(path).wrap_err_with(|| format!("cannot open inputs file {shown}"))?;
-    let mut r = BufReader::with_capacity(1 << 20, file);
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut depth, mut in_str, mut escape, mut count) = (0i64, false, false, 0usize);
-    loop {
-        let n = r.read(&mut buf).wrap_err_with(|| format!("cannot read {shown}"))?;
-        if n == 0 {
-            break;
-        }
-        for &b in &buf[..n] {
-            if in_str {
-                if escape {
-                    escape = false;
-                } else if b == b'\\' {
-                    escape = true;
-                } else if b == b'"' {
-                    in_str = false;
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_str = true,
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => depth -= 1,
-                b':' if depth == 1 => count += 1,
-                _ => {}
-            }
-        }
-    }
-    Ok(count)
 }

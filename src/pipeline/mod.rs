@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use color_eyre::eyre::{bail, Result};
+use color_eyre::eyre::{bail, eyre, Result};
 
 use crate::agent::Agent;
 use crate::model::Net;
@@ -56,11 +56,14 @@ pub fn cross_metric_path(agent_dir: &Path) -> PathBuf {
     agent_dir.join("patching_results").join("cross_metric_summary.json")
 }
 
-/// Progress of the gradient pass.
+/// Progress of the gradient pass. The inputs are not counted ahead (that would cost a pass
+/// over a file that can be gigabytes): `total` is estimated from the share of the file read,
+/// and exact once the file has been read to its end.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
     pub done: usize,
     pub total: usize,
+    pub total_exact: bool,
     pub elapsed_s: f64,
 }
 
@@ -104,19 +107,27 @@ pub struct PassOptions {
     pub batch_size: Option<usize>,
 }
 
+/// One batch on its way from the model to the sink.
+struct Computed {
+    ids: Vec<String>,
+    grads: crate::model::BatchGrads,
+    offset: u64,
+    finished: bool,
+}
+
+/// Progress callback: called from the sink thread after each batch, with the running sums.
+pub type ProgressFn<'a> = dyn FnMut(Progress, &Accumulator) + Send + 'a;
+
 pub fn gradient_pass(
     agent: &Agent,
     net: &Net,
     inputs: &Path,
     opts: &PassOptions,
-    progress: &mut dyn FnMut(Progress, &Accumulator),
+    progress: &mut ProgressFn,
     cancel: &AtomicBool,
 ) -> Result<GradientOutcome> {
     let PassOptions { raw, out_dir, batch_size } = opts.clone();
-    let total = inputs::count_inputs(inputs)?;
-    if total == 0 {
-        bail!("{} holds no inputs: there is nothing to analyse", inputs.display());
-    }
+    let file_size = std::fs::metadata(inputs).map(|m| m.len()).unwrap_or(0);
     let mut reader = InputReader::open(inputs, &agent.arch)?;
     let params = param_meta(agent);
     let raw_path = out_dir.join(WEIGHT_GRADIENTS);
@@ -128,48 +139,83 @@ pub fn gradient_pass(
     let mut acc = Accumulator::new(&numels);
     let batch = batch_size.unwrap_or_else(|| batch_size_for(net, agent)).max(1);
     let start = Instant::now();
-    progress(Progress { done: 0, total, elapsed_s: 0.0 }, &acc);
+    progress(Progress { done: 0, total: 0, total_exact: false, elapsed_s: 0.0 }, &acc);
+    let sources = &net.sources;
+    let params_ref = &params;
 
-    // Parsing runs on its own thread, a couple of batches ahead of the model.
+    // Three stages on three threads, each a batch or two ahead of the next: parsing the inputs,
+    // the model (this thread), and the sink (raw file, running sums, progress). Channels are
+    // bounded, so memory does not grow with the number of inputs.
     let done = std::thread::scope(|scope| -> Result<usize> {
-        // The receiver lives in this closure: on an early return it is dropped before the
-        // scope joins the reader, whose next send then fails and ends it (no deadlock).
-        let (tx, rx) = mpsc::sync_channel::<Result<(Vec<String>, Vec<f32>)>>(2);
+        // Receivers live in this closure: on an early return they are dropped before the scope
+        // joins the other threads, whose next send then fails and ends them (no deadlock).
+        let (tx_in, rx_in) = mpsc::sync_channel::<Result<(Vec<String>, Vec<f32>, u64, bool)>>(2);
+        let (tx_out, rx_out) = mpsc::sync_channel::<Computed>(1);
         scope.spawn(move || loop {
             let mut ids = Vec::with_capacity(batch);
             let mut values = Vec::with_capacity(batch * reader.expected_len());
             match reader.next_batch(batch, &mut ids, &mut values) {
                 Ok(0) => break,
                 Ok(_) => {
-                    if tx.send(Ok((ids, values))).is_err() {
+                    if tx_in.send(Ok((ids, values, reader.offset(), reader.finished()))).is_err() {
                         break;
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(e));
+                    let _ = tx_in.send(Err(e));
                     break;
                 }
             }
         });
-        let mut done = 0usize;
-        for item in rx.iter() {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Cancelled.into());
+        let acc = &mut acc;
+        let raw_writer = &mut raw_writer;
+        let sink = scope.spawn(move || -> Result<usize> {
+            let mut done = 0usize;
+            for c in rx_out.iter() {
+                if let Some(w) = raw_writer.as_mut() {
+                    w.write_batch(&c.ids, &c.grads, params_ref, sources)?;
+                }
+                acc.add_batch(sources, &c.grads);
+                done += c.ids.len();
+                let total = if c.finished || c.offset == 0 {
+                    done
+                } else {
+                    ((done as f64 * file_size as f64 / c.offset as f64).round() as usize).max(done)
+                };
+                let elapsed_s = start.elapsed().as_secs_f64();
+                progress(Progress { done, total, total_exact: c.finished, elapsed_s }, acc);
             }
-            let (ids, values) = item?;
-            let grads = net.batch_gradients(&values, ids.len())?;
-            if let Some(w) = raw_writer.as_mut() {
-                w.write_batch(&ids, &grads, &params, &net.sources)?;
+            if done > 0 {
+                let elapsed_s = start.elapsed().as_secs_f64();
+                progress(Progress { done, total: done, total_exact: true, elapsed_s }, acc);
             }
-            acc.add_batch(&net.sources, &grads);
-            done += ids.len();
-            progress(Progress { done, total: total.max(done), elapsed_s: start.elapsed().as_secs_f64() }, &acc);
-        }
+            Ok(done)
+        });
+        let model = (|| -> Result<()> {
+            for item in rx_in.iter() {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Cancelled.into());
+                }
+                let (ids, values, offset, finished) = item?;
+                let grads = net.batch_gradients(&values, ids.len())?;
+                if tx_out.send(Computed { ids, grads, offset, finished }).is_err() {
+                    break; // the sink failed; its error is reported below
+                }
+            }
+            Ok(())
+        })();
+        drop(tx_out);
+        let sunk = sink.join().map_err(|_| eyre!("the output thread panicked"))?;
+        model?;
+        let done = sunk?;
         if cancel.load(Ordering::Relaxed) {
             return Err(Cancelled.into());
         }
         Ok(done)
     })?;
+    if done == 0 {
+        bail!("{} holds no inputs: there is nothing to analyse", inputs.display());
+    }
     let mut non_finite = 0;
     let raw_path = match raw_writer {
         Some(w) => {

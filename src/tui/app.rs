@@ -674,10 +674,10 @@ impl App {
     /// Applies a message from the worker.
     pub fn on_msg(&mut self, msg: Msg) {
         match msg {
-            Msg::Loaded { summary, notes, total } => {
+            Msg::Loaded { summary, notes } => {
                 self.arch_summary = Some(summary);
-                self.notes = notes;
-                self.status = Status::Running(Progress { done: 0, total, elapsed_s: 0.0 });
+                self.notes.extend(notes);
+                self.status = Status::Running(Progress { done: 0, total: 0, total_exact: false, elapsed_s: 0.0 });
             }
             Msg::Progress(p) => self.status = Status::Running(p),
             Msg::Snapshot(a) => self.set_averages(a, true),

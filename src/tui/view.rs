@@ -138,8 +138,9 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             let rate = if p.elapsed_s > 0.0 { p.done as f64 / p.elapsed_s } else { 0.0 };
             let eta = if rate > 0.0 { (p.total - p.done.min(p.total)) as f64 / rate } else { f64::NAN };
             let label = format!(
-                " gradients {}/{} inputs · {:.0} inputs/s · ETA {} · Esc cancels",
+                " gradients {}/{}{} inputs · {:.0} inputs/s · ETA {} · Esc cancels",
                 p.done,
+                if p.total_exact { "" } else { "~" },
                 p.total,
                 rate,
                 if eta.is_finite() { format!("{eta:.0} s") } else { "?".into() }

@@ -35,11 +35,10 @@ pub enum Job {
 
 #[derive(Debug)]
 pub enum Msg {
-    /// The agent is loaded: its architecture, notes, and the number of inputs.
+    /// The agent is loaded: its architecture and notes.
     Loaded {
         summary: String,
         notes: Vec<String>,
-        total: usize,
     },
     Progress(Progress),
     /// Averages over the inputs done so far.
@@ -116,7 +115,7 @@ impl Drop for Worker {
     }
 }
 
-fn run(job: Job, cancel: &AtomicBool, send: &dyn Fn(Msg)) -> Result<Averages> {
+fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<Averages> {
     match job {
         Job::Averages { path } => {
             let avgs = Averages::read(&path)?;
@@ -129,8 +128,7 @@ fn run(job: Job, cancel: &AtomicBool, send: &dyn Fn(Msg)) -> Result<Averages> {
             let device = parse_device(&device)?;
             let agent = agent::load_agent(&agent_path, &overrides, &limits)?;
             let net = Net::new(&agent, device)?;
-            let total = pipeline::inputs::count_inputs(&inputs)?;
-            send(Msg::Loaded { summary: agent.arch.summary.clone(), notes: agent.arch.notes.clone(), total });
+            send(Msg::Loaded { summary: agent.arch.summary.clone(), notes: agent.arch.notes.clone() });
             let params = pipeline::param_meta(&agent);
             let mut last = Instant::now() - SNAPSHOT_EVERY;
             let opts = PassOptions { raw: RawFormat::None, out_dir: PathBuf::from("."), batch_size };
