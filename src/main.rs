@@ -18,6 +18,14 @@ fn passive_openmp() {
     if std::env::var_os("OMP_WAIT_POLICY").is_some() {
         return;
     }
+    // Commands that never run the model are not worth a second start (loading libtorch
+    // alone takes about 0.4 s).
+    let first = std::env::args_os().nth(1);
+    if first.as_ref().and_then(|a| a.to_str()).is_some_and(|a| {
+        matches!(a, "average" | "extract" | "help" | "--help" | "-h" | "--version" | "-V")
+    }) {
+        return;
+    }
     let Ok(exe) = std::env::current_exe() else { return };
     let err =
         std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("OMP_WAIT_POLICY", "PASSIVE").exec();

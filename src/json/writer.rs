@@ -34,6 +34,32 @@ impl<W: Write> PyJsonWriter<W> {
         }
     }
 
+    /// A writer for a fragment that continues a document `depth` containers deep, each of
+    /// which already has items (so the fragment starts with ",\n<indent>"). Used to format
+    /// parts of one file on several threads; see `append_fragment`.
+    pub fn fragment(out: W, depth: usize) -> Self {
+        let mut w = PyJsonWriter::new(out);
+        w.stack = vec![true; depth];
+        w
+    }
+
+    /// Appends text made by a `fragment` writer at this writer's depth (its leading ',' is
+    /// dropped when the container has no items yet).
+    pub fn append_fragment(&mut self, text: &[u8], non_finite: u64) -> io::Result<()> {
+        let first = match self.stack.last_mut() {
+            Some(has_items) => {
+                let first = !*has_items;
+                *has_items = true;
+                first
+            }
+            None => false,
+        };
+        let text = if first { text.strip_prefix(b",").unwrap_or(text) } else { text };
+        self.buf.extend_from_slice(text);
+        self.non_finite += non_finite;
+        self.maybe_flush()
+    }
+
     fn newline_indent(&mut self, depth: usize) {
         self.buf.push(b'\n');
         self.buf.resize(self.buf.len() + 2 * depth, b' ');
@@ -164,23 +190,28 @@ impl<W: Write> PyJsonWriter<W> {
         self.begin_array()?;
         if shape.len() == 1 {
             if shape[0] > 0 {
-                // Inline fast path for the innermost level: all elements share one indent.
+                // The innermost level: every element is ",\n<indent><number>"; build each line
+                // in one stack buffer and append it with a single copy.
                 let depth = self.stack.len();
                 if let Some(top) = self.stack.last_mut() {
                     *top = true;
                 }
+                let prefix = 2 + 2 * depth;
+                let mut line = vec![b' '; prefix + pyfloat::MAX_LEN];
+                line[0] = b',';
+                line[1] = b'\n';
                 for j in 0..shape[0] {
-                    if j > 0 {
-                        self.buf.push(b',');
-                    }
-                    self.newline_indent(depth);
                     let v = value(*index);
                     *index += 1;
                     if !v.is_finite() {
                         self.non_finite += 1;
                     }
-                    pyfloat::push_f64(&mut self.buf, v);
-                    self.maybe_flush()?;
+                    let n = pyfloat::format_f64(&mut line[prefix..], v);
+                    let from = usize::from(j == 0); // no comma before the first element
+                    self.buf.extend_from_slice(&line[from..prefix + n]);
+                    if self.buf.len() >= FLUSH_AT {
+                        self.maybe_flush()?;
+                    }
                 }
             }
         } else {

@@ -6,10 +6,11 @@ use std::io::BufReader;
 use std::path::Path;
 
 use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use rayon::prelude::*;
 
 use super::average::{Averages, AvgParam};
 use super::output::{write_err, JsonOutput};
-use crate::json::{JsonReader, Kind};
+use crate::json::{JsonReader, Kind, PyJsonWriter};
 use crate::model::{BatchGrads, ParamSource};
 
 /// Name and shape of each parameter, in `named_parameters()` order.
@@ -36,33 +37,39 @@ impl GradJsonWriter {
         Ok(GradJsonWriter { out })
     }
 
-    pub fn write_batch(
-        &mut self,
-        ids: &[String],
-        batch: &BatchGrads,
-        params: &[ParamMeta],
-        sources: &[ParamSource],
-    ) -> Result<()> {
+    /// Writes a batch's inputs in order. Their text is formatted on all cores, a bounded
+    /// number of inputs at a time, then appended in order.
+    pub fn write_batch(&mut self, ids: &[String], batch: &BatchGrads, params: &[ParamMeta], sources: &[ParamSource]) -> Result<()> {
         let dest = self.out.dest().to_path_buf();
-        let w = self.out.json();
-        let res: std::io::Result<()> = (|| {
-            for (n, id) in ids.iter().enumerate() {
-                w.key(id)?;
-                w.begin_object()?;
-                w.key_int("max_logit_action", batch.actions[n])?;
-                w.key_float("max_logit_value", f64::from(batch.values[n]))?;
-                w.key("gradients")?;
-                w.begin_object()?;
-                for (p, src) in params.iter().zip(sources) {
-                    w.key(&p.name)?;
-                    w.nested(&p.shape, |e| f64::from(batch.value(*src, n, e)))?;
-                }
-                w.end_object()?;
-                w.end_object()?;
+        let numel: usize = params.iter().map(ParamMeta::numel).sum();
+        // About 30 bytes of text per value: keep the in-flight text near 64 MB.
+        let chunk = ((64usize << 20) / (30 * numel.max(1))).clamp(1, 256);
+        let format = |n: usize| -> std::io::Result<(Vec<u8>, u64)> {
+            let mut w = PyJsonWriter::fragment(Vec::with_capacity(30 * numel + 256), 1);
+            w.key(&ids[n])?;
+            w.begin_object()?;
+            w.key_int("max_logit_action", batch.actions[n])?;
+            w.key_float("max_logit_value", f64::from(batch.values[n]))?;
+            w.key("gradients")?;
+            w.begin_object()?;
+            for (p, src) in params.iter().zip(sources) {
+                w.key(&p.name)?;
+                w.nested(&p.shape, |e| f64::from(batch.value(*src, n, e)))?;
             }
-            Ok(())
-        })();
-        res.map_err(write_err(&dest))
+            w.end_object()?;
+            w.end_object()?;
+            let non_finite = w.non_finite;
+            Ok((w.finish()?, non_finite))
+        };
+        for start in (0..ids.len()).step_by(chunk) {
+            let end = (start + chunk).min(ids.len());
+            let texts: Vec<std::io::Result<(Vec<u8>, u64)>> = (start..end).into_par_iter().map(format).collect();
+            for t in texts {
+                let (text, non_finite) = t.map_err(write_err(&dest))?;
+                self.out.json().append_fragment(&text, non_finite).map_err(write_err(&dest))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn non_finite(&self) -> u64 {
