@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use saliency::pipeline::average::{AvgParam, Averages};
-use saliency::pipeline::extract::{CandidateKey, Candidate};
+use saliency::pipeline::average::{Averages, AvgParam};
+use saliency::pipeline::extract::{Candidate, CandidateKey};
 
 pub fn cnn_averages() -> (Averages, &'static str) {
     let path = std::env::var_os("SALIENCY_BENCH_AVERAGES")
@@ -42,7 +42,10 @@ pub fn cnn_averages() -> (Averages, &'static str) {
             AvgParam { name: name.to_string(), shape: shape.to_vec(), data }
         })
         .collect();
-    (Averages { num_examples: Some(1000), params }, "synthetic averages of the CNN fixture's shapes (run scripts/bench.sh for the real ones)")
+    (
+        Averages { num_examples: Some(1000), params },
+        "synthetic averages of the CNN fixture's shapes (run scripts/bench.sh for the real ones)",
+    )
 }
 
 /// Candidates on the largest layer (linear.0) and the conv layers.
@@ -52,7 +55,10 @@ pub fn cnn_candidates(avgs: &Averages, per_layer: usize) -> (Vec<CandidateKey>, 
         let p = avgs.index_of(&format!("{layer}.weight")).expect("layer");
         let rows = avgs.params[p].rows_cols().0;
         for i in 0..per_layer.min(rows) {
-            keys.push(CandidateKey { key: format!("{layer}_neuron_{}", (i * 37) % rows), metrics: saliency::json::Value::Null });
+            keys.push(CandidateKey {
+                key: format!("{layer}_neuron_{}", (i * 37) % rows),
+                metrics: saliency::json::Value::Null,
+            });
         }
     }
     let resolved = saliency::pipeline::extract::resolve(&keys, None, avgs);

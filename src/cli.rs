@@ -49,6 +49,8 @@ pub fn count(text: &str) -> Result<usize, String> {
 pub enum RawGradients {
     /// weight_gradients.json, as the Python tool writes it
     Json,
+    /// weight_gradients/<parameter>.npy (float32, shape (inputs, *parameter)) plus index.json
+    Npy,
     /// skip the per-input file (the averages and the selection are the same)
     None,
 }
@@ -74,7 +76,7 @@ pub struct AgentArgs {
     /// Inputs per batch (default: chosen from the network's size)
     #[arg(long = "batch-size", alias = "batch_size", value_parser = count, value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Per-input gradients: json (weight_gradients.json) or none
+    /// Per-input gradients: json (weight_gradients.json), npy (weight_gradients/*.npy) or none
     #[arg(long = "raw-gradients", alias = "raw_gradients", value_enum, default_value = "json")]
     pub raw_gradients: RawGradients,
 }

@@ -97,6 +97,7 @@ pub fn load(args: &AgentArgs) -> Result<(Agent, Net)> {
 fn raw_format(r: RawGradients) -> RawFormat {
     match r {
         RawGradients::Json => RawFormat::Json,
+        RawGradients::Npy => RawFormat::Npy,
         RawGradients::None => RawFormat::None,
     }
 }
@@ -273,12 +274,10 @@ pub fn gradients(args: &GradientsArgs, cancel: &AtomicBool) -> Result<()> {
     let mut rep = Reporter::new(args.quiet.quiet);
     let (agent, net) = load(&args.agent)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent.agent_path));
-    let mut agent_args = args.agent.clone();
-    if agent_args.raw_gradients == RawGradients::None {
-        bail!("`saliency gradients` writes weight_gradients.json; --raw-gradients none makes sense only with `run`");
+    if args.agent.raw_gradients == RawGradients::None {
+        bail!("`saliency gradients` writes the per-input gradients; --raw-gradients none makes sense only with `run`");
     }
-    agent_args.raw_gradients = RawGradients::Json;
-    gradient_step(&mut rep, &agent_args, &out_dir, &agent, &net, cancel)?;
+    gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, cancel)?;
     Ok(())
 }
 

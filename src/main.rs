@@ -21,9 +21,11 @@ fn passive_openmp() {
     // Commands that never run the model are not worth a second start (loading libtorch
     // alone takes about 0.4 s).
     let first = std::env::args_os().nth(1);
-    if first.as_ref().and_then(|a| a.to_str()).is_some_and(|a| {
-        matches!(a, "average" | "extract" | "help" | "--help" | "-h" | "--version" | "-V")
-    }) {
+    if first
+        .as_ref()
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| matches!(a, "average" | "extract" | "help" | "--help" | "-h" | "--version" | "-V"))
+    {
         return;
     }
     let Ok(exe) = std::env::current_exe() else { return };

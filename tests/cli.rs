@@ -403,3 +403,50 @@ fn output_dir_that_is_a_file() {
         .failure()
         .stderr(predicate::str::contains("exists and is not a directory"));
 }
+
+#[test]
+fn npy_raw_gradients_hold_the_same_values_as_json() {
+    let out_json = tempfile::tempdir().unwrap();
+    let out_npy = tempfile::tempdir().unwrap();
+    for (out, fmt) in [(&out_json, "json"), (&out_npy, "npy")] {
+        saliency()
+            .args(["run", "-q", "--raw-gradients", fmt, "--agent-path"])
+            .arg(fixture("acrobot"))
+            .arg("--output-dir")
+            .arg(out.path())
+            .assert()
+            .success();
+    }
+    // Same averages and selection whatever the raw format.
+    for f in ["average_gradients.json", "candidate_weights.json"] {
+        assert!(read(&out_json.path().join(f)) == read(&out_npy.path().join(f)), "{f}");
+    }
+    let dir = out_npy.path().join("weight_gradients");
+    let index =
+        saliency::json::reader::read_value_from(std::fs::File::open(dir.join("index.json")).unwrap(), "index").unwrap();
+    let ids: Vec<&str> = index.get("inputs").unwrap().as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let raw = saliency::json::reader::read_value_from(
+        std::fs::File::open(out_json.path().join("weight_gradients.json")).unwrap(),
+        "raw",
+    )
+    .unwrap();
+    let raw = raw.as_object().unwrap();
+    assert_eq!(ids, raw.keys().map(String::as_str).collect::<Vec<_>>());
+    for p in index.get("parameters").unwrap().as_array().unwrap() {
+        let name = p.get("name").unwrap().as_str().unwrap();
+        let (shape, values) = read_npy(&dir.join(p.get("file").unwrap().as_str().unwrap()));
+        assert_eq!(shape[0], ids.len());
+        let per = values.len() / ids.len();
+        for (n, id) in ids.iter().enumerate() {
+            let mut want = Vec::new();
+            fn flatten(v: &saliency::json::Value, out: &mut Vec<f64>) {
+                match v {
+                    saliency::json::Value::Array(a) => a.iter().for_each(|x| flatten(x, out)),
+                    other => out.push(other.as_f64().unwrap()),
+                }
+            }
+            flatten(raw[*id].get("gradients").unwrap().get(name).unwrap(), &mut want);
+            assert_eq!(&values[n * per..(n + 1) * per], want.as_slice(), "{id} {name}");
+        }
+    }
+}

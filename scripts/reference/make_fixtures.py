@@ -19,6 +19,8 @@ Fixtures (each an agent directory in the research project's layout):
   tests/fixtures/acrobot    Acrobot-v1, MlpPolicy, Tanh, net_arch [32, 16]
   tests/fixtures/cnn        synthetic 2x44x44 uint8 images, CnnPolicy (NatureCNN, features_dim 64)
   fixtures-large/atari_cnn  4x84x84 uint8 frames, CnnPolicy (NatureCNN, 1.7 M weights): benchmarks
+                            (`atari --inputs N --out DIR`; `demo-inputs --inputs N --out DIR` makes a
+                            copy of the demo with N fresh inputs)
 Reference files (under `<fixture>/reference/`, or tests/fixtures/demo_reference for the demo):
   meta.json                 parameter names and shapes, input ids, greedy actions and Q-values
   gradients.npy             float32 (inputs, total parameters): per-input gradients, parameters
@@ -346,6 +348,38 @@ def make_demo():
                     [(2, 4), (1, 10), (0, 6), (5, 0), (70, 3)], useful_path=useful_path, npy_limit=16)
 
 
+def make_demo_inputs(out, n):
+    """A copy of the demo agent directory with n clean inputs from fresh rollouts of the trained
+    agent (for benchmarks): same agent, candidates and useful_neurons.json."""
+    src = os.path.join(ROOT, "assets", "demo")
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns("gradient_analysis"))
+    model = DQN.load(os.path.join(src, "agent.zip"))
+    path = os.path.join(out, "activation_inputs", "clean_inputs.json")
+    per_seed = (n + 3) // 4
+    with open(path, "w") as f:
+        f.write("{")
+        count = 0
+        for seed in range(4):
+            env = GridNav(layout_seed=seed)
+            rng = np.random.default_rng(seed)
+            obs, _ = env.reset(seed=seed)
+            for _ in range(per_seed):
+                if count == n:
+                    break
+                v = obs["MLP_input"]
+                x, y, heading = round(float(v[100]) * 9), round(float(v[101]) * 9), int(np.argmax(v[102:]))
+                key = f"GridNav-{seed}-{x},{y},{heading}-{count:05d}"
+                f.write((", " if count else "") + json.dumps(key) + ': {"input": ' + json.dumps(v.tolist()) + "}")
+                count += 1
+                action = int(rng.integers(5)) if rng.random() < 0.3 else int(model.predict(obs, deterministic=True)[0])
+                obs, _, term, trunc, _ = env.step(action)
+                if term or trunc:
+                    obs, _ = env.reset()
+        f.write("}")
+
+
 def neuron_key(layer, unit):
     return f"{layer}_neuron_{unit}"
 
@@ -438,6 +472,8 @@ def main():
             make_mlp("acrobot", "Acrobot-v1", th.nn.Tanh, [32, 16], 30000, 16)
         elif which == "cnn":
             make_cnn(os.path.join(ROOT, "tests", "fixtures", "cnn"), (2, 44, 44), 4, 8000, 6, 64, True)
+        elif which == "demo-inputs":
+            make_demo_inputs(args.out, args.inputs)
         elif which == "atari":
             make_cnn(args.out, (4, 84, 84), 6, 0, args.inputs, 512, False, compact=True)
         else:

@@ -39,7 +39,13 @@ impl GradJsonWriter {
 
     /// Writes a batch's inputs in order. Their text is formatted on all cores, a bounded
     /// number of inputs at a time, then appended in order.
-    pub fn write_batch(&mut self, ids: &[String], batch: &BatchGrads, params: &[ParamMeta], sources: &[ParamSource]) -> Result<()> {
+    pub fn write_batch(
+        &mut self,
+        ids: &[String],
+        batch: &BatchGrads,
+        params: &[ParamMeta],
+        sources: &[ParamSource],
+    ) -> Result<()> {
         let dest = self.out.dest().to_path_buf();
         let numel: usize = params.iter().map(ParamMeta::numel).sum();
         // About 30 bytes of text per value: keep the in-flight text near 64 MB.

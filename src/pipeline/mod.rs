@@ -5,6 +5,7 @@ pub mod average;
 pub mod extract;
 pub mod gradfile;
 pub mod inputs;
+pub mod npy;
 pub mod output;
 
 use std::fmt;
@@ -25,6 +26,13 @@ use inputs::InputReader;
 pub const WEIGHT_GRADIENTS: &str = "weight_gradients.json";
 pub const AVERAGE_GRADIENTS: &str = "average_gradients.json";
 pub const CANDIDATE_WEIGHTS: &str = "candidate_weights.json";
+/// The folder `--raw-gradients npy` writes.
+pub const WEIGHT_GRADIENTS_NPY: &str = "weight_gradients";
+
+enum RawWriter {
+    Json(GradJsonWriter),
+    Npy(npy::GradNpyWriter),
+}
 
 /// The run was cancelled (Ctrl-C, or Esc in the explorer); no output was left half-written.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +51,8 @@ impl std::error::Error for Cancelled {}
 pub enum RawFormat {
     /// `weight_gradients.json`, the Python tool's file.
     Json,
+    /// `weight_gradients/`: one float32 .npy per parameter plus index.json (see `npy`).
+    Npy,
     /// Not written (the averages and selection do not need it).
     None,
 }
@@ -130,10 +140,18 @@ pub fn gradient_pass(
     let file_size = std::fs::metadata(inputs).map(|m| m.len()).unwrap_or(0);
     let mut reader = InputReader::open(inputs, &agent.arch)?;
     let params = param_meta(agent);
-    let raw_path = out_dir.join(WEIGHT_GRADIENTS);
-    let mut raw_writer = match raw {
-        RawFormat::Json => Some(GradJsonWriter::create(&raw_path)?),
-        RawFormat::None => None,
+    let (raw_path, mut raw_writer) = match raw {
+        RawFormat::Json => {
+            let p = out_dir.join(WEIGHT_GRADIENTS);
+            let w = GradJsonWriter::create(&p)?;
+            (Some(p), Some(RawWriter::Json(w)))
+        }
+        RawFormat::Npy => {
+            let p = out_dir.join(WEIGHT_GRADIENTS_NPY);
+            let w = npy::GradNpyWriter::create(&p, &params)?;
+            (Some(p), Some(RawWriter::Npy(w)))
+        }
+        RawFormat::None => (None, None),
     };
     let numels: Vec<usize> = params.iter().map(ParamMeta::numel).collect();
     let mut acc = Accumulator::new(&numels);
@@ -172,8 +190,10 @@ pub fn gradient_pass(
         let sink = scope.spawn(move || -> Result<usize> {
             let mut done = 0usize;
             for c in rx_out.iter() {
-                if let Some(w) = raw_writer.as_mut() {
-                    w.write_batch(&c.ids, &c.grads, params_ref, sources)?;
+                match raw_writer.as_mut() {
+                    Some(RawWriter::Json(w)) => w.write_batch(&c.ids, &c.grads, params_ref, sources)?,
+                    Some(RawWriter::Npy(w)) => w.write_batch(&c.ids, &c.grads, sources)?,
+                    None => {}
                 }
                 acc.add_batch(sources, &c.grads);
                 done += c.ids.len();
@@ -217,14 +237,14 @@ pub fn gradient_pass(
         bail!("{} holds no inputs: there is nothing to analyse", inputs.display());
     }
     let mut non_finite = 0;
-    let raw_path = match raw_writer {
-        Some(w) => {
+    match raw_writer {
+        Some(RawWriter::Json(w)) => {
             non_finite = w.non_finite();
             w.commit()?;
-            Some(raw_path)
         }
-        None => None,
-    };
+        Some(RawWriter::Npy(w)) => w.commit()?,
+        None => {}
+    }
     let averages = acc.averages(&params);
     Ok(GradientOutcome { averages, inputs: done, non_finite, raw_path })
 }

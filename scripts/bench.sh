@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Reproduces the README's benchmark table: `saliency run` against the Python tool's method
+# (scripts/reference/python_tool.py: SB3 + PyTorch autograd one input at a time, json.dump)
+# on the Dict-MLP demo agent and the Atari-size CNN fixture, at 100, 1,000 and 10,000 inputs;
+# then the criterion benches (float writer, selection, explorer frame).
+#
+#   scripts/bench.sh                 # everything (first run: ~3 GB of Python wheels, fixtures)
+#   SIZES="100 1000" scripts/bench.sh
+#   SKIP_CRITERION=1 scripts/bench.sh
+#
+# Python runs whose memory would not fit this machine are skipped and reported as such
+# (PY_MAX_FLOATS below). Results: bench/results.md (and stdout). Not run by CI.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+SIZES="${SIZES:-100 1000 10000}"
+# The Python method keeps every gradient in Python lists (~32 bytes per float, plus the JSON
+# text and the re-read for averaging): beyond this many floats it does not fit in 24 GB.
+PY_MAX_FLOATS="${PY_MAX_FLOATS:-200000000}"
+PY_TIMEOUT="${PY_TIMEOUT:-3600}"
+venv="${BENCH_VENV:-$root/.bench-venv}"
+data="$root/fixtures-large"
+out="$root/bench"
+mkdir -p "$out" "$data"
+
+scripts/setup-libtorch.sh
+cargo build --release --locked --quiet
+bin="$root/target/release/saliency"
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch, stable_baselines3" 2>/dev/null; then
+  echo "bench: creating $venv (torch 2.11.0, stable-baselines3 2.9.2) ..." >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet torch==2.11.0 stable-baselines3==2.9.2 gymnasium
+fi
+py="$venv/bin/python"
+
+# Fixtures: the demo agent with N fresh inputs; the Atari-size CNN with N inputs.
+for n in $SIZES; do
+  [ -f "$data/demo_$n/activation_inputs/clean_inputs.json" ] ||
+    "$py" scripts/reference/make_fixtures.py demo-inputs --inputs "$n" --out "$data/demo_$n"
+  [ -f "$data/atari_cnn_$n/activation_inputs/clean_inputs.json" ] ||
+    "$py" scripts/reference/make_fixtures.py atari --inputs "$n" --out "$data/atari_cnn_$n"
+done
+
+# /usr/bin/time: wall seconds and peak RSS (KB); "-" when a run fails or is skipped.
+measure() { # label, then the command
+  local label="$1"; shift
+  local log; log="$(mktemp)"
+  if /usr/bin/time -f "%e %M" -o "$log.time" "$@" >"$log" 2>&1; then
+    read -r wall rss <"$log.time"
+    echo "$wall $((rss / 1024))"
+  else
+    echo "bench: $label failed:" >&2; tail -5 "$log" >&2
+    echo "- -"
+  fi
+  rm -f "$log" "$log.time"
+}
+
+table="$out/results.md"
+{
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB."
+  echo "Wall time in seconds, peak RSS in MB; ratio = Python wall / saliency wall (same agent and inputs, same run)."
+  echo
+  echo "| agent | inputs | Python method | saliency run (json) | ratio | saliency run --raw-gradients none | ratio |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+} >"$table"
+
+for agent in demo atari_cnn; do
+  weights=$([ "$agent" = demo ] && echo 15493 || echo 1687206)
+  for n in $SIZES; do
+    dir="$data/${agent}_$n"
+    rm -rf "$dir/gradient_analysis" "$dir/py_out" "$dir/rs_json" "$dir/rs_none"
+    if [ $((n * weights)) -le "$PY_MAX_FLOATS" ]; then
+      read -r py_wall py_rss < <(measure "python $agent $n" timeout "$PY_TIMEOUT" "$py" scripts/reference/python_tool.py run \
+        --agent_path "$dir" --useful_neurons_path "$dir/useful_neurons.json" --output_dir "$dir/py_out")
+    else
+      py_wall="skipped"; py_rss="(needs ~$((n * weights * 32 / 1000000000)) GB)"
+    fi
+    # The JSON raw file of the CNN is 50 MB per input: write it only where it fits on disk.
+    if [ $((n * weights)) -le 2000000000 ]; then
+      read -r js_wall js_rss < <(measure "saliency json $agent $n" "$bin" run -q --agent-path "$dir" --output-dir "$dir/rs_json")
+    else
+      js_wall="skipped"; js_rss="(raw file ~$((n * weights * 30 / 1000000000)) GB)"
+    fi
+    read -r no_wall no_rss < <(measure "saliency none $agent $n" "$bin" run -q --raw-gradients none --agent-path "$dir" --output-dir "$dir/rs_none")
+    ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0fx", a / b}'; else echo "-"; fi; }
+    echo "| $agent | $n | $py_wall s, $py_rss MB | $js_wall s, $js_rss MB | $(ratio "$py_wall" "$js_wall") | $no_wall s, $no_rss MB | $(ratio "$py_wall" "$no_wall") |" >>"$table"
+    # Same selection from both tools (the averages agree to float32 rounding).
+    if [ -f "$dir/py_out/candidate_weights.json" ] && [ -f "$dir/rs_none/candidate_weights.json" ]; then
+      "$py" - "$dir/py_out/candidate_weights.json" "$dir/rs_none/candidate_weights.json" <<'PY' >>"$out/selection_check.txt"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+key = lambda d: [(t["layer_name"], t["neuron_index"], t["weight_index"], t["source"]) for t in d["weight_targets"]]
+print(sys.argv[1], "same selection" if key(a) == key(b) else "DIFFERENT selection")
+PY
+    fi
+    rm -rf "$dir/rs_json"
+  done
+done
+
+if [ -z "${SKIP_CRITERION:-}" ]; then
+  # The explorer and selection benches read the CNN fixture's averages made above.
+  "$bin" run -q --raw-gradients none --agent-path "$data/atari_cnn_1000" 2>/dev/null || true
+  cargo bench --locked --bench json_floats --bench selection --bench frame 2>&1 | tee "$out/criterion.txt" |
+    grep -E "^[a-z_]+/|time:|thrpt:" || true
+fi
+cat "$table"
