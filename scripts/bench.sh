@@ -74,17 +74,18 @@ for agent in demo atari_cnn; do
       read -r py_wall py_rss < <(measure "python $agent $n" timeout "$PY_TIMEOUT" "$py" scripts/reference/python_tool.py run \
         --agent_path "$dir" --useful_neurons_path "$dir/useful_neurons.json" --output_dir "$dir/py_out")
     else
-      py_wall="skipped"; py_rss="(needs ~$((n * weights * 32 / 1000000000)) GB)"
+      py_wall="skipped"; py_rss="needs ~$((n * weights * 32 / 1000000000)) GB"
     fi
     # The JSON raw file of the CNN is 50 MB per input: write it only where it fits on disk.
     if [ $((n * weights)) -le 2000000000 ]; then
       read -r js_wall js_rss < <(measure "saliency json $agent $n" "$bin" run -q --agent-path "$dir" --output-dir "$dir/rs_json")
     else
-      js_wall="skipped"; js_rss="(raw file ~$((n * weights * 30 / 1000000000)) GB)"
+      js_wall="skipped"; js_rss="raw file ~$((n * weights * 30 / 1000000000)) GB"
     fi
     read -r no_wall no_rss < <(measure "saliency none $agent $n" "$bin" run -q --raw-gradients none --agent-path "$dir" --output-dir "$dir/rs_none")
     ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0fx", a / b}'; else echo "-"; fi; }
-    echo "| $agent | $n | $py_wall s, $py_rss MB | $js_wall s, $js_rss MB | $(ratio "$py_wall" "$js_wall") | $no_wall s, $no_rss MB | $(ratio "$py_wall" "$no_wall") |" >>"$table"
+    cell() { if [[ "$1" =~ ^[0-9.]+$ ]]; then echo "$1 s, $2 MB"; else echo "$1 ($2)"; fi; }
+    echo "| $agent | $n | $(cell "$py_wall" "$py_rss") | $(cell "$js_wall" "$js_rss") | $(ratio "$py_wall" "$js_wall") | $(cell "$no_wall" "$no_rss") | $(ratio "$py_wall" "$no_wall") |" >>"$table"
     # Same selection from both tools (the averages agree to float32 rounding).
     if [ -f "$dir/py_out/candidate_weights.json" ] && [ -f "$dir/rs_none/candidate_weights.json" ]; then
       "$py" - "$dir/py_out/candidate_weights.json" "$dir/rs_none/candidate_weights.json" <<'PY' >>"$out/selection_check.txt"

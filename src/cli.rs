@@ -35,12 +35,20 @@ pub enum Command {
     Extract(ExtractArgs),
 }
 
+/// Largest k, m or batch size accepted (far beyond any layer; keeps the numbers exact in JSON).
+pub const MAX_COUNT: i128 = 1_000_000_000_000;
+
 /// A count flag (k, m, batch size): a non-negative integer, with a clear message otherwise.
 pub fn count(text: &str) -> Result<usize, String> {
     match text.trim().parse::<i128>() {
         Ok(v) if v < 0 => Err(format!("must be 0 or more, found {v}")),
-        Ok(v) if v > usize::MAX as i128 => Err(format!("{v} is too large")),
+        Ok(v) if v > MAX_COUNT => Err(format!("{v} is too large (at most {MAX_COUNT})")),
         Ok(v) => Ok(v as usize),
+        Err(_)
+            if text.trim().trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) && !text.trim().is_empty() =>
+        {
+            Err(format!("{} is too large (at most {MAX_COUNT})", text.trim()))
+        }
         Err(_) => Err(format!("expected a whole number, found '{text}'")),
     }
 }

@@ -8,24 +8,25 @@ use saliency::commands;
 use saliency::pipeline::Cancelled;
 
 /// libtorch's OpenMP threads busy-wait between parallel regions by default, stealing the
-/// cores our parser and accumulator threads need (measured: 5.1 s -> 3.5 s for 1,000 CNN
-/// inputs on 2 cores). libgomp reads OMP_WAIT_POLICY once, when it is loaded, so it must be
-/// in the environment before the process starts: set it and re-execute once, unless the user
-/// chose a policy.
+/// cores our parser and accumulator threads need: for a CNN on 2 cores, 5.1 s -> 3.5 s for
+/// 1,000 inputs with a passive wait. libgomp reads OMP_WAIT_POLICY once, when it is loaded, so
+/// it must be in the environment before the process starts: set it and re-execute once. Only
+/// for convolutional agents (MLPs barely use OpenMP, and a second start costs ~0.2 s), and not
+/// when the user chose a policy.
 #[cfg(unix)]
-fn passive_openmp() {
+fn passive_openmp(cli: &Cli) {
     use std::os::unix::process::CommandExt;
     if std::env::var_os("OMP_WAIT_POLICY").is_some() {
         return;
     }
-    // Commands that never run the model are not worth a second start (loading libtorch
-    // alone takes about 0.4 s).
-    let first = std::env::args_os().nth(1);
-    if first
-        .as_ref()
-        .and_then(|a| a.to_str())
-        .is_some_and(|a| matches!(a, "average" | "extract" | "help" | "--help" | "-h" | "--version" | "-V"))
-    {
+    let agent = match &cli.command {
+        Some(Command::Run(a)) => Some(&a.agent.agent_path),
+        Some(Command::Gradients(a)) => Some(&a.agent.agent_path),
+        Some(Command::Explore(a)) => a.agent_path.as_ref(),
+        None => cli.explore.agent_path.as_ref(),
+        _ => None,
+    };
+    if !agent.is_some_and(|p| saliency::agent::peek_has_conv(p)) {
         return;
     }
     let Ok(exe) = std::env::current_exe() else { return };
@@ -36,14 +37,14 @@ fn passive_openmp() {
 }
 
 #[cfg(not(unix))]
-fn passive_openmp() {}
+fn passive_openmp(_cli: &Cli) {}
 
 fn main() -> ExitCode {
-    passive_openmp();
     if let Err(e) = color_eyre::config::HookBuilder::default().display_env_section(false).install() {
         eprintln!("warning: cannot install error hooks: {e}");
     }
     let cli = Cli::parse();
+    passive_openmp(&cli);
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();

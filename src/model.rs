@@ -71,6 +71,33 @@ pub struct ParamSource {
 }
 
 impl BatchGrads {
+    /// Input `n`'s gradient of parameter `src`, row-major, into `out` (cleared first): the same
+    /// values as `value`, without a division per element.
+    pub fn fill(&self, src: ParamSource, n: usize, out: &mut Vec<f32>) {
+        out.clear();
+        match &self.layers[src.layer] {
+            LayerGrads::Outer { d, a, rows, cols } => {
+                let d = &d[n * rows..(n + 1) * rows];
+                if src.bias {
+                    out.extend_from_slice(d);
+                } else {
+                    let a = &a[n * cols..(n + 1) * cols];
+                    out.reserve(rows * cols);
+                    for &di in d {
+                        out.extend(a.iter().map(|&aj| di * aj));
+                    }
+                }
+            }
+            LayerGrads::Dense { w, b, numel, out: o } => {
+                if src.bias {
+                    out.extend_from_slice(&b[n * o..(n + 1) * o]);
+                } else {
+                    out.extend_from_slice(&w[n * numel..(n + 1) * numel]);
+                }
+            }
+        }
+    }
+
     /// Gradient of element `e` of parameter `src` for input `n`.
     #[inline]
     pub fn value(&self, src: ParamSource, n: usize, e: usize) -> f32 {

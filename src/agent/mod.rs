@@ -67,6 +67,17 @@ pub fn agent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// Whether the agent has convolution layers (reads only the parameter names). Used to decide
+/// on process set-up before any real work; false when the agent cannot be read (the real load
+/// reports why).
+pub fn peek_has_conv(path: &Path) -> bool {
+    let Ok(zip_path) = resolve_agent_zip(path) else { return false };
+    match torchzip::read_param_names(&zip_path, &AgentLimits::default()) {
+        Ok(names) => names.iter().any(|n| n.contains(".cnn.")),
+        Err(_) => false,
+    }
+}
+
 /// Loads `agent.zip` (resolved from `path`) and works out its network.
 pub fn load_agent(path: &Path, overrides: &ArchOverrides, limits: &AgentLimits) -> Result<Agent> {
     let zip_path = resolve_agent_zip(path)?;

@@ -96,7 +96,8 @@ fn read_member<R: Read + Seek>(archive: &mut ZipArchive<R>, name: &str, max: u64
     if declared > max {
         bail!("{what}: member '{name}' declares {declared} bytes, over the limit of {max}");
     }
-    let mut out = Vec::with_capacity(declared as usize);
+    // Reserve at most 64 MiB up front: a declared size is only a claim.
+    let mut out = Vec::with_capacity(declared.min(64 << 20) as usize);
     (&mut member)
         .take(max + 1)
         .read_to_end(&mut out)
@@ -163,6 +164,24 @@ pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
     Ok(AgentZip { data, sb3_version, params })
 }
 
+/// The state dict's tensor names only (no tensor data is read).
+pub fn read_param_names(path: &Path, limits: &AgentLimits) -> Result<Vec<String>> {
+    let shown = path.display().to_string();
+    let file = File::open(path).wrap_err_with(|| format!("cannot open agent file {shown}"))?;
+    let mut outer = open_zip(file, &shown, limits)?;
+    let pth = read_member(&mut outer, "policy.pth", limits.max_policy_bytes, &shown)?;
+    let mut zip = ZipArchive::new(io::Cursor::new(pth)).map_err(|e| eyre!("{shown}: policy.pth: {e}"))?;
+    let pkl = zip
+        .file_names()
+        .filter(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1)
+        .min()
+        .map(str::to_string)
+        .ok_or_else(|| eyre!("{shown}: policy.pth has no data.pkl"))?;
+    let bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, &shown)?;
+    let entries = pickle::read_state_dict(&bytes, &pickle::Limits::default()).map_err(|e| eyre!("{e}"))?;
+    Ok(entries.into_iter().map(|(k, _)| k).collect())
+}
+
 fn list_names(names: &[String]) -> String {
     let mut shown: Vec<&str> = names.iter().take(12).map(String::as_str).collect();
     if names.len() > 12 {
@@ -177,7 +196,7 @@ fn list_names(names: &[String]) -> String {
 
 /// Reads the `q_net.*` tensors of a `torch.save` zip (the online network; `q_net_target.*`
 /// is skipped), named without the leading `q_net.`, in file order.
-fn read_state_dict<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<Vec<Param>> {
+pub fn read_state_dict<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<Vec<Param>> {
     let mut zip = ZipArchive::new(reader)
         .map_err(|e| eyre!("{what} is not a torch.save zip archive (is it an old-format or non-PyTorch file?): {e}"))?;
     if zip.len() > limits.max_members {

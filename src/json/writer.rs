@@ -55,8 +55,13 @@ impl<W: Write> PyJsonWriter<W> {
             None => false,
         };
         let text = if first { text.strip_prefix(b",").unwrap_or(text) } else { text };
-        self.buf.extend_from_slice(text);
         self.non_finite += non_finite;
+        if text.len() >= FLUSH_AT {
+            // Large fragments go straight to the inner writer (no copy through the buffer).
+            self.flush_buffer()?;
+            return self.out.write_all(text);
+        }
+        self.buf.extend_from_slice(text);
         self.maybe_flush()
     }
 

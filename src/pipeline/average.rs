@@ -87,7 +87,13 @@ impl Averages {
     pub fn read(path: &Path) -> Result<Averages> {
         let shown = path.display().to_string();
         let file = File::open(path).wrap_err_with(|| format!("cannot open averages file {shown}"))?;
-        let mut r = JsonReader::new(BufReader::with_capacity(1 << 20, file), shown.clone());
+        Averages::read_from(BufReader::with_capacity(1 << 20, file), &shown)
+    }
+
+    /// `read` on any reader (`shown` names it in messages).
+    pub fn read_from(src: impl std::io::Read, shown: &str) -> Result<Averages> {
+        let shown = shown.to_string();
+        let mut r = JsonReader::new(src, shown.clone());
         let e = |e: crate::json::JsonError| eyre!("{e}");
         r.begin_object().map_err(e)?;
         let mut out = Averages::default();

@@ -28,13 +28,15 @@ impl ParamMeta {
 
 pub struct GradJsonWriter {
     out: JsonOutput,
+    /// Text buffers reused from batch to batch (no page faults for fresh allocations).
+    pool: Vec<Vec<u8>>,
 }
 
 impl GradJsonWriter {
     pub fn create(dest: &Path) -> Result<GradJsonWriter> {
         let mut out = JsonOutput::create(dest)?;
         out.json().begin_object().map_err(write_err(dest))?;
-        Ok(GradJsonWriter { out })
+        Ok(GradJsonWriter { out, pool: Vec::new() })
     }
 
     /// Writes a batch's inputs in order. Their text is formatted on all cores, a bounded
@@ -50,17 +52,19 @@ impl GradJsonWriter {
         let numel: usize = params.iter().map(ParamMeta::numel).sum();
         // About 30 bytes of text per value: keep the in-flight text near 64 MB.
         let chunk = ((64usize << 20) / (30 * numel.max(1))).clamp(1, 256);
-        let format = |n: usize| -> std::io::Result<(Vec<u8>, u64)> {
-            let mut w = PyJsonWriter::fragment(Vec::with_capacity(30 * numel + 256), 1);
+        let format = |n: usize, buf: Vec<u8>| -> std::io::Result<(Vec<u8>, u64)> {
+            let mut w = PyJsonWriter::fragment(buf, 1);
             w.key(&ids[n])?;
             w.begin_object()?;
             w.key_int("max_logit_action", batch.actions[n])?;
             w.key_float("max_logit_value", f64::from(batch.values[n]))?;
             w.key("gradients")?;
             w.begin_object()?;
+            let mut values = Vec::new();
             for (p, src) in params.iter().zip(sources) {
                 w.key(&p.name)?;
-                w.nested(&p.shape, |e| f64::from(batch.value(*src, n, e)))?;
+                batch.fill(*src, n, &mut values);
+                w.nested(&p.shape, |e| f64::from(values[e]))?;
             }
             w.end_object()?;
             w.end_object()?;
@@ -69,10 +73,19 @@ impl GradJsonWriter {
         };
         for start in (0..ids.len()).step_by(chunk) {
             let end = (start + chunk).min(ids.len());
-            let texts: Vec<std::io::Result<(Vec<u8>, u64)>> = (start..end).into_par_iter().map(format).collect();
+            let bufs: Vec<Vec<u8>> = (start..end)
+                .map(|_| {
+                    let mut b = self.pool.pop().unwrap_or_default();
+                    b.clear();
+                    b
+                })
+                .collect();
+            let texts: Vec<std::io::Result<(Vec<u8>, u64)>> =
+                (start..end).into_par_iter().zip(bufs).map(|(n, b)| format(n, b)).collect();
             for t in texts {
                 let (text, non_finite) = t.map_err(write_err(&dest))?;
                 self.out.json().append_fragment(&text, non_finite).map_err(write_err(&dest))?;
+                self.pool.push(text);
             }
         }
         Ok(())
@@ -91,10 +104,16 @@ impl GradJsonWriter {
 
 /// spec §3 from a `weight_gradients.json`: mean |gradient| per element over all inputs, summed
 /// in file order in float64. Every input must have the same parameters and shapes.
-pub fn average_file(path: &Path, mut progress: impl FnMut(u64, usize)) -> Result<Averages> {
+pub fn average_file(path: &Path, progress: impl FnMut(u64, usize)) -> Result<Averages> {
     let shown = path.display().to_string();
     let file = File::open(path).wrap_err_with(|| format!("cannot open gradients file {shown}"))?;
-    let mut r = JsonReader::new(BufReader::with_capacity(1 << 20, file), shown.clone());
+    average_reader(BufReader::with_capacity(1 << 20, file), &shown, progress)
+}
+
+/// `average_file` on any reader (`shown` names it in messages).
+pub fn average_reader(src: impl std::io::Read, shown: &str, mut progress: impl FnMut(u64, usize)) -> Result<Averages> {
+    let shown = shown.to_string();
+    let mut r = JsonReader::new(src, shown.clone());
     let e = |e: crate::json::JsonError| eyre!("{e}");
     r.begin_object().map_err(|err| eyre!("{err} (weight_gradients.json is an object of input id -> entry)"))?;
     let mut params: Vec<AvgParam> = Vec::new();

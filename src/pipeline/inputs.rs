@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use color_eyre::eyre::{bail, eyre, Result, WrapErr};
@@ -18,7 +18,7 @@ enum Check {
 }
 
 pub struct InputReader {
-    reader: JsonReader<BufReader<File>>,
+    reader: JsonReader<Box<dyn Read + Send>>,
     path: String,
     expected_len: usize,
     /// The observation shape a nested list may have (single-key spaces).
@@ -34,7 +34,13 @@ impl InputReader {
     pub fn open(path: &Path, arch: &Arch) -> Result<InputReader> {
         let shown = path.display().to_string();
         let file = File::open(path).wrap_err_with(|| format!("cannot open inputs file {shown}"))?;
-        let mut reader = JsonReader::new(BufReader::with_capacity(1 << 20, file), shown.clone());
+        InputReader::from_reader(Box::new(BufReader::with_capacity(1 << 20, file)), shown, arch)
+    }
+
+    /// From any reader (`name` is used in messages).
+    pub fn from_reader(src: Box<dyn Read + Send>, name: String, arch: &Arch) -> Result<InputReader> {
+        let shown = name;
+        let mut reader = JsonReader::new(src, shown.clone());
         reader
             .begin_object()
             .map_err(|e| eyre!("{e} (clean_inputs.json is an object of input id -> {{\"input\": [...]}})"))?;
@@ -98,13 +104,15 @@ impl InputReader {
                     break;
                 }
             };
-            self.read_entry(&id, values)?;
+            self.read_entry(&id)?;
             if !self.seen.insert(id.clone()) {
                 bail!(
                     "{}: input id \"{id}\" appears twice (ids must be unique; Python would silently keep only the last one)",
                     self.path
                 );
             }
+            // Only whole, valid entries reach the batch.
+            values.extend_from_slice(&self.scratch);
             ids.push(id);
             self.count += 1;
             n += 1;
@@ -112,7 +120,8 @@ impl InputReader {
         Ok(n)
     }
 
-    fn read_entry(&mut self, id: &str, values: &mut Vec<f32>) -> Result<()> {
+    /// Reads one entry's values into `self.scratch`, checked.
+    fn read_entry(&mut self, id: &str) -> Result<()> {
         let path = self.path.clone();
         let ctx = |e: crate::json::JsonError| eyre!("{e} (in input \"{id}\")");
         if self.reader.peek_kind().map_err(ctx)? != Kind::Object {
@@ -169,7 +178,6 @@ impl InputReader {
                     }
                 }
             }
-            values.extend_from_slice(&self.scratch);
         }
         if !got_input {
             bail!("{path}: input \"{id}\" has no \"input\" list");

@@ -99,12 +99,12 @@ impl GradNpyWriter {
     }
 
     pub fn write_batch(&mut self, ids: &[String], batch: &BatchGrads, sources: &[ParamSource]) -> Result<()> {
-        let mut bytes = Vec::new();
-        for ((p, src), f) in self.params.iter().zip(sources).zip(&mut self.files) {
-            let numel = p.numel();
+        let (mut values, mut bytes) = (Vec::new(), Vec::new());
+        for (src, f) in sources.iter().zip(&mut self.files) {
             for n in 0..ids.len() {
+                batch.fill(*src, n, &mut values);
                 bytes.clear();
-                bytes.extend((0..numel).flat_map(|e| batch.value(*src, n, e).to_le_bytes()));
+                bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
                 f.write_all(&bytes).map_err(|e| eyre!("cannot write {}: {e}", self.tmp.display()))?;
             }
         }
