@@ -7,6 +7,8 @@
 
 use std::io::{self, Write};
 
+use rayon::prelude::*;
+
 use super::pyfloat;
 
 /// Output is collected here and handed to the inner writer in large blocks.
@@ -21,6 +23,8 @@ pub struct PyJsonWriter<W: Write> {
     after_key: bool,
     /// Non-finite floats written so far (they signal a broken model).
     pub non_finite: u64,
+    /// Text buffers reused by `nested_f32` (no fresh, page-faulting allocations per group).
+    pool: Vec<Vec<u8>>,
 }
 
 impl<W: Write> PyJsonWriter<W> {
@@ -31,6 +35,7 @@ impl<W: Write> PyJsonWriter<W> {
             stack: Vec::new(),
             after_key: false,
             non_finite: 0,
+            pool: Vec::new(),
         }
     }
 
@@ -227,6 +232,51 @@ impl<W: Write> PyJsonWriter<W> {
         self.end_array()
     }
 
+    /// `nested` for float32 values; large arrays are formatted on all cores, a bounded number of
+    /// row groups (about 4 MB of text each) at a time, and appended in order.
+    pub fn nested_f32(&mut self, shape: &[usize], values: &[f32]) -> io::Result<()> {
+        const PARALLEL_FROM: usize = 1 << 18;
+        if shape.len() < 2 || values.len() < PARALLEL_FROM || shape[0] == 0 {
+            return self.nested(shape, |i| f64::from(values[i]));
+        }
+        self.begin_array()?;
+        let depth = self.stack.len();
+        let rows = shape[0];
+        let per_row = values.len() / rows;
+        let rows_per_group = ((1usize << 17) / per_row.max(1)).max(1);
+        let groups: Vec<(usize, usize)> =
+            (0..rows).step_by(rows_per_group).map(|r| (r, (r + rows_per_group).min(rows))).collect();
+        for wave in groups.chunks(2 * rayon::current_num_threads()) {
+            let bufs: Vec<Vec<u8>> = wave
+                .iter()
+                .map(|_| {
+                    let mut b = self.pool.pop().unwrap_or_default();
+                    b.clear();
+                    b
+                })
+                .collect();
+            let texts: Vec<io::Result<(Vec<u8>, u64)>> = wave
+                .par_iter()
+                .zip(bufs)
+                .map(|(&(r0, r1), buf)| {
+                    let mut w = PyJsonWriter::fragment(buf, depth);
+                    for r in r0..r1 {
+                        let row = &values[r * per_row..(r + 1) * per_row];
+                        w.nested(&shape[1..], |e| f64::from(row[e]))?;
+                    }
+                    let non_finite = w.non_finite;
+                    Ok((w.finish()?, non_finite))
+                })
+                .collect();
+            for t in texts {
+                let (text, non_finite) = t?;
+                self.append_fragment(&text, non_finite)?;
+                self.pool.push(text);
+            }
+        }
+        self.end_array()
+    }
+
     /// Writes everything buffered to the inner writer and returns it.
     pub fn finish(mut self) -> io::Result<W> {
         self.out.write_all(&self.buf)?;
@@ -315,6 +365,26 @@ mod tests {
         assert_eq!(render(|w| w.nested(&[], |_| 0.5)), "0.5");
         assert_eq!(render(|w| w.nested(&[0], |_| 0.5)), "[]");
         assert_eq!(render(|w| w.nested(&[2, 0], |_| 0.5)), "[\n  [],\n  []\n]");
+    }
+
+    #[test]
+    fn parallel_nested_equals_sequential() {
+        let values: Vec<f32> = (0..600_000).map(|i| (i as f32 * 0.37).sin() * 1e-3).collect();
+        for shape in [vec![600, 1000], vec![3, 200, 1000], vec![600_000]] {
+            let a = render(|w| {
+                w.begin_object()?;
+                w.key("x")?;
+                w.nested(&shape, |i| f64::from(values[i]))?;
+                w.end_object()
+            });
+            let b = render(|w| {
+                w.begin_object()?;
+                w.key("x")?;
+                w.nested_f32(&shape, &values)?;
+                w.end_object()
+            });
+            assert!(a == b, "shape {shape:?}");
+        }
     }
 
     #[test]

@@ -52,9 +52,16 @@ impl GradJsonWriter {
         let numel: usize = params.iter().map(ParamMeta::numel).sum();
         // About 30 bytes of text per value: keep the in-flight text near 64 MB.
         let chunk = ((64usize << 20) / (30 * numel.max(1))).clamp(1, 256);
-        let format = |n: usize, buf: Vec<u8>| -> std::io::Result<(Vec<u8>, u64)> {
-            let mut w = PyJsonWriter::fragment(buf, 1);
-            w.key(&ids[n])?;
+        // One input's text, at depth 1 of the file.
+        fn entry<W: std::io::Write>(
+            w: &mut PyJsonWriter<W>,
+            id: &str,
+            n: usize,
+            batch: &BatchGrads,
+            params: &[ParamMeta],
+            sources: &[ParamSource],
+        ) -> std::io::Result<()> {
+            w.key(id)?;
             w.begin_object()?;
             w.key_int("max_logit_action", batch.actions[n])?;
             w.key_float("max_logit_value", f64::from(batch.values[n]))?;
@@ -64,10 +71,22 @@ impl GradJsonWriter {
             for (p, src) in params.iter().zip(sources) {
                 w.key(&p.name)?;
                 batch.fill(*src, n, &mut values);
-                w.nested(&p.shape, |e| f64::from(values[e]))?;
+                w.nested_f32(&p.shape, &values)?;
             }
             w.end_object()?;
-            w.end_object()?;
+            w.end_object()
+        }
+        if chunk == 1 {
+            // Big inputs (tens of MB of text each): straight into the file, each large
+            // parameter formatted on all cores by `nested_f32`.
+            for (n, id) in ids.iter().enumerate() {
+                entry(self.out.json(), id, n, batch, params, sources).map_err(write_err(&dest))?;
+            }
+            return Ok(());
+        }
+        let format = |n: usize, buf: Vec<u8>| -> std::io::Result<(Vec<u8>, u64)> {
+            let mut w = PyJsonWriter::fragment(buf, 1);
+            entry(&mut w, &ids[n], n, batch, params, sources)?;
             let non_finite = w.non_finite;
             Ok((w.finish()?, non_finite))
         };
