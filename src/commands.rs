@@ -264,6 +264,9 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     let (agent, net) = load(&args.agent)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent.agent_path));
     let outcome = gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, cancel)?;
+    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(pipeline::Cancelled.into());
+    }
     let avg_path = out_dir.join(pipeline::AVERAGE_GRADIENTS);
     warn_non_finite(&rep, outcome.averages.write(&avg_path)?, pipeline::AVERAGE_GRADIENTS);
     rep.done(&format!("wrote {}", avg_path.display()));

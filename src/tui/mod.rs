@@ -163,9 +163,16 @@ pub fn explore(args: &ExploreArgs, _cancel: &AtomicBool) -> Result<()> {
         );
     }
     let Plan { mut app, job } = plan(args)?;
+    // ratatui::init chains a panic hook that leaves raw mode and the alternate screen before
+    // color-eyre's report is printed; ours in front of it also releases the mouse.
     let mut terminal = ratatui::init();
     if args.mouse {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+            previous(info);
+        }));
     }
     let result = event_loop(&mut terminal, &mut app, job);
     if args.mouse {
@@ -199,6 +206,9 @@ pub fn run_to_end(plan: Plan, timeout: Duration) -> Result<App> {
 }
 
 fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job) -> Result<()> {
+    // Test hooks (tests/terminal.rs): fail after the first frame, to check that the terminal
+    // is restored on a panic and on an error.
+    let fail_after_draw = std::env::var("SALIENCY_TEST_FAIL_AFTER_DRAW").ok();
     let mut worker = Worker::spawn(job.clone());
     let mut dirty = true;
     let mut last_draw = Instant::now();
@@ -228,6 +238,11 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job) 
             terminal.draw(|f| view::draw(app, f))?;
             dirty = false;
             last_draw = Instant::now();
+            match fail_after_draw.as_deref() {
+                Some("panic") => panic!("test panic requested by SALIENCY_TEST_FAIL_AFTER_DRAW"),
+                Some("error") => bail!("test error requested by SALIENCY_TEST_FAIL_AFTER_DRAW"),
+                _ => {}
+            }
         }
         if event::poll(Duration::from_millis(40))? {
             match event::read()? {
