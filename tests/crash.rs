@@ -41,7 +41,7 @@ fn partials(dir: &Path) -> Vec<String> {
 
 /// Starts a run and returns it once its raw file is being written.
 fn start_run(agent: &Path, out: &Path) -> std::process::Child {
-    let child = Command::new(bin())
+    let mut child = Command::new(bin())
         .args(["run", "-q", "--batch-size", "8", "--agent-path"])
         .arg(agent)
         .arg("--output-dir")
@@ -56,7 +56,11 @@ fn start_run(agent: &Path, out: &Path) -> std::process::Child {
         if growing {
             return child;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "the run never started writing");
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run never started writing");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
