@@ -39,7 +39,8 @@ fn partials(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Starts a run and returns it once its raw file is being written.
+/// Starts a run and returns it once its raw file is being written (the caller reaps it).
+#[allow(clippy::zombie_processes)]
 fn start_run(agent: &Path, out: &Path) -> std::process::Child {
     let mut child = Command::new(bin())
         .args(["run", "-q", "--batch-size", "8", "--agent-path"])
