@@ -137,30 +137,35 @@ pub fn find_useful_neurons(flag: &Option<PathBuf>, agent_dir: Option<&Path>, nee
     )
 }
 
-/// The candidates of a cross-metric file, resolved against averages.
-pub struct CandidateSet {
+/// The candidate files, read and checked before any work: the keys of `common_neurons` and,
+/// when a key needs it, useful_neurons.json.
+pub struct CandidateInputs {
     pub keys: Vec<extract::CandidateKey>,
-    pub resolved: extract::Resolved,
+    pub useful: Option<Value>,
 }
 
-pub fn load_candidates(cross_path: &Path, useful: Option<&Path>, avgs: &Averages) -> Result<CandidateSet> {
-    let cross = extract::read_small_json(cross_path, "cross-metric file")?;
-    let keys = extract::candidate_keys(&cross, &cross_path.display().to_string())?;
-    let useful_value: Option<Value> = match useful {
-        Some(p) => Some(extract::read_small_json(p, "useful-neurons file")?),
+pub fn read_candidate_inputs(
+    cross: &Path,
+    useful_flag: &Option<PathBuf>,
+    agent_dir: Option<&Path>,
+) -> Result<CandidateInputs> {
+    let value = extract::read_small_json(cross, "cross-metric file")?;
+    let keys = extract::candidate_keys(&value, &cross.display().to_string())?;
+    let useful = match find_useful_neurons(useful_flag, agent_dir, extract::needs_useful_neurons(&keys))? {
+        Some(p) => {
+            let v = extract::read_small_json(&p, "useful-neurons file")?;
+            if v.as_array().is_none() {
+                bail!(
+                    "{}: expected a list of experiments ({{\"<layer>\": [neurons]}}), found {}",
+                    p.display(),
+                    v.type_name()
+                );
+            }
+            Some(v)
+        }
         None => None,
     };
-    if let Some(v) = &useful_value {
-        if v.as_array().is_none() {
-            bail!(
-                "{}: expected a list of experiments ({{\"<layer>\": [neurons]}}), found {}",
-                useful.map(|p| p.display().to_string()).unwrap_or_default(),
-                v.type_name()
-            );
-        }
-    }
-    let resolved = extract::resolve(&keys, useful_value.as_ref(), avgs);
-    Ok(CandidateSet { keys, resolved })
+    Ok(CandidateInputs { keys, useful })
 }
 
 fn selection_summary(sel: &extract::Selection, path: &Path) -> String {
@@ -176,22 +181,21 @@ fn selection_summary(sel: &extract::Selection, path: &Path) -> String {
 /// Extract from in-memory averages and write candidate_weights.json.
 fn extract_and_write(
     rep: &Reporter,
-    cross: &Path,
-    useful: Option<&Path>,
+    inputs: &CandidateInputs,
     avgs: &Averages,
     sel_args: &SelectionArgs,
     out_dir: &Path,
 ) -> Result<()> {
-    let set = load_candidates(cross, useful, avgs)?;
-    for w in &set.resolved.warnings {
+    let resolved = extract::resolve(&inputs.keys, inputs.useful.as_ref(), avgs);
+    for w in &resolved.warnings {
         rep.warn(w);
     }
-    if set.resolved.candidates.is_empty() {
+    if resolved.candidates.is_empty() {
         rep.warn("no candidate neuron could be resolved: the selection is empty");
     }
-    let sel = extract::select(avgs, &set.resolved.candidates, sel_args.k, sel_args.m);
+    let sel = extract::select(avgs, &resolved.candidates, sel_args.k, sel_args.m);
     let dest = out_dir.join(pipeline::CANDIDATE_WEIGHTS);
-    extract::write_candidates(&dest, avgs, &set.resolved.candidates, &sel)?;
+    extract::write_candidates(&dest, avgs, &resolved.candidates, &sel)?;
     rep.done(&selection_summary(&sel, &dest));
     Ok(())
 }
@@ -253,14 +257,8 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     must_exist(&args.agent.agent_path, "agent path")?;
     let cross = pipeline::cross_metric_path(&agent_dir);
     must_exist(&cross, "cross-metric file")?;
-    // Resolve useful_neurons.json before any work, as the master script checks it first.
-    let keys =
-        extract::candidate_keys(&extract::read_small_json(&cross, "cross-metric file")?, &cross.display().to_string())?;
-    let useful = find_useful_neurons(
-        &args.selection.useful_neurons_path,
-        Some(&agent_dir),
-        extract::needs_useful_neurons(&keys),
-    )?;
+    // The candidate files are read and checked before any work, as the master script does.
+    let candidates = read_candidate_inputs(&cross, &args.selection.useful_neurons_path, Some(&agent_dir))?;
     let (agent, net) = load(&args.agent)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent.agent_path));
     let outcome = gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, cancel)?;
@@ -270,7 +268,7 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     let avg_path = out_dir.join(pipeline::AVERAGE_GRADIENTS);
     warn_non_finite(&rep, outcome.averages.write(&avg_path)?, pipeline::AVERAGE_GRADIENTS);
     rep.done(&format!("wrote {}", avg_path.display()));
-    extract_and_write(&rep, &cross, useful.as_deref(), &outcome.averages, &args.selection, &out_dir)
+    extract_and_write(&rep, &candidates, &outcome.averages, &args.selection, &out_dir)
 }
 
 pub fn gradients(args: &GradientsArgs, cancel: &AtomicBool) -> Result<()> {
@@ -309,13 +307,10 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
     let rep = Reporter::new(args.quiet.quiet);
     must_exist(&args.cross_metric_path, "cross-metric file")?;
     must_exist(&args.average_gradients_path, "averages file")?;
-    let cross = extract::read_small_json(&args.cross_metric_path, "cross-metric file")?;
-    let keys = extract::candidate_keys(&cross, &args.cross_metric_path.display().to_string())?;
     // <agent dir>/patching_results/cross_metric_summary.json -> <agent dir>
     let agent_dir = args.cross_metric_path.parent().and_then(Path::parent);
-    let useful =
-        find_useful_neurons(&args.selection.useful_neurons_path, agent_dir, extract::needs_useful_neurons(&keys))?;
+    let candidates = read_candidate_inputs(&args.cross_metric_path, &args.selection.useful_neurons_path, agent_dir)?;
     let avgs = Averages::read(&args.average_gradients_path)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| parent_dir(&args.average_gradients_path));
-    extract_and_write(&rep, &args.cross_metric_path, useful.as_deref(), &avgs, &args.selection, &out_dir)
+    extract_and_write(&rep, &candidates, &avgs, &args.selection, &out_dir)
 }

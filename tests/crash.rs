@@ -35,7 +35,12 @@ fn big_demo(repeats: usize) -> tempfile::TempDir {
 
 fn partials(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().into_string().unwrap()).filter(|n| n.ends_with(".partial")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().into_string().unwrap())
+                .filter(|n| n.ends_with(".partial"))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -53,7 +58,8 @@ fn start_run(agent: &Path, out: &Path) -> std::process::Child {
         .unwrap();
     let start = Instant::now();
     loop {
-        let growing = partials(out).iter().any(|p| std::fs::metadata(out.join(p)).map(|m| m.len() > 100_000).unwrap_or(false));
+        let growing =
+            partials(out).iter().any(|p| std::fs::metadata(out.join(p)).map(|m| m.len() > 100_000).unwrap_or(false));
         if growing {
             return child;
         }
@@ -72,7 +78,13 @@ fn sigkill_mid_write_leaves_the_previous_files() {
     let out = agent.path().join("gradient_analysis");
     // A previous, complete run (small, so it is quick): its files must survive the kill.
     let small = copy_fixture("demo");
-    let status = Command::new(bin()).args(["run", "-q", "--agent-path"]).arg(small.path()).arg("--output-dir").arg(&out).status().unwrap();
+    let status = Command::new(bin())
+        .args(["run", "-q", "--agent-path"])
+        .arg(small.path())
+        .arg("--output-dir")
+        .arg(&out)
+        .status()
+        .unwrap();
     assert!(status.success());
     let before: Vec<(String, Vec<u8>)> = ["weight_gradients.json", "average_gradients.json", "candidate_weights.json"]
         .iter()
@@ -110,13 +122,14 @@ fn ctrl_c_exits_130_and_removes_temporary_files() {
 /// Runs the explorer in a pseudo-terminal (util-linux `script`), then `stty -a` in the same
 /// terminal; returns everything the terminal received.
 fn in_pty(env: &[(&str, &str)], keys: &str) -> (Option<i32>, String) {
-    let cmd = format!(
-        "{} --agent-path {} --mouse; echo \"EXIT=$?\"; stty -a",
-        bin().display(),
-        fixture("acrobot").display()
-    );
+    let cmd =
+        format!("{} --agent-path {} --mouse; echo \"EXIT=$?\"; stty -a", bin().display(), fixture("acrobot").display());
     let mut c = Command::new("script");
-    c.args(["-qefc", &cmd, "/dev/null"]).env("TERM", "xterm-256color").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["-qefc", &cmd, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }

@@ -117,3 +117,62 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A minimal torch state-dict pickle (protocol 2) with float32 tensors: (name, storage key,
+/// storage elements, shape, stride). Written by hand, as the tests need broken variants.
+pub fn state_dict_pickle(entries: &[(&str, &str, u64, &[u64], &[u64])]) -> Vec<u8> {
+    fn int(out: &mut Vec<u8>, v: u64) {
+        if v < 256 {
+            out.extend_from_slice(&[b'K', v as u8]);
+        } else if v < (1 << 31) {
+            out.push(b'J');
+            out.extend_from_slice(&(v as u32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&[0x8a, 8]);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    fn s(out: &mut Vec<u8>, t: &str) {
+        out.push(b'X');
+        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        out.extend_from_slice(t.as_bytes());
+    }
+    fn tuple(out: &mut Vec<u8>, vals: &[u64]) {
+        out.push(b'(');
+        for &v in vals {
+            int(out, v);
+        }
+        out.push(b't');
+    }
+    let mut p = vec![0x80, 2];
+    p.extend_from_slice(b"ccollections\nOrderedDict\n)R(");
+    for (name, key, numel, shape, stride) in entries {
+        s(&mut p, name);
+        p.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+        s(&mut p, "storage");
+        p.extend_from_slice(b"ctorch\nFloatStorage\n");
+        s(&mut p, key);
+        s(&mut p, "cpu");
+        int(&mut p, *numel);
+        p.extend_from_slice(b"tQ");
+        int(&mut p, 0);
+        tuple(&mut p, shape);
+        tuple(&mut p, stride);
+        p.extend_from_slice(b"\x89ccollections\nOrderedDict\n)RtR");
+    }
+    p.extend_from_slice(b"u.");
+    p
+}
+
+/// A policy.pth (zip) holding `pickle` as archive/data.pkl and the given storages.
+pub fn policy_pth(pickle: &[u8], storages: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    out.start_file("archive/data.pkl", opts).unwrap();
+    out.write_all(pickle).unwrap();
+    for (key, bytes) in storages {
+        out.start_file(format!("archive/data/{key}"), opts).unwrap();
+        out.write_all(bytes).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}

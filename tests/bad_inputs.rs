@@ -1,0 +1,524 @@
+//! The table of bad and hostile inputs (docs/bad-inputs.md): every row is a case here, run as
+//! the real binary. Each case checks the exit code, the message (what, where, expected vs
+//! found) and that no output file was left behind (or that previous files survived).
+
+mod common;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+struct Case {
+    id: &'static str,
+    /// Arguments (after the binary), built in the temp dir.
+    args: Vec<OsString>,
+    /// Expected exit code.
+    code: i32,
+    /// Fragments stderr must contain.
+    stderr: Vec<&'static str>,
+    /// Run through `sh -c` with this prefix (resource limits).
+    shell_prefix: Option<&'static str>,
+}
+
+fn os(v: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
+    v.iter().map(|s| s.as_ref().to_os_string()).collect()
+}
+
+fn write(path: &Path, bytes: impl AsRef<[u8]>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// `run` on an agent directory, writing to `out`.
+fn run_args(dir: &Path, out: &Path, extra: &[&str]) -> Vec<OsString> {
+    let mut v = os(&[&"run", &"-q", &"--agent-path", &dir, &"--output-dir", &out]);
+    v.extend(extra.iter().map(OsString::from));
+    v
+}
+
+/// An agent zip whose policy.pth is replaced by `pth`.
+fn with_policy(dir: &Path, pth: Vec<u8>) {
+    let src = fixture("acrobot").join("agent.zip");
+    rewrite_zip(&src, &dir.join("agent.zip"), |name, data| Some(if name == "policy.pth" { pth.clone() } else { data }));
+}
+
+/// An agent zip whose `data` JSON is edited.
+fn with_data(dir: &Path, edit: impl Fn(String) -> String) {
+    let src = fixture("acrobot").join("agent.zip");
+    rewrite_zip(&src, &dir.join("agent.zip"), |name, data| {
+        Some(if name == "data" { edit(String::from_utf8(data).unwrap()).into_bytes() } else { data })
+    });
+}
+
+fn inputs(dir: &Path, text: impl AsRef<[u8]>) {
+    write(&dir.join("activation_inputs/clean_inputs.json"), text);
+}
+
+fn cases(dir: &Path, out: &Path) -> Vec<Case> {
+    let acro = |d: &str| -> PathBuf {
+        let p = dir.join(d);
+        if !p.exists() {
+            for e in walk(&fixture("acrobot")) {
+                let rel = e.strip_prefix(fixture("acrobot")).unwrap();
+                if !rel.starts_with("reference") {
+                    write(&p.join(rel), std::fs::read(&e).unwrap());
+                }
+            }
+        }
+        p
+    };
+    let mut v = Vec::new();
+    macro_rules! case {
+        ($id:expr, $args:expr, $code:expr, [$($s:expr),*]) => {
+            v.push(Case { id: $id, args: $args, code: $code, stderr: vec![$($s),*], shell_prefix: None })
+        };
+    }
+
+    // --- paths ---
+    case!(
+        "missing-agent-path",
+        run_args(Path::new("/nonexistent/agent"), out, &[]),
+        1,
+        ["agent path /nonexistent/agent does not exist"]
+    );
+    let d = acro("no-zip");
+    std::fs::remove_file(d.join("agent.zip")).unwrap();
+    case!(
+        "agent-dir-without-zip",
+        run_args(&d, out, &[]),
+        1,
+        ["no agent in", "expected agent.zip, model.zip, dqn.zip"]
+    );
+    let d = acro("no-inputs");
+    std::fs::remove_file(d.join("activation_inputs/clean_inputs.json")).unwrap();
+    case!("inputs-missing", run_args(&d, out, &[]), 1, ["inputs file", "clean_inputs.json does not exist"]);
+    let d = acro("inputs-dir");
+    std::fs::remove_file(d.join("activation_inputs/clean_inputs.json")).unwrap();
+    std::fs::create_dir(d.join("activation_inputs/clean_inputs.json")).unwrap();
+    case!("inputs-is-a-directory", run_args(&d, out, &[]), 1, ["clean_inputs.json", "Is a directory"]);
+    let d = acro("no-cross");
+    std::fs::remove_file(d.join("patching_results/cross_metric_summary.json")).unwrap();
+    case!("cross-metric-missing", run_args(&d, out, &[]), 1, ["cross-metric file", "does not exist"]);
+    let d = acro("link-target");
+    let link = dir.join("symlinked-agent");
+    std::os::unix::fs::symlink(&d, &link).unwrap();
+    case!("agent-path-symlink", run_args(&link, &dir.join("link-out"), &[]), 0, []);
+    let d = acro("out-file");
+    write(&d.join("occupied"), "x");
+    case!(
+        "output-dir-is-a-file",
+        run_args(&d, &d.join("occupied"), &[]),
+        1,
+        ["output directory", "exists and is not a directory"]
+    );
+
+    // --- agent.zip ---
+    let d = acro("not-zip");
+    write(&d.join("agent.zip"), "definitely not a zip");
+    case!("agent-not-a-zip", run_args(&d, out, &[]), 1, ["agent.zip is not a readable zip archive"]);
+    let d = acro("empty-zip");
+    write(&d.join("agent.zip"), "");
+    case!("agent-empty-file", run_args(&d, out, &[]), 1, ["agent.zip is not a readable zip archive"]);
+    let d = acro("half-zip");
+    let bytes = std::fs::read(fixture("acrobot").join("agent.zip")).unwrap();
+    write(&d.join("agent.zip"), &bytes[..bytes.len() / 2]);
+    case!("agent-truncated", run_args(&d, out, &[]), 1, ["agent.zip is truncated or corrupt"]);
+    let d = acro("no-policy");
+    rewrite_zip(&fixture("acrobot").join("agent.zip"), &d.join("agent.zip"), |n, data| {
+        (n != "policy.pth").then_some(data)
+    });
+    case!(
+        "policy-missing",
+        run_args(&d, out, &[]),
+        1,
+        ["not a Stable-Baselines3 save", "expected members 'data' and 'policy.pth'"]
+    );
+    let d = acro("bomb");
+    {
+        // `data` inflating to 100 MB from about 100 KB (the limit is 64 MiB).
+        let src = fixture("acrobot").join("agent.zip");
+        let mut archive = zip::ZipArchive::new(std::fs::File::open(&src).unwrap()).unwrap();
+        let mut w = zip::ZipWriter::new(std::fs::File::create(d.join("agent.zip")).unwrap());
+        for i in 0..archive.len() {
+            use std::io::Read;
+            let mut f = archive.by_index(i).unwrap();
+            let name = f.name().to_string();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+            w.start_file(name.clone(), opts).unwrap();
+            if name == "data" {
+                w.write_all(&vec![b' '; 100 << 20]).unwrap();
+            } else {
+                w.write_all(&data).unwrap();
+            }
+        }
+        w.finish().unwrap();
+    }
+    case!("zip-bomb", run_args(&d, out, &[]), 1, ["member 'data' declares", "over the limit of 67108864"]);
+    let d = acro("big-policy");
+    case!(
+        "policy-over-size-limit",
+        run_args(&d, out, &["--max-agent-mb", "0"]),
+        1,
+        ["policy.pth is", "over the limit of 0", "--max-agent-mb"]
+    );
+
+    // --- policy.pth and its pickle ---
+    let d = acro("pth-garbage");
+    with_policy(&d, b"PK\x03\x04 not really".to_vec());
+    case!("policy-not-a-torch-zip", run_args(&d, out, &[]), 1, ["policy.pth is not a torch.save zip archive"]);
+    let d = acro("pth-no-pkl");
+    rewrite_policy(&fixture("acrobot").join("agent.zip"), &d.join("agent.zip"), |n, data| {
+        (!n.ends_with("data.pkl")).then_some(data)
+    });
+    case!("policy-without-data-pkl", run_args(&d, out, &[]), 1, ["has no '<folder>/data.pkl'"]);
+    let d = acro("pkl-global");
+    with_policy(&d, policy_pth(b"\x80\x02cos\nsystem\n.", &[]));
+    case!(
+        "pickle-code-global",
+        run_args(&d, out, &[]),
+        1,
+        ["refusing pickle global 'os.system'", "no code from the file is run"]
+    );
+    let d = acro("pkl-opcode");
+    with_policy(&d, policy_pth(b"\x80\x02i__builtin__\neval\n.", &[]));
+    case!("pickle-unknown-opcode", run_args(&d, out, &[]), 1, ["unsupported pickle opcode 0x69"]);
+    let d = acro("pkl-trunc");
+    let good = state_dict_pickle(&[("q_net.q_net.0.weight", "0", 4, &[2, 2], &[2, 1])]);
+    with_policy(&d, policy_pth(&good[..good.len() / 2], &[]));
+    case!("pickle-truncated", run_args(&d, out, &[]), 1, ["truncated pickle"]);
+    let d = acro("pkl-deep");
+    let mut deep = b"\x80\x02K\x01".to_vec();
+    deep.extend(std::iter::repeat_n(0x85u8, 100));
+    deep.push(b'.');
+    with_policy(&d, policy_pth(&deep, &[]));
+    case!("pickle-deep-nesting", run_args(&d, out, &[]), 1, ["nested deeper than 32 levels (limit)"]);
+    let d = acro("pkl-endless");
+    let mut endless = b"\x80\x02".to_vec();
+    endless.extend(std::iter::repeat_n(b'(', 70_000));
+    with_policy(&d, policy_pth(&endless, &[]));
+    case!("pickle-endless-stack", run_args(&d, out, &[]), 1, ["stack too deep (limit)"]);
+    let d = acro("huge-tensor");
+    let p = state_dict_pickle(&[("q_net.q_net.0.weight", "0", 1 << 40, &[1 << 20, 1 << 20], &[1 << 20, 1])]);
+    with_policy(&d, policy_pth(&p, &[("0", vec![0; 16])]));
+    case!("tensor-huge-shape", run_args(&d, out, &[]), 1, ["declares 1099511627776 elements (limit 2147483648)"]);
+    let d = acro("bad-stride");
+    let p = state_dict_pickle(&[("q_net.q_net.0.weight", "0", 4, &[3, 3], &[3, 1])]);
+    with_policy(&d, policy_pth(&p, &[("0", vec![0; 16])]));
+    case!("tensor-outside-storage", run_args(&d, out, &[]), 1, ["reaches element 8, but the storage has 4"]);
+    let d = acro("short-storage");
+    let p = state_dict_pickle(&[("q_net.q_net.0.weight", "0", 4, &[2, 2], &[2, 1])]);
+    with_policy(&d, policy_pth(&p, &[("0", vec![0; 8])]));
+    case!("storage-shorter-than-declared", run_args(&d, out, &[]), 1, ["archive/data/0", "holds 8 bytes, expected 16"]);
+
+    // --- the `data` JSON ---
+    let d = acro("data-json");
+    with_data(&d, |s| s[..s.len() / 3].to_string());
+    case!("data-json-corrupt", run_args(&d, out, &[]), 1, ["agent.zip: data:", "unterminated string (end of file)"]);
+    let d = acro("data-act");
+    with_data(&d, |s| s.replace("torch.nn.modules.activation.Tanh", "my_lab.Swish"));
+    case!(
+        "data-unknown-activation",
+        run_args(&d, out, &[]),
+        1,
+        ["activation_fn is <class 'my_lab.Swish'>", "state it with --activation NAME"]
+    );
+    let d = acro("data-act-override");
+    with_data(&d, |s| s.replace("torch.nn.modules.activation.Tanh", "my_lab.Swish"));
+    case!("data-unknown-activation-stated", run_args(&d, &dir.join("override-out"), &["--activation", "Tanh"]), 0, []);
+    let d = acro("data-action");
+    with_data(&d, |s| s.replace("gymnasium.spaces.discrete.Discrete", "gymnasium.spaces.box.Box"));
+    case!("data-action-space-not-discrete", run_args(&d, out, &[]), 1, ["action_space", "Discrete"]);
+    let d = acro("extractor");
+    {
+        let p = state_dict_pickle(&[("q_net.features_extractor.rnn.weight", "0", 4, &[2, 2], &[2, 1])]);
+        with_policy(&d, policy_pth(&p, &[("0", vec![0; 16])]));
+    }
+    case!(
+        "unknown-feature-extractor",
+        run_args(&d, out, &[]),
+        1,
+        ["unrecognised feature extractor", "features_extractor.rnn.weight"]
+    );
+    let d = acro("layer-mismatch");
+    {
+        let p = state_dict_pickle(&[("q_net.q_net.0.weight", "0", 10, &[2, 5], &[5, 1])]);
+        with_policy(&d, policy_pth(&p, &[("0", vec![0; 40])]));
+    }
+    case!(
+        "layer-shape-mismatch",
+        run_args(&d, out, &[]),
+        1,
+        ["q_net.0.weight has shape [2, 5]", "takes 5 inputs, but the layer before gives 6"]
+    );
+    let d = acro("bad-activation-flag");
+    case!(
+        "activation-flag-unknown",
+        run_args(&d, out, &["--activation", "Swish"]),
+        1,
+        ["--activation Swish: unknown activation"]
+    );
+    let d = acro("cuda");
+    case!("cuda-unavailable", run_args(&d, out, &["--device", "cuda"]), 1, ["CUDA is not available"]);
+    let d = acro("bad-device");
+    case!(
+        "device-unknown",
+        run_args(&d, out, &["--device", "tpu"]),
+        1,
+        ["unknown device 'tpu'", "cpu, cuda or cuda:N"]
+    );
+
+    // --- clean_inputs.json ---
+    let d = acro("in-len");
+    inputs(&d, r#"{"a": {"input": [1, 2, 3]}}"#);
+    case!(
+        "input-wrong-length",
+        run_args(&d, out, &[]),
+        1,
+        ["input \"a\": expected a list of 6 values, found 3 values"]
+    );
+    let d = acro("in-nan");
+    inputs(&d, r#"{"a": {"input": [1, 2, 3, 4, 5, NaN]}}"#);
+    case!("input-nan", run_args(&d, out, &[]), 1, ["input \"a\": value 5 is NaN; inputs must be finite numbers"]);
+    let d = acro("in-inf");
+    inputs(&d, r#"{"a": {"input": [-Infinity, 2, 3, 4, 5, 6]}}"#);
+    case!("input-infinite", run_args(&d, out, &[]), 1, ["input \"a\": value 0 is -inf"]);
+    let d = acro("in-str");
+    inputs(&d, r#"{"a": {"input": [1, 2, "3", 4, 5, 6]}}"#);
+    case!(
+        "input-not-a-number",
+        run_args(&d, out, &[]),
+        1,
+        ["clean_inputs.json:1:", "expected a number, found a string", "(in input \"a\")"]
+    );
+    let d = acro("in-nokey");
+    inputs(&d, r#"{"a": {"obs": [1, 2, 3, 4, 5, 6]}}"#);
+    case!("input-without-input-list", run_args(&d, out, &[]), 1, ["input \"a\" has no \"input\" list"]);
+    let d = acro("in-empty");
+    inputs(&d, "{}");
+    case!("inputs-empty", run_args(&d, out, &[]), 1, ["holds no inputs: there is nothing to analyse"]);
+    let d = acro("in-dup");
+    inputs(&d, r#"{"a": {"input": [1, 2, 3, 4, 5, 6]}, "a": {"input": [1, 2, 3, 4, 5, 6]}}"#);
+    case!("inputs-duplicate-id", run_args(&d, out, &[]), 1, ["input id \"a\" appears twice"]);
+    let d = acro("in-trunc");
+    inputs(&d, r#"{"a": {"input": [1, 2, 3, 4"#);
+    case!(
+        "inputs-truncated",
+        run_args(&d, out, &[]),
+        1,
+        ["clean_inputs.json:1:", "expected ',' or ']', found end of file"]
+    );
+    let d = acro("in-list");
+    inputs(&d, "[1, 2, 3]");
+    case!(
+        "inputs-not-an-object",
+        run_args(&d, out, &[]),
+        1,
+        ["expected an object '{'", "clean_inputs.json is an object of input id"]
+    );
+    let d = acro("in-utf8");
+    inputs(&d, b"{\"a\xff\": {\"input\": [1, 2, 3, 4, 5, 6]}}");
+    case!("inputs-not-utf8", run_args(&d, out, &[]), 1, ["string is not valid UTF-8"]);
+    let d = acro("in-deep");
+    inputs(&d, format!("{{\"a\": {{\"input\": {}}}}}", "[".repeat(200)));
+    case!("inputs-deep-nesting", run_args(&d, out, &[]), 1, ["nesting deeper than 64 levels (limit"]);
+    let d = acro("in-long");
+    inputs(&d, format!("{{\"a\": {{\"input\": [{}1]}}}}", "1, ".repeat(1_000_000)));
+    case!("input-millions-of-values", run_args(&d, out, &[]), 1, ["expected 6 values, found more than 16"]);
+
+    // --- candidates ---
+    let d = acro("cross-nocommon");
+    write(&d.join("patching_results/cross_metric_summary.json"), r#"{"description": "x"}"#);
+    case!("cross-metric-without-common-neurons", run_args(&d, out, &[]), 1, ["no \"common_neurons\""]);
+    let d = acro("cross-json");
+    write(&d.join("patching_results/cross_metric_summary.json"), r#"{"common_neurons": {"q_net.0_neuron_1": }"#);
+    case!(
+        "cross-metric-not-json",
+        run_args(&d, out, &[]),
+        1,
+        ["cross_metric_summary.json:1:", "expected a JSON value"]
+    );
+    let d = acro("cand-unknown");
+    write(
+        &d.join("patching_results/cross_metric_summary.json"),
+        r#"{"common_neurons": {"q_net.0_neuron_1": {}, "bogus": {}, "q_net.7_neuron_0": {}}}"#,
+    );
+    case!(
+        "candidate-names-unknown",
+        run_args(&d, out, &[]),
+        0,
+        [
+            "warning: skipping candidate bogus: not of the form",
+            "warning: skipping candidate q_net.7_neuron_0: no parameter 'q_net.7.weight'"
+        ]
+    );
+    let d = acro("cand-exp");
+    write(&d.join("patching_results/cross_metric_summary.json"), r#"{"common_neurons": {"exp_1_q_net.0": {}}}"#);
+    case!(
+        "useful-neurons-needed-but-missing",
+        run_args(&d, out, &[]),
+        1,
+        ["exp_<N>_<layer> need useful_neurons.json", "--useful-neurons-path"]
+    );
+    let d = acro("useful-type");
+    write(&d.join("patching_results/cross_metric_summary.json"), r#"{"common_neurons": {"exp_1_q_net.0": {}}}"#);
+    write(&d.join("useful_neurons.json"), r#"{"q_net.0": [1]}"#);
+    case!(
+        "useful-neurons-not-a-list",
+        run_args(&d, out, &[]),
+        1,
+        ["expected a list of experiments", "found an object"]
+    );
+    let d = acro("k-neg");
+    case!("k-negative", run_args(&d, out, &["--k", "-1"]), 2, ["must be 0 or more, found -1"]);
+    case!("m-negative", run_args(&d, out, &["--m", "-3"]), 2, ["must be 0 or more, found -3"]);
+    case!("k-absurd", run_args(&d, out, &["--k", "100000000000000000000000000000"]), 2, ["too large"]);
+
+    // --- the other commands' inputs ---
+    let g = dir.join("grads");
+    write(
+        &g.join("shape.json"),
+        r#"{"a": {"gradients": {"w": [[1, 2], [3, 4]]}}, "b": {"gradients": {"w": [[1, 2, 3], [3, 4, 5]]}}}"#,
+    );
+    case!(
+        "gradients-shape-mismatch",
+        os(&[&"average", &"--gradients-path", &g.join("shape.json"), &"--output-dir", &out]),
+        1,
+        ["input \"b\"", "parameter \"w\"", "more values than in the first input"]
+    );
+    write(&g.join("missing.json"), r#"{"a": {"gradients": {"w": [1], "b": [2]}}, "b": {"gradients": {"w": [1]}}}"#);
+    case!(
+        "gradients-parameter-missing",
+        os(&[&"average", &"--gradients-path", &g.join("missing.json"), &"--output-dir", &out]),
+        1,
+        ["input \"b\" lacks parameter \"b\""]
+    );
+    write(&g.join("ragged.json"), r#"{"a": {"gradients": {"w": [[1, 2], [3]]}}}"#);
+    case!(
+        "gradients-ragged",
+        os(&[&"average", &"--gradients-path", &g.join("ragged.json"), &"--output-dir", &out]),
+        1,
+        ["ragged nested list", "parameter \"w\""]
+    );
+    write(&g.join("avg.json"), r#"{"metadata": {"num_examples": 1}}"#);
+    case!(
+        "averages-without-average-gradients",
+        os(&[
+            &"extract",
+            &"--cross-metric-path",
+            &fixture("acrobot").join("patching_results/cross_metric_summary.json"),
+            &"--average-gradients-path",
+            &g.join("avg.json"),
+            &"--output-dir",
+            &out
+        ]),
+        1,
+        ["no \"average_gradients\" object"]
+    );
+
+    // --- writing ---
+    let d = acro("disk-full");
+    v.push(Case {
+        id: "disk-full",
+        args: run_args(&d, &dir.join("full-out"), &[]),
+        code: 1,
+        stderr: vec!["cannot write", "File too large"],
+        shell_prefix: Some("trap '' XFSZ; ulimit -f 64;"),
+    });
+    v
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn shell_quote(s: &std::ffi::OsStr) -> String {
+    format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"))
+}
+
+#[test]
+fn every_bad_input_gets_a_clear_error_and_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cases = cases(tmp.path(), &out);
+    let bin = assert_cmd::cargo::cargo_bin("saliency");
+    let mut failures = Vec::new();
+    for c in &cases {
+        let output = match c.shell_prefix {
+            None => std::process::Command::new(&bin).args(&c.args).env("NO_COLOR", "1").output().unwrap(),
+            Some(prefix) => {
+                let cmd = format!(
+                    "{prefix} exec {} {}",
+                    shell_quote(bin.as_os_str()),
+                    c.args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+                );
+                std::process::Command::new("sh").args(["-c", &cmd]).output().unwrap()
+            }
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let mut problems = Vec::new();
+        if output.status.code() != Some(c.code) {
+            problems.push(format!("exit {:?}, expected {}", output.status.code(), c.code));
+        }
+        for s in &c.stderr {
+            if !stderr.contains(s) {
+                problems.push(format!("stderr lacks {s:?}"));
+            }
+        }
+        if stderr.contains("panicked") || stderr.contains("RUST_BACKTRACE") {
+            problems.push("panicked".into());
+        }
+        if c.code != 0 {
+            // Nothing written where outputs go (no file, no half file).
+            let left: Vec<_> = walk_if(&out).into_iter().chain(walk_if(&tmp.path().join("full-out"))).collect();
+            if !left.is_empty() {
+                problems.push(format!("left {left:?}"));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{}: {}\n--- stderr:\n{stderr}", c.id, problems.join("; ")));
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(cases.len() >= 30);
+}
+
+fn walk_if(dir: &Path) -> Vec<PathBuf> {
+    if dir.exists() {
+        walk(dir)
+    } else {
+        Vec::new()
+    }
+}
+
+#[test]
+fn every_row_of_the_documented_table_is_a_case() {
+    let doc = std::fs::read_to_string(root().join("docs/bad-inputs.md")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ids: Vec<&str> = cases(tmp.path(), &tmp.path().join("out")).iter().map(|c| c.id).collect();
+    let documented: Vec<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    for id in &ids {
+        assert!(documented.iter().any(|d| d == id), "case {id} is not in docs/bad-inputs.md");
+    }
+    for d in &documented {
+        assert!(ids.contains(&d.as_str()), "docs/bad-inputs.md row {d} has no test case");
+    }
+}
