@@ -118,9 +118,12 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A minimal torch state-dict pickle (protocol 2) with float32 tensors: (name, storage key,
-/// storage elements, shape, stride). Written by hand, as the tests need broken variants.
-pub fn state_dict_pickle(entries: &[(&str, &str, u64, &[u64], &[u64])]) -> Vec<u8> {
+/// One tensor of a hand-made state dict: (name, storage key, storage elements, shape, stride).
+pub type TensorSpec<'a> = (&'a str, &'a str, u64, &'a [u64], &'a [u64]);
+
+/// A minimal torch state-dict pickle (protocol 2) with float32 tensors. Written by hand, as the
+/// tests need broken variants.
+pub fn state_dict_pickle(entries: &[TensorSpec]) -> Vec<u8> {
     fn int(out: &mut Vec<u8>, v: u64) {
         if v < 256 {
             out.extend_from_slice(&[b'K', v as u8]);
