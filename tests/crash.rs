@@ -124,8 +124,13 @@ fn ctrl_c_exits_130_and_removes_temporary_files() {
 fn in_pty(env: &[(&str, &str)], keys: &str) -> (Option<i32>, String) {
     let cmd =
         format!("{} --agent-path {} --mouse; echo \"EXIT=$?\"; stty -a", bin().display(), fixture("acrobot").display());
+    in_pty_cmd(&cmd, env, keys)
+}
+
+/// Runs a shell command line in a pseudo-terminal; returns everything the terminal received.
+fn in_pty_cmd(cmd: &str, env: &[(&str, &str)], keys: &str) -> (Option<i32>, String) {
     let mut c = Command::new("script");
-    c.args(["-qefc", &cmd, "/dev/null"])
+    c.args(["-qefc", cmd, "/dev/null"])
         .env("TERM", "xterm-256color")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -171,4 +176,20 @@ fn terminal_is_restored_on_quit_error_and_panic() {
     assert!(screen.contains("test panic requested"), "{screen}");
     assert!(!screen.contains("EXIT=0"), "{screen}");
     assert_restored(&screen);
+}
+
+#[test]
+fn explorer_leaves_on_sigterm_and_restores_the_terminal() {
+    // SIGTERM (or SIGHUP when the terminal goes away) ends the explorer cleanly; it must not
+    // keep running without a terminal.
+    let inner =
+        format!("(sleep 2; kill -TERM $$) & exec {} --agent-path {}", bin().display(), fixture("acrobot").display());
+    let cmd = format!("sh -c '{inner}'; echo \"EXIT=$?\"; stty -a");
+    let start = Instant::now();
+    let (_, screen) = in_pty_cmd(&cmd, &[], "");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("\x1b[?1049l"), "alternate screen not left");
+    let stty = screen.rsplit("EXIT=").next().unwrap();
+    assert!(!stty.contains("-icanon"), "{stty}");
 }

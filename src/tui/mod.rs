@@ -155,7 +155,7 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
 }
 
 /// Opens the explorer. Refuses without a terminal, naming the headless command instead.
-pub fn explore(args: &ExploreArgs, _cancel: &AtomicBool) -> Result<()> {
+pub fn explore(args: &ExploreArgs, stop: &AtomicBool) -> Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
             "the explorer needs an interactive terminal (stdin and stdout must be a TTY). For headless use: \
@@ -174,7 +174,7 @@ pub fn explore(args: &ExploreArgs, _cancel: &AtomicBool) -> Result<()> {
             previous(info);
         }));
     }
-    let result = event_loop(&mut terminal, &mut app, job);
+    let result = event_loop(&mut terminal, &mut app, job, stop);
     if args.mouse {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     }
@@ -205,7 +205,8 @@ pub fn run_to_end(plan: Plan, timeout: Duration) -> Result<App> {
     Ok(app)
 }
 
-fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job) -> Result<()> {
+/// `stop` is raised by SIGTERM or SIGHUP (the terminal went away): leave at once.
+fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job, stop: &AtomicBool) -> Result<()> {
     // Test hooks (tests/terminal.rs): fail after the first frame, to check that the terminal
     // is restored on a panic and on an error.
     let fail_after_draw = std::env::var("SALIENCY_TEST_FAIL_AFTER_DRAW").ok();
@@ -227,7 +228,7 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job) 
             app.status = app::Status::Loading;
             dirty = true;
         }
-        if app.quit {
+        if app.quit || stop.load(std::sync::atomic::Ordering::Relaxed) {
             worker.cancel();
             return Ok(());
         }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Makes screenshots/*.png: the real release binary in a real terminal (tmux), its pane captured
+# with colours (`capture-pane -e`) and rendered to PNG by scripts/ansi2png.py (Pillow).
+#
+#   scripts/screenshots.sh
+#
+# Needs tmux and python3; Pillow is installed into .screenshot-venv on first use.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+command -v tmux >/dev/null || { echo "screenshots: tmux is needed (apt-get install tmux)" >&2; exit 1; }
+scripts/setup-libtorch.sh
+cargo build --release --locked --quiet
+venv="$root/.screenshot-venv"
+[ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import PIL" 2>/dev/null || {
+  python3 -m venv "$venv" && "$venv/bin/pip" install --quiet pillow
+}
+out="$root/screenshots"
+mkdir -p "$out"
+bin="$root/target/release/saliency"
+W=170 H=48
+session=saliency-shots
+
+# A copy of the demo with its inputs repeated, so the run lasts long enough to show progress.
+big="$(mktemp -d)"
+trap 'tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$big"' EXIT
+cp -r assets/demo/. "$big/"
+"$venv/bin/python" - "$big/activation_inputs/clean_inputs.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+d = json.load(open(p))
+json.dump({f"{k}-{r}": v for r in range(2000) for k, v in d.items()}, open(p, "w"))
+PY
+
+# shot NAME COMMAND KEYS... : start COMMAND, wait, send each key (with pauses), capture.
+shot() {
+  local name="$1" cmd="$2"; shift 2
+  tmux kill-session -t "$session" 2>/dev/null || true
+  tmux new-session -d -s "$session" -x "$W" -y "$H" -e COLORTERM=truecolor -e TERM=xterm-256color "$cmd; sleep 30"
+  sleep 3
+  for k in "$@"; do
+    case "$k" in
+      sleep:*) sleep "${k#sleep:}" ;;
+      *) tmux send-keys -t "$session" "$k"; sleep 0.4 ;;
+    esac
+  done
+  tmux capture-pane -t "$session" -e -p >"$out/$name.txt"
+  "$venv/bin/python" scripts/ansi2png.py "$out/$name.txt" "$out/$name.png" --cols "$W" --rows "$H"
+  rm -f "$out/$name.txt"
+  echo "screenshots/$name.png"
+}
+
+shot explorer "$bin --agent-path assets/demo"
+shot neuron "$bin --agent-path assets/demo" Tab n n Enter
+shot tuning "$bin --agent-path assets/demo" K 5 Enter '}' g j j Tab s
+shot cnn-kernel "$bin --agent-path tests/fixtures/cnn --colormap magma" g j j Tab x
+shot running "$bin --agent-path $big --batch-size 16" sleep:2
+shot help "$bin --agent-path assets/demo" '?'
+NO_COLOR=1 shot no-color "NO_COLOR=1 $bin --agent-path assets/demo"
