@@ -48,8 +48,14 @@ fn main() -> ExitCode {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
-        // First Ctrl-C: stop at the next batch and clean up; a second one: leave at once.
+        // Headless, first Ctrl-C (or SIGTERM, SIGHUP): stop at the next batch and clean up; a
+        // second one: leave at once. In the explorer (raw mode: Ctrl-C is a key, so this is
+        // SIGTERM or a hang-up): restore the terminal and leave at once.
         let _ = ctrlc::set_handler(move || {
+            if saliency::tui::EXPLORER_ACTIVE.load(Ordering::SeqCst) {
+                saliency::tui::restore_terminal();
+                std::process::exit(130);
+            }
             if cancel.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }

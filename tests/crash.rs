@@ -188,7 +188,7 @@ fn explorer_leaves_on_sigterm_and_restores_the_terminal() {
     let start = Instant::now();
     let (_, screen) = in_pty_cmd(&cmd, &[], "");
     assert!(start.elapsed() < Duration::from_secs(30));
-    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("EXIT=130"), "{screen}");
     assert!(screen.contains("\x1b[?1049l"), "alternate screen not left");
     let stty = screen.rsplit("EXIT=").next().unwrap();
     assert!(!stty.contains("-icanon"), "{stty}");

@@ -26,6 +26,17 @@ use app::App;
 use color::{ColorMode, Colormap};
 use worker::{Job, Worker};
 
+/// Set while the explorer owns the terminal. On SIGTERM or SIGHUP the signal thread (see
+/// main.rs) restores the terminal and exits at once: when the terminal is gone, crossterm's
+/// blocking read can spin without ever returning to the event loop.
+pub static EXPLORER_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Leaves the explorer's terminal state (raw mode, alternate screen, mouse capture).
+pub fn restore_terminal() {
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    ratatui::restore();
+}
+
 /// The bundled demo: `./assets/demo`, else the one in the source tree this binary was built from.
 pub fn default_demo() -> PathBuf {
     let local = PathBuf::from("assets/demo");
@@ -166,6 +177,7 @@ pub fn explore(args: &ExploreArgs, stop: &AtomicBool) -> Result<()> {
     // ratatui::init chains a panic hook that leaves raw mode and the alternate screen before
     // color-eyre's report is printed; ours in front of it also releases the mouse.
     let mut terminal = ratatui::init();
+    EXPLORER_ACTIVE.store(true, std::sync::atomic::Ordering::SeqCst);
     if args.mouse {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
         let previous = std::panic::take_hook();
@@ -175,10 +187,8 @@ pub fn explore(args: &ExploreArgs, stop: &AtomicBool) -> Result<()> {
         }));
     }
     let result = event_loop(&mut terminal, &mut app, job, stop);
-    if args.mouse {
-        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
-    }
-    ratatui::restore();
+    EXPLORER_ACTIVE.store(false, std::sync::atomic::Ordering::SeqCst);
+    restore_terminal();
     if let Some(m) = app.message.as_ref().filter(|m| m.starts_with("exported")) {
         println!("{m}");
     }
