@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::agent::{Activation, AgentLimits, ArchOverrides};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "saliency",
@@ -63,12 +65,9 @@ pub enum RawGradients {
     None,
 }
 
+/// How to load and run the model (shared by the headless commands and the explorer).
 #[derive(Debug, Clone, Args)]
-pub struct AgentArgs {
-    /// Agent directory (agent.zip, activation_inputs/clean_inputs.json,
-    /// patching_results/cross_metric_summary.json) or an agent .zip file
-    #[arg(long = "agent-path", alias = "agent_path", value_name = "PATH")]
-    pub agent_path: PathBuf,
+pub struct ModelArgs {
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -84,6 +83,38 @@ pub struct AgentArgs {
     /// Inputs per batch (default: chosen from the network's size)
     #[arg(long = "batch-size", alias = "batch_size", value_parser = count, value_name = "N")]
     pub batch_size: Option<usize>,
+}
+
+impl ModelArgs {
+    /// The architecture overrides the flags state (unknown names are errors).
+    pub fn overrides(&self) -> Result<ArchOverrides, String> {
+        let parse = |text: &Option<String>, flag: &str| -> Result<Option<Activation>, String> {
+            match text {
+                None => Ok(None),
+                Some(t) => Activation::parse(t)
+                    .map(Some)
+                    .ok_or_else(|| format!("{flag} {t}: unknown activation (known: {})", Activation::names())),
+            }
+        };
+        Ok(ArchOverrides {
+            activation: parse(&self.activation, "--activation")?,
+            extractor_activation: parse(&self.extractor_activation, "--extractor-activation")?,
+        })
+    }
+
+    pub fn limits(&self) -> AgentLimits {
+        AgentLimits { max_policy_bytes: self.max_agent_mb.saturating_mul(1 << 20), ..AgentLimits::default() }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Agent directory (agent.zip, activation_inputs/clean_inputs.json,
+    /// patching_results/cross_metric_summary.json) or an agent .zip file
+    #[arg(long = "agent-path", alias = "agent_path", value_name = "PATH")]
+    pub agent_path: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Per-input gradients: json (weight_gradients.json), npy (weight_gradients/*.npy) or none
     #[arg(long = "raw-gradients", alias = "raw_gradients", value_enum, default_value = "json")]
     pub raw_gradients: RawGradients,
@@ -180,9 +211,8 @@ pub struct ExploreArgs {
     /// Where `e` exports (default: <agent dir>/gradient_analysis, or the averages file's folder)
     #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// cpu, cuda or cuda:N
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Initial k (top weights per neuron)
     #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = count)]
     pub k: usize,
@@ -198,16 +228,4 @@ pub struct ExploreArgs {
     /// Capture the mouse (click to select, wheel to scroll); off by default so copy and paste work
     #[arg(long)]
     pub mouse: bool,
-    /// The policy's activation, when the zip's is unknown or wrong
-    #[arg(long, value_name = "NAME")]
-    pub activation: Option<String>,
-    /// The activation after each Linear of a custom `features_extractor.mlp`
-    #[arg(long = "extractor-activation", alias = "extractor_activation", value_name = "NAME")]
-    pub extractor_activation: Option<String>,
-    /// Largest policy.pth accepted, in MiB
-    #[arg(long = "max-agent-mb", alias = "max_agent_mb", default_value_t = 4096, value_name = "MIB")]
-    pub max_agent_mb: u64,
-    /// Inputs per batch (default: chosen from the network's size)
-    #[arg(long = "batch-size", alias = "batch_size", value_parser = count, value_name = "N")]
-    pub batch_size: Option<usize>,
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use color_eyre::eyre::{bail, eyre, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::agent::{self, Activation, Agent, AgentLimits, ArchOverrides};
+use crate::agent::{self, Agent};
 use crate::cli::{AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs, SelectionArgs};
 use crate::json::Value;
 use crate::model::{parse_device, Net};
@@ -72,23 +72,11 @@ impl Reporter {
     }
 }
 
-fn activation(text: &Option<String>, flag: &str) -> Result<Option<Activation>> {
-    match text {
-        None => Ok(None),
-        Some(t) => Activation::parse(t)
-            .map(Some)
-            .ok_or_else(|| eyre!("{flag} {t}: unknown activation (known: {})", Activation::names())),
-    }
-}
-
 /// Loads the agent and its network as the flags say.
 pub fn load(args: &AgentArgs) -> Result<(Agent, Net)> {
-    let overrides = ArchOverrides {
-        activation: activation(&args.activation, "--activation")?,
-        extractor_activation: activation(&args.extractor_activation, "--extractor-activation")?,
-    };
-    let limits = AgentLimits { max_policy_bytes: args.max_agent_mb.saturating_mul(1 << 20), ..AgentLimits::default() };
-    let device = parse_device(&args.device)?;
+    let overrides = args.model.overrides().map_err(|e| eyre!(e))?;
+    let limits = args.model.limits();
+    let device = parse_device(&args.model.device)?;
     let agent = agent::load_agent(&args.agent_path, &overrides, &limits)?;
     let net = Net::new(&agent, device)?;
     Ok((agent, net))
@@ -228,7 +216,7 @@ fn gradient_step(
         &pipeline::PassOptions {
             raw: raw_format(args.raw_gradients),
             out_dir: out_dir.to_path_buf(),
-            batch_size: args.batch_size,
+            batch_size: args.model.batch_size,
         },
         &mut |p, _| rep.progress(p),
         cancel,

@@ -17,7 +17,7 @@ use color_eyre::eyre::{bail, eyre, Result};
 use crossterm::event::{self, Event, KeyEventKind, MouseButton, MouseEventKind};
 use ratatui::layout::Rect;
 
-use crate::agent::{self, AgentLimits, ArchOverrides};
+use crate::agent;
 use crate::cli::ExploreArgs;
 use crate::commands::find_useful_neurons;
 use crate::json::Value;
@@ -51,15 +51,6 @@ pub fn default_demo() -> PathBuf {
 pub struct Plan {
     pub app: App,
     pub job: Job,
-}
-
-fn activation(text: &Option<String>, flag: &str) -> Result<Option<agent::Activation>> {
-    match text {
-        None => Ok(None),
-        Some(t) => agent::Activation::parse(t)
-            .map(Some)
-            .ok_or_else(|| eyre!("{flag} {t}: unknown activation (known: {})", agent::Activation::names())),
-    }
 }
 
 fn read_keys(cross: Option<&Path>, notes: &mut Vec<String>) -> Result<Vec<extract::CandidateKey>> {
@@ -129,21 +120,17 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
         let useful = read_useful(&args.useful_neurons, Some(&agent_dir), &keys, &mut notes)?;
         let out_dir = args.output_dir.clone().unwrap_or_else(|| agent_dir.join("gradient_analysis"));
         // Fail early on a bad device or activation flag.
-        crate::model::parse_device(&args.device)?;
-        let overrides = ArchOverrides {
-            activation: activation(&args.activation, "--activation")?,
-            extractor_activation: activation(&args.extractor_activation, "--extractor-activation")?,
-        };
-        let limits =
-            AgentLimits { max_policy_bytes: args.max_agent_mb.saturating_mul(1 << 20), ..AgentLimits::default() };
+        crate::model::parse_device(&args.model.device)?;
+        let overrides = args.model.overrides().map_err(|e| eyre!(e))?;
+        let limits = args.model.limits();
         let app = App::new(agent_dir.display().to_string(), keys, useful, out_dir, true);
         let job = Job::Pipeline {
             agent_path,
             inputs,
-            device: args.device.clone(),
+            device: args.model.device.clone(),
             overrides,
             limits,
-            batch_size: args.batch_size,
+            batch_size: args.model.batch_size,
         };
         (app, job)
     };
