@@ -668,23 +668,33 @@ impl<R: Read> JsonReader<R> {
                 skip(&mut i);
             }
             let start = i;
-            while i < buf.len() && matches!(buf[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+            // One pass over plain integers (pixel values, indices: the bulk of big files);
+            // anything else goes through the general number parser.
+            let mut int: i64 = 0;
+            while i < buf.len() && buf[i].is_ascii_digit() && i - start < 15 {
+                int = int * 10 + i64::from(buf[i] - b'0');
                 i += 1;
             }
-            if i == start || i >= buf.len() || buf[i].is_ascii_alphabetic() {
-                return Ok(false);
-            }
-            let text = &buf[start..i];
-            // Plain integers (pixel values, indices) without the general parser.
-            let value =
-                if text.len() <= 15 && text.iter().all(u8::is_ascii_digit) && (text.len() == 1 || text[0] != b'0') {
-                    text.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0')) as f64
-                } else {
-                    match parse_number(text) {
-                        Some(num) => num.value,
-                        None => return Ok(false),
-                    }
-                };
+            let plain = i > start
+                && i < buf.len()
+                && !matches!(buf[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'-' | b'+')
+                && !buf[i].is_ascii_alphabetic()
+                && (i - start == 1 || buf[start] != b'0');
+            let value = if plain {
+                int as f64
+            } else {
+                i = start;
+                while i < buf.len() && matches!(buf[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                    i += 1;
+                }
+                if i == start || i >= buf.len() || buf[i].is_ascii_alphabetic() {
+                    return Ok(false);
+                }
+                match parse_number(&buf[start..i]) {
+                    Some(num) => num.value,
+                    None => return Ok(false),
+                }
+            };
             *count += 1;
             if *count > max_elems {
                 return Err(self.error(format!("more than {max_elems} numbers (limit)")));
