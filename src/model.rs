@@ -329,7 +329,7 @@ impl Net {
                     let s = stride as i64;
                     let unfolded = unfold(&a.detach(), k, ws[3], s); // B x C*k*k x L
                     let dflat = d.reshape([batch as i64, out, -1]); // B x O x L
-                    let gw = dflat.bmm(&unfolded.transpose(1, 2)); // B x O x C*k*k
+                    let gw = unfolded.bmm(&dflat.transpose(1, 2)).transpose(1, 2); // B x O x C*k*k
                     let gb = dflat.sum_dim_intlist([2i64].as_slice(), false, Kind::Float);
                     let numel = w.numel();
                     LayerGrads::Dense { w: to_vec(&gw), b: to_vec(&gb), numel, out: out as usize }
