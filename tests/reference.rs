@@ -105,6 +105,16 @@ fn nature_cnn_matches_pytorch() {
     check_fixture("cnn");
 }
 
+#[test]
+fn combined_extractor_dict_image_and_vector_matches_pytorch() {
+    check_fixture("combined");
+}
+
+#[test]
+fn discrete_one_hot_observations_match_pytorch() {
+    check_fixture("frozenlake");
+}
+
 fn pass(name: &str, batch: Option<usize>) -> Averages {
     let (agent, net) = load(name);
     let out = tempfile::tempdir().unwrap();
@@ -128,7 +138,7 @@ fn check_averages(name: &str) {
 
 #[test]
 fn averages_match_the_python_tool() {
-    for name in ["cartpole", "acrobot", "demo"] {
+    for name in ["cartpole", "acrobot", "demo", "frozenlake"] {
         check_averages(name);
     }
 }
@@ -171,7 +181,7 @@ fn batching_does_not_change_results() {
 fn output_bias_average_is_the_action_histogram() {
     // agent-format.md §6: d q[a*] / d bias_out is one-hot, so its mean magnitude is the share
     // of inputs whose greedy action is each output.
-    for name in ["cartpole", "acrobot", "demo", "cnn"] {
+    for name in ["cartpole", "acrobot", "demo", "cnn", "combined", "frozenlake"] {
         let avgs = pass(name, None);
         let bias = avgs.params.last().unwrap();
         assert!(bias.name.ends_with(".bias"));

@@ -18,6 +18,9 @@ Fixtures (each an agent directory in the research project's layout):
   tests/fixtures/cartpole   CartPole-v1, MlpPolicy, ReLU, net_arch [64, 64]; `<layer>_neuron_<n>` keys
   tests/fixtures/acrobot    Acrobot-v1, MlpPolicy, Tanh, net_arch [32, 16]
   tests/fixtures/cnn        synthetic 2x44x44 uint8 images, CnnPolicy (NatureCNN, features_dim 64)
+  tests/fixtures/combined   Dict {'image': 1x36x36 uint8, 'vec': 3 floats}, MultiInputPolicy
+                            (CombinedExtractor: NatureCNN + flatten), net_arch [32]
+  tests/fixtures/frozenlake FrozenLake-v1 (Discrete(16) observations, one-hot), MlpPolicy [16]
   fixtures-large/atari_cnn  4x84x84 uint8 frames, CnnPolicy (NatureCNN, 1.7 M weights): benchmarks
                             (`atari --inputs N --out DIR`; `demo-inputs --inputs N --out DIR` makes a
                             copy of the demo with N fresh inputs)
@@ -348,6 +351,83 @@ def make_demo():
                     [(2, 4), (1, 10), (0, 6), (5, 0), (70, 3)], useful_path=useful_path, npy_limit=16)
 
 
+class ImageAndVector(gym.Env):
+    """Dict observation {'image': uint8 (1, 36, 36), 'vec': float (3,)}: SB3's CombinedExtractor
+    (NatureCNN for the image, flatten for the vector), MultiInputPolicy."""
+
+    def __init__(self):
+        super().__init__()
+        self.blobs = Blobs((1, 36, 36), 3)
+        self.observation_space = spaces.Dict({
+            "image": self.blobs.observation_space,
+            "vec": spaces.Box(-1.0, 1.0, (3,), np.float32),
+        })
+        self.action_space = spaces.Discrete(3)
+
+    def _obs(self, img):
+        return {"image": img, "vec": np.tanh(np.array(self.blobs.pos[0].tolist() + [self.steps / 10], dtype=np.float32) / 20)}
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        img, _ = self.blobs.reset(seed=seed)
+        return self._obs(img), {}
+
+    def step(self, action):
+        self.steps += 1
+        img, r, term, trunc, info = self.blobs.step(action)
+        return self._obs(img), r, term, trunc, info
+
+
+def make_combined():
+    out = os.path.join(ROOT, "tests", "fixtures", "combined")
+    fresh_dir(out)
+    th.manual_seed(0)
+    model = DQN("MultiInputPolicy", ImageAndVector(), seed=0, buffer_size=5000, learning_starts=500,
+                target_update_interval=250,
+                policy_kwargs=dict(net_arch=[32], features_extractor_kwargs=dict(cnn_output_dim=16)))
+    model.learn(total_timesteps=3000)
+    model.save(os.path.join(out, "agent"))
+    model = DQN.load(os.path.join(out, "agent.zip"))
+    env = ImageAndVector()
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    inputs = {}
+    for i in range(4):
+        # Dict inputs are the keys' values concatenated in key order (image first, flattened).
+        flat = np.concatenate([obs["image"].reshape(-1).astype(np.float32), obs["vec"]])
+        inputs[f"ImageAndVector-0-{i:04d}"] = {"input": flat.tolist()}
+        for _ in range(3):
+            obs, _, term, trunc, _ = env.step(int(rng.integers(3)))
+    write_json(inputs, os.path.join(out, "activation_inputs", "clean_inputs.json"))
+    keys = [neuron_key("q_net.0", u) for u in (0, 3, 7)] + [neuron_key("features_extractor.extractors.image.linear.0", 2)]
+    summary = {"description": "hand-picked candidates", "methodology": "none", "summary_statistics": {},
+               "metrics_info": {}, "common_count": len(keys),
+               "common_neurons": {k: {"final_average_importance": 1.0} for k in keys}}
+    write_json(summary, os.path.join(out, "patching_results", "cross_metric_summary.json"))
+    write_reference(model, out, os.path.join(out, "reference"), inputs, [(2, 4)], average_json=False)
+
+
+def make_frozenlake():
+    """Discrete observations (one-hot), MlpPolicy [16]."""
+    out = os.path.join(ROOT, "tests", "fixtures", "frozenlake")
+    fresh_dir(out)
+    th.manual_seed(0)
+    model = DQN("MlpPolicy", "FrozenLake-v1", seed=0, learning_starts=500, target_update_interval=250,
+                exploration_fraction=0.5, policy_kwargs=dict(net_arch=[16]))
+    model.learn(total_timesteps=5000)
+    model.save(os.path.join(out, "agent"))
+    model = DQN.load(os.path.join(out, "agent.zip"))
+    inputs = {f"FrozenLake-v1-0-{s:04d}": {"input": [s]} for s in range(16)}
+    write_json(inputs, os.path.join(out, "activation_inputs", "clean_inputs.json"))
+    keys = [neuron_key("q_net.0", u) for u in (1, 4, 9)]
+    summary = {"description": "hand-picked candidates", "methodology": "none", "summary_statistics": {},
+               "metrics_info": {}, "common_count": len(keys),
+               "common_neurons": {k: {"final_average_importance": 1.0} for k in keys}}
+    write_json(summary, os.path.join(out, "patching_results", "cross_metric_summary.json"))
+    write_reference(model, out, os.path.join(out, "reference"), inputs, [(2, 4), (1, 3)])
+
+
 def make_demo_inputs(out, n):
     """A copy of the demo agent directory with n clean inputs from fresh rollouts of the trained
     agent (for benchmarks): same agent, candidates and useful_neurons.json."""
@@ -457,7 +537,7 @@ def stream_inputs(model, env, n, path, seed=0):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("which", nargs="*", default=["demo", "cartpole", "acrobot", "cnn"])
+    parser.add_argument("which", nargs="*", default=["demo", "cartpole", "acrobot", "cnn", "combined", "frozenlake"])
     parser.add_argument("--inputs", type=int, default=1000, help="inputs of the atari fixture")
     parser.add_argument("--out", default=os.path.join(ROOT, "fixtures-large", "atari_cnn"))
     args = parser.parse_args()
@@ -472,6 +552,10 @@ def main():
             make_mlp("acrobot", "Acrobot-v1", th.nn.Tanh, [32, 16], 30000, 16)
         elif which == "cnn":
             make_cnn(os.path.join(ROOT, "tests", "fixtures", "cnn"), (2, 44, 44), 4, 8000, 6, 64, True)
+        elif which == "combined":
+            make_combined()
+        elif which == "frozenlake":
+            make_frozenlake()
         elif which == "demo-inputs":
             make_demo_inputs(args.out, args.inputs)
         elif which == "atari":
