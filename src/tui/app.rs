@@ -634,6 +634,12 @@ impl App {
                     }
                 } else {
                     self.target_cursor = new;
+                    // The heatmap follows: the target's layer, cursor on its weight.
+                    if let Some(t) = self.selection.targets.get(new) {
+                        let c = self.resolved.candidates[t.candidate].clone();
+                        let col = self.matrix_shape_of(c.param).map(|ms| ms.col_of_weight(t.weight_index)).unwrap_or(0);
+                        self.show(c.param, c.neuron, col);
+                    }
                 }
             }
             Focus::Heatmap => match action {

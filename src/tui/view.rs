@@ -58,7 +58,7 @@ impl Theme {
     }
 }
 
-/// Short number text: 4 significant digits.
+/// Short number text for tables: 4 decimals, or 2 significant digits in exponent form.
 pub fn num(x: f64) -> String {
     if x.is_nan() {
         "NaN".into()
@@ -69,7 +69,8 @@ pub fn num(x: f64) -> String {
         let s = s.trim_end_matches('0').trim_end_matches('.');
         s.to_string()
     } else {
-        format!("{x:.3e}")
+        // at most 7 characters: "4.0e-5", "1.5e-12"
+        format!("{x:.1e}")
     }
 }
 
@@ -339,9 +340,9 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         .map(|x| format!(" · candidate {}", x.key))
         .unwrap_or_default();
     let readout = if param.shape.len() >= 2 {
-        format!(" neuron {r}, {col_name} {c}: {}{cand}", num(value))
+        format!(" neuron {r}, {col_name} {c}: {}{cand}", pyfloat::to_string(value))
     } else {
-        format!(" {col_name} {c}: {}", num(value))
+        format!(" {col_name} {c}: {}", pyfloat::to_string(value))
     };
     f.render_widget(Paragraph::new(readout), Rect { y: bar_y + 1, height: 1, ..inner });
 
