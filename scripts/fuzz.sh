@@ -41,7 +41,9 @@ head -c 20000 tests/fixtures/acrobot/reference/weight_gradients.json >"$tmp/wg_h
 
 cd fuzz
 cargo fuzz build --sanitizer none -O 2>&1 | tail -1
-: >summary.txt
+touch summary.txt
+# Keep the other targets' lines; this run's targets get fresh ones.
+for t in "${targets[@]}"; do grep -v "^$t: " summary.txt >summary.tmp || true; mv summary.tmp summary.txt; done
 run_one() {
   local t="$1" log="fuzz/$1.log"
   (cd "$root/fuzz" && cargo fuzz run --sanitizer none -O "$t" "corpus/$t" -- \
