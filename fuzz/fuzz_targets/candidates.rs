@@ -3,7 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use saliency::json::reader::read_value_from;
-use saliency::pipeline::average::{AvgParam, Averages};
+use saliency::pipeline::average::{Averages, AvgParam};
 use saliency::pipeline::extract::{candidate_keys, resolve, select};
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let avgs = Averages {
         num_examples: Some(1),
         params: vec![
-            AvgParam { name: "q_net.0.weight".into(), shape: vec![4, 3], data: (0..12).map(|i| (i % 5) as f64).collect() },
+            AvgParam {
+                name: "q_net.0.weight".into(),
+                shape: vec![4, 3],
+                data: (0..12).map(|i| (i % 5) as f64).collect(),
+            },
             AvgParam { name: "features_extractor.cnn.0.weight".into(), shape: vec![2, 1, 2, 2], data: vec![0.5; 8] },
         ],
     };

@@ -637,48 +637,93 @@ impl<R: Read> JsonReader<R> {
             Some(Frame { object: false, first }) => *first,
             _ => return Ok(false),
         };
-        while self.end - self.pos >= 64 {
-            let buf = &self.buf[..self.end];
-            let mut i = self.pos;
-            let (mut line, mut line_start) = (self.line, self.line_start);
-            let mut skip = |i: &mut usize| {
-                while *i < buf.len() && matches!(buf[*i], b' ' | b'\t' | b'\r' | b'\n') {
-                    if buf[*i] == b'\n' {
-                        line += 1;
-                        line_start = self.base + *i as u64 + 1;
+        if self.end - self.pos < 64 {
+            return Ok(false);
+        }
+        // State lives in locals and is committed after each whole number, so a number cut by
+        // the buffer's end (or anything unusual) is left to the general path, untouched.
+        let stop = self.end - 64;
+        let buf = &self.buf[..self.end];
+        let base = self.base;
+        let budget = max_elems.saturating_sub(*count);
+        let (mut pos, mut line, mut line_start) = (self.pos, self.line, self.line_start);
+        let mut read = 0usize;
+        let mut closed = false;
+        let mut over = false;
+        #[inline(always)]
+        fn skip_ws(buf: &[u8], i: &mut usize, line: &mut u64, line_start: &mut u64, base: u64) {
+            while let Some(&c) = buf.get(*i) {
+                match c {
+                    b' ' | b'\t' | b'\r' => {}
+                    b'\n' => {
+                        *line += 1;
+                        *line_start = base + *i as u64 + 1;
                     }
-                    *i += 1;
+                    _ => break,
                 }
-            };
-            skip(&mut i);
-            if i >= buf.len() {
-                return Ok(false);
+                *i += 1;
             }
-            if buf[i] == b']' {
-                self.pos = i + 1;
-                (self.line, self.line_start) = (line, line_start);
-                self.stack.pop();
-                return Ok(true);
-            }
-            if !first {
-                if buf[i] != b',' {
-                    return Ok(false);
+        }
+        while pos <= stop {
+            // Hot path: `, ` (json.dump's separator) then an integer of up to three digits
+            // (pixels, one-hot flags), ended by `,` or `]`. Anything else takes the general path
+            // below. `pos <= stop` leaves 64 bytes to look at.
+            if !first && buf[pos] == b',' && buf[pos + 1] == b' ' {
+                let c = buf[pos + 2];
+                if c.is_ascii_digit() {
+                    let mut v = u32::from(c - b'0');
+                    let mut j = pos + 3;
+                    if c != b'0' && buf[j].is_ascii_digit() {
+                        v = v * 10 + u32::from(buf[j] - b'0');
+                        j += 1;
+                        if buf[j].is_ascii_digit() {
+                            v = v * 10 + u32::from(buf[j] - b'0');
+                            j += 1;
+                        }
+                    }
+                    if matches!(buf[j], b',' | b']') {
+                        if read == budget {
+                            over = true;
+                            break;
+                        }
+                        push(f64::from(v));
+                        read += 1;
+                        pos = j;
+                        continue;
+                    }
                 }
-                i += 1;
-                skip(&mut i);
+            }
+            let (mut i, mut l, mut ls) = (pos, line, line_start);
+            skip_ws(buf, &mut i, &mut l, &mut ls, base);
+            match buf.get(i) {
+                None => break,
+                Some(b']') => {
+                    (pos, line, line_start) = (i + 1, l, ls);
+                    closed = true;
+                    break;
+                }
+                Some(b',') if !first => {
+                    i += 1;
+                    skip_ws(buf, &mut i, &mut l, &mut ls, base);
+                }
+                Some(_) if !first => break,
+                Some(_) => {}
             }
             let start = i;
             // One pass over plain integers (pixel values, indices: the bulk of big files);
             // anything else goes through the general number parser.
             let mut int: i64 = 0;
-            while i < buf.len() && buf[i].is_ascii_digit() && i - start < 15 {
-                int = int * 10 + i64::from(buf[i] - b'0');
+            while let Some(&c) = buf.get(i) {
+                if !c.is_ascii_digit() || i - start >= 15 {
+                    break;
+                }
+                int = int * 10 + i64::from(c - b'0');
                 i += 1;
             }
             let plain = i > start
-                && i < buf.len()
-                && !matches!(buf[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'-' | b'+')
-                && !buf[i].is_ascii_alphabetic()
+                && buf.get(i).is_some_and(|&c| {
+                    !matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'-' | b'+') && !c.is_ascii_alphabetic()
+                })
                 && (i - start == 1 || buf[start] != b'0');
             let value = if plain {
                 int as f64
@@ -688,29 +733,38 @@ impl<R: Read> JsonReader<R> {
                     i += 1;
                 }
                 if i == start || i >= buf.len() || buf[i].is_ascii_alphabetic() {
-                    return Ok(false);
+                    break;
                 }
                 match parse_number(&buf[start..i]) {
                     Some(num) => num.value,
-                    None => return Ok(false),
+                    None => break,
                 }
             };
-            *count += 1;
-            if *count > max_elems {
-                return Err(self.error(format!("more than {max_elems} numbers (limit)")));
+            if read == budget {
+                over = true;
+                break;
             }
             push(value);
-            *n += 1;
-            self.pos = i;
-            (self.line, self.line_start) = (line, line_start);
-            if first {
-                first = false;
-                if let Some(top) = self.stack.last_mut() {
-                    top.first = false;
-                }
+            read += 1;
+            (pos, line, line_start) = (i, l, ls);
+            first = false;
+        }
+        (self.pos, self.line, self.line_start) = (pos, line, line_start);
+        *count += read;
+        *n += read;
+        if read > 0 {
+            if let Some(top) = self.stack.last_mut() {
+                top.first = false;
             }
         }
-        Ok(false)
+        if over {
+            *count += 1;
+            return Err(self.error(format!("more than {max_elems} numbers (limit)")));
+        }
+        if closed {
+            self.stack.pop();
+        }
+        Ok(closed)
     }
 
     /// A rectangular nested list of numbers (or a single number), appended to `out` in
@@ -854,7 +908,8 @@ pub fn parse_number(text: &[u8]) -> Option<Number> {
             } else {
                 v /= POW10[(-e10) as usize];
             }
-            if negative {
+            // `-0` is the Python int 0, whose float is +0.0 (`-0.0` keeps its sign).
+            if negative && !(integral && m == 0) {
                 v = -v;
             }
             let int = if integral {
@@ -898,7 +953,9 @@ mod tests {
     fn numbers_parse_like_python() {
         for (text, value) in [
             ("0", 0.0f64),
-            ("-0", -0.0),
+            ("-0", 0.0), // json.loads gives the int 0, whose float is +0.0
+            ("-0.0", -0.0),
+            ("-0e0", -0.0),
             ("1.5", 1.5),
             ("1e5", 1e5),
             ("0.10000000149011612", 0.10000000149011612),
@@ -1002,5 +1059,51 @@ mod tests {
         let mut got = vec![];
         r.read_nested_numbers(usize::MAX, |x| got.push(x)).unwrap();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn integer_fast_paths_agree_with_the_general_parser() {
+        // Integers of 1 to 6 digits, zero, negatives, floats and exponents, with `, `, `,`,
+        // newlines and runs of spaces between them, across several buffer edges; every value
+        // must be what parse_number gives for its text, and errors must stay errors.
+        let mut text = String::from("[");
+        let mut want = vec![];
+        let mut i = 0u64;
+        while text.len() < 3 * BUF_SIZE {
+            let tok = match i % 11 {
+                0 => "0".to_string(),
+                1..=4 => ((i * 7919) % 256).to_string(),
+                5 => ((i * 104_729) % 1_000_000).to_string(),
+                6 => format!("-{}", i % 300),
+                7 => format!("{}.5", i % 300),
+                8 => format!("{}e2", i % 9),
+                9 => "255".to_string(),
+                _ => (i % 10).to_string(),
+            };
+            want.push(parse_number(tok.as_bytes()).unwrap().value);
+            text.push_str(&tok);
+            text.push_str(match i % 13 {
+                0 => ",",
+                1 => ",\n  ",
+                2 => " ,   ",
+                _ => ", ",
+            });
+            i += 1;
+        }
+        text.push_str("7]");
+        want.push(7.0);
+        let mut got = vec![];
+        reader(&text).read_nested_numbers(usize::MAX, |x| got.push(x)).unwrap();
+        assert_eq!(got, want);
+        // Leading zeros, digits glued to letters and a missing separator are still errors,
+        // wherever they fall; the element limit still holds.
+        let head = "1, ".repeat(40);
+        for bad in ["05", "00", "12a", "1 2", "255x", "1.", "+1"] {
+            let text = format!("[{head}{bad}, {head}1]");
+            assert!(reader(&text).read_nested_numbers(usize::MAX, |_| {}).is_err(), "{bad} accepted");
+        }
+        let text = format!("[{head}1]");
+        let err = reader(&text).read_nested_numbers(40, |_| {}).unwrap_err();
+        assert!(err.message.contains("more than 40 numbers"), "{err}");
     }
 }
