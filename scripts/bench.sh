@@ -42,16 +42,22 @@ for n in $SIZES; do
     "$py" scripts/reference/make_fixtures.py atari --inputs "$n" --out "$data/atari_cnn_$n"
 done
 
-# /usr/bin/time: wall seconds and peak RSS (KB); "-" when a run fails or is skipped.
+# /usr/bin/time: wall seconds and peak RSS (KB); "-" when a run fails or is skipped. Each run
+# starts after `sync`, so no tool pays for writing back the previous tool's files; the host's
+# steal time during the run (from /proc/stat: this is a shared VM) is reported with it.
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 measure() { # label, then the command
   local label="$1"; shift
   local log; log="$(mktemp)"
+  sync
+  local s0; s0=$(steal_ticks)
   if /usr/bin/time -f "%e %M" -o "$log.time" "$@" >"$log" 2>&1; then
     read -r wall rss <"$log.time"
-    echo "$wall $((rss / 1024))"
+    local steal; steal=$(awk -v a="$s0" -v b="$(steal_ticks)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b - a) / hz}')
+    echo "$wall $((rss / 1024)) $steal"
   else
     echo "bench: $label failed:" >&2; tail -5 "$log" >&2
-    echo "- -"
+    echo "- - -"
   fi
   rm -f "$log" "$log.time"
 }
@@ -60,6 +66,7 @@ table="$out/results.md"
 {
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB."
   echo "Wall time in seconds, peak RSS in MB; ratio = Python wall / saliency wall (same agent and inputs, same run)."
+  echo "Where the host took CPU time from this VM during a run (steal time, /proc/stat), it is shown as \"steal N s\" (CPU-seconds, both cores together)."
   echo
   echo "| agent | inputs | Python method | saliency run (json) | ratio | saliency run --raw-gradients none | ratio |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -71,21 +78,26 @@ for agent in demo atari_cnn; do
     dir="$data/${agent}_$n"
     rm -rf "$dir/gradient_analysis" "$dir/py_out" "$dir/rs_json" "$dir/rs_none"
     if [ $((n * weights)) -le "$PY_MAX_FLOATS" ]; then
-      read -r py_wall py_rss < <(measure "python $agent $n" timeout "$PY_TIMEOUT" "$py" scripts/reference/python_tool.py run \
+      read -r py_wall py_rss py_steal < <(measure "python $agent $n" timeout "$PY_TIMEOUT" "$py" scripts/reference/python_tool.py run \
         --agent_path "$dir" --useful_neurons_path "$dir/useful_neurons.json" --output_dir "$dir/py_out")
     else
-      py_wall="skipped"; py_rss="needs ~$((n * weights * 32 / 1000000000)) GB"
+      py_wall="skipped"; py_steal=""; py_rss="needs ~$((n * weights * 32 / 1000000000)) GB"
     fi
     # The JSON raw file of the CNN is 50 MB per input: write it only where it fits on disk.
     if [ $((n * weights)) -le 2000000000 ]; then
-      read -r js_wall js_rss < <(measure "saliency json $agent $n" "$bin" run -q --agent-path "$dir" --output-dir "$dir/rs_json")
+      read -r js_wall js_rss js_steal < <(measure "saliency json $agent $n" "$bin" run -q --agent-path "$dir" --output-dir "$dir/rs_json")
     else
-      js_wall="skipped"; js_rss="raw file ~$((n * weights * 30 / 1000000000)) GB"
+      js_wall="skipped"; js_steal=""; js_rss="raw file ~$((n * weights * 30 / 1000000000)) GB"
     fi
-    read -r no_wall no_rss < <(measure "saliency none $agent $n" "$bin" run -q --raw-gradients none --agent-path "$dir" --output-dir "$dir/rs_none")
+    read -r no_wall no_rss no_steal < <(measure "saliency none $agent $n" "$bin" run -q --raw-gradients none --agent-path "$dir" --output-dir "$dir/rs_none")
     ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0fx", a / b}'; else echo "-"; fi; }
-    cell() { if [[ "$1" =~ ^[0-9.]+$ ]]; then echo "$1 s, $2 MB"; else echo "$1 ($2)"; fi; }
-    echo "| $agent | $n | $(cell "$py_wall" "$py_rss") | $(cell "$js_wall" "$js_rss") | $(ratio "$py_wall" "$js_wall") | $(cell "$no_wall" "$no_rss") | $(ratio "$py_wall" "$no_wall") |" >>"$table"
+    cell() { # wall, rss, steal
+      if [[ "$1" =~ ^[0-9.]+$ ]]; then
+        local s=""; if awk -v x="${3:-0}" 'BEGIN {exit !(x >= 0.5)}'; then s=" (steal $3 s)"; fi
+        echo "$1 s, $2 MB$s"
+      else echo "$1 ($2)"; fi
+    }
+    echo "| $agent | $n | $(cell "$py_wall" "$py_rss" "${py_steal:-}") | $(cell "$js_wall" "$js_rss" "${js_steal:-}") | $(ratio "$py_wall" "$js_wall") | $(cell "$no_wall" "$no_rss" "${no_steal:-}") | $(ratio "$py_wall" "$no_wall") |" >>"$table"
     # Same selection from both tools (the averages agree to float32 rounding).
     if [ -f "$dir/py_out/candidate_weights.json" ] && [ -f "$dir/rs_none/candidate_weights.json" ]; then
       "$py" - "$dir/py_out/candidate_weights.json" "$dir/rs_none/candidate_weights.json" <<'PY' >>"$out/selection_check.txt"
