@@ -63,6 +63,7 @@ measure() { # label, then the command
 }
 
 table="$out/results.md"
+: >"$out/selection_check.txt"
 {
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB."
   echo "Wall time in seconds, peak RSS in MB; ratio = Python wall / saliency wall (same agent and inputs, same run)."
@@ -104,7 +105,7 @@ for agent in demo atari_cnn; do
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 key = lambda d: [(t["layer_name"], t["neuron_index"], t["weight_index"], t["source"]) for t in d["weight_targets"]]
-print(sys.argv[1], "same selection" if key(a) == key(b) else "DIFFERENT selection")
+print(sys.argv[1].split("fixtures-large/")[-1], "Python and saliency: same selection" if key(a) == key(b) else "DIFFERENT selection")
 PY
     fi
     rm -rf "$dir/rs_json"

@@ -12,7 +12,7 @@ use crate::agent::{self, Agent};
 use crate::cli::{AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs, SelectionArgs};
 use crate::json::Value;
 use crate::model::{parse_device, Net};
-use crate::pipeline::{self, average::Averages, extract, gradfile, Progress, RawFormat};
+use crate::pipeline::{self, average::Averages, extract, gradfile, must_exist, Progress, RawFormat};
 
 /// The Python tool's default location of useful_neurons.json (relative to the working directory).
 pub const DEFAULT_USEFUL_NEURONS: &str = "Neuron_Selection/ExperimentTooling/Definitions/useful_neurons.json";
@@ -88,14 +88,6 @@ fn raw_format(r: RawGradients) -> RawFormat {
         RawGradients::Npy => RawFormat::Npy,
         RawGradients::None => RawFormat::None,
     }
-}
-
-/// Checks a path exists before any work (as the Python master script does).
-fn must_exist(path: &Path, what: &str) -> Result<()> {
-    if !path.exists() {
-        bail!("{what} {} does not exist", path.display());
-    }
-    Ok(())
 }
 
 /// useful_neurons.json: the flag, else the Python tool's default path, else

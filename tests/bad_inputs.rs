@@ -18,8 +18,9 @@ struct Case {
     code: i32,
     /// Fragments stderr must contain.
     stderr: Vec<&'static str>,
-    /// Run through `sh -c` with this prefix (resource limits).
-    shell_prefix: Option<&'static str>,
+    /// Run through `sh -c`: this script, with `{cmd}` replaced by the quoted command (resource
+    /// limits, set-up and tear-down around the run).
+    shell: Option<String>,
 }
 
 fn os(v: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
@@ -72,7 +73,7 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
     let mut v = Vec::new();
     macro_rules! case {
         ($id:expr, $args:expr, $code:expr, [$($s:expr),*]) => {
-            v.push(Case { id: $id, args: $args, code: $code, stderr: vec![$($s),*], shell_prefix: None })
+            v.push(Case { id: $id, args: $args, code: $code, stderr: vec![$($s),*], shell: None })
         };
     }
 
@@ -105,6 +106,24 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
     let link = dir.join("symlinked-agent");
     std::os::unix::fs::symlink(&d, &link).unwrap();
     case!("agent-path-symlink", run_args(&link, &dir.join("link-out"), &[]), 0, []);
+    let looped = dir.join("looped-agent");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    case!(
+        "agent-path-symlink-loop",
+        run_args(&looped, out, &[]),
+        1,
+        ["agent path", "is a symbolic link to", "which cannot be followed", "symbolic links"]
+    );
+    let d = acro("dangling-inputs");
+    let inputs_path = d.join("activation_inputs/clean_inputs.json");
+    std::fs::remove_file(&inputs_path).unwrap();
+    std::os::unix::fs::symlink("moved-away.json", &inputs_path).unwrap();
+    case!(
+        "inputs-dangling-symlink",
+        run_args(&d, out, &[]),
+        1,
+        ["inputs file", "clean_inputs.json is a symbolic link to moved-away.json, which cannot be followed"]
+    );
     let d = acro("out-file");
     write(&d.join("occupied"), "x");
     case!(
@@ -426,7 +445,26 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
         args: run_args(&d, &dir.join("full-out"), &[]),
         code: 1,
         stderr: vec!["cannot write", "File too large"],
-        shell_prefix: Some("trap '' XFSZ; ulimit -f 64;"),
+        shell: Some("trap '' XFSZ; ulimit -f 64; exec {cmd}".into()),
+    });
+    // A read-only output directory holding a previous result: immutable (`chattr +i`, which
+    // binds root too) or, for other users, without write permission. The previous file must
+    // survive (exit 99 if not). Where neither can be done, the case is reported as skipped.
+    let d = acro("read-only");
+    let ro = dir.join("ro-out");
+    write(&ro.join("average_gradients.json"), "previous");
+    let q = shell_quote(ro.as_os_str());
+    v.push(Case {
+        id: "output-dir-read-only",
+        args: run_args(&d, &ro, &[]),
+        code: 1,
+        stderr: vec!["cannot create a file in", "ro-out"],
+        shell: Some(format!(
+            "chattr +i {q} 2>/dev/null || chmod a-w {q}; \
+             if touch {q}/.probe 2>/dev/null; then rm -f {q}/.probe; echo SKIPPED-READ-ONLY >&2; exit 1; fi; \
+             {{cmd}}; rc=$?; chattr -i {q} 2>/dev/null; chmod u+w {q}; \
+             [ \"$(cat {q}/average_gradients.json)\" = previous ] || exit 99; exit $rc"
+        )),
     });
     v
 }
@@ -456,18 +494,22 @@ fn every_bad_input_gets_a_clear_error_and_no_output() {
     let bin = assert_cmd::cargo::cargo_bin("saliency");
     let mut failures = Vec::new();
     for c in &cases {
-        let output = match c.shell_prefix {
+        let output = match &c.shell {
             None => std::process::Command::new(&bin).args(&c.args).env("NO_COLOR", "1").output().unwrap(),
-            Some(prefix) => {
+            Some(script) => {
                 let cmd = format!(
-                    "{prefix} exec {} {}",
+                    "{} {}",
                     shell_quote(bin.as_os_str()),
                     c.args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
                 );
-                std::process::Command::new("sh").args(["-c", &cmd]).output().unwrap()
+                std::process::Command::new("sh").args(["-c", &script.replace("{cmd}", &cmd)]).output().unwrap()
             }
         };
         let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("SKIPPED-READ-ONLY") {
+            eprintln!("{}: skipped: this machine cannot make a directory read-only for this user", c.id);
+            continue;
+        }
         let mut problems = Vec::new();
         if output.status.code() != Some(c.code) {
             problems.push(format!("exit {:?}, expected {}", output.status.code(), c.code));

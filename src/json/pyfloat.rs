@@ -47,8 +47,11 @@ pub fn format_f64(buf: &mut [u8], x: f64) -> usize {
     // "e30" for "e+30"), and numbers in [1e-5, 1e-4), which ryu writes as "0.0000ddd" and
     // Python as "d.dde-05". Everything else (zeros and signs included) is already right.
     let body = usize::from(buf[0] == b'-');
-    if let Some(e) = buf[body..n].iter().position(|&c| c == b'e') {
-        let e = body + e;
+    // ryu's exponent is 1 to 3 digits after "e" or "e-", so an "e" can only be among the last
+    // five bytes (the digits before it are at least one).
+    let tail = n.saturating_sub(5).max(body);
+    if let Some(e) = buf[tail..n].iter().position(|&c| c == b'e') {
+        let e = tail + e;
         let (neg, digits) = if buf[e + 1] == b'-' { (true, e + 2) } else { (false, e + 1) };
         let value = buf[digits..n].iter().fold(0i32, |acc, &d| acc * 10 + i32::from(d - b'0'));
         return put_exponent(buf, e, if neg { -value } else { value });
