@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Fuzzes every reader of outside data with cargo-fuzz (libFuzzer), seeded with the real
-# fixture files. Works on stable Rust (--sanitizer none: Rust's own bounds and overflow checks
-# are the oracle, plus libFuzzer's timeout and memory limits).
+# fixture files. Works on stable Rust (--sanitizer none, -O: Rust's bounds checks and panics are
+# the oracle, plus libFuzzer's timeout and memory limits, and for clean_inputs a differential
+# check against the general JSON value parser).
 #
 #   scripts/fuzz.sh                     # every target, FUZZ_SECONDS (600) each, JOBS (1) at a time
 #   FUZZ_SECONDS=60 scripts/fuzz.sh pickle clean_inputs
 #
-# Crashes land in fuzz/artifacts/<target>/; copy each into tests/fuzz_regressions/<target>/ so
-# tests/robustness.rs replays it on every `cargo test`. Summary: fuzz/summary.txt.
+# Crashes land in fuzz/artifacts/<target>/: commit each as a file under tests/fixtures and a
+# test in tests/robustness.rs that feeds it to the same reader (none found so far).
+# Summary: fuzz/summary.txt.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
