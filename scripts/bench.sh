@@ -62,6 +62,15 @@ measure() { # label, then the command
   rm -f "$log" "$log.time"
 }
 
+# Table cells: "Python wall / saliency wall", and "wall, RSS (steal)" or "skipped (why)".
+ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0fx", a / b}'; else echo "-"; fi; }
+cell() { # wall, rss, steal
+  if [[ "$1" =~ ^[0-9.]+$ ]]; then
+    local s=""; if awk -v x="${3:-0}" 'BEGIN {exit !(x >= 0.5)}'; then s=" (steal $3 s)"; fi
+    echo "$1 s, $2 MB$s"
+  else echo "$1 ($2)"; fi
+}
+
 table="$out/results.md"
 : >"$out/selection_check.txt"
 {
@@ -91,13 +100,6 @@ for agent in demo atari_cnn; do
       js_wall="skipped"; js_steal=""; js_rss="raw file ~$((n * weights * 30 / 1000000000)) GB"
     fi
     read -r no_wall no_rss no_steal < <(measure "saliency none $agent $n" "$bin" run -q --raw-gradients none --agent-path "$dir" --output-dir "$dir/rs_none")
-    ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0fx", a / b}'; else echo "-"; fi; }
-    cell() { # wall, rss, steal
-      if [[ "$1" =~ ^[0-9.]+$ ]]; then
-        local s=""; if awk -v x="${3:-0}" 'BEGIN {exit !(x >= 0.5)}'; then s=" (steal $3 s)"; fi
-        echo "$1 s, $2 MB$s"
-      else echo "$1 ($2)"; fi
-    }
     echo "| $agent | $n | $(cell "$py_wall" "$py_rss" "${py_steal:-}") | $(cell "$js_wall" "$js_rss" "${js_steal:-}") | $(ratio "$py_wall" "$js_wall") | $(cell "$no_wall" "$no_rss" "${no_steal:-}") | $(ratio "$py_wall" "$no_wall") |" >>"$table"
     # Same selection from both tools (the averages agree to float32 rounding).
     if [ -f "$dir/py_out/candidate_weights.json" ] && [ -f "$dir/rs_none/candidate_weights.json" ]; then

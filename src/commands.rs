@@ -12,7 +12,8 @@ use crate::agent::{self, Agent};
 use crate::cli::{AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs, SelectionArgs};
 use crate::json::Value;
 use crate::model::{parse_device, Net};
-use crate::pipeline::{self, average::Averages, extract, gradfile, must_exist, Progress, RawFormat};
+use crate::paths::must_exist;
+use crate::pipeline::{self, average::Averages, extract, gradfile, Progress, RawFormat};
 
 /// The Python tool's default location of useful_neurons.json (relative to the working directory).
 pub const DEFAULT_USEFUL_NEURONS: &str = "Neuron_Selection/ExperimentTooling/Definitions/useful_neurons.json";

@@ -9,7 +9,7 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use common::*;
-use saliency::agent::arch::{Arch, Branch, Op, Preprocess};
+use saliency::agent::arch::{Arch, Preprocess};
 use saliency::agent::data::parse_agent_data;
 use saliency::agent::pickle::{self, Limits};
 use saliency::agent::torchzip::{read_state_dict, AgentLimits};
@@ -169,22 +169,7 @@ fn agent_data_reader_survives_mutations() {
 }
 
 fn flat_arch(len: usize) -> Arch {
-    Arch {
-        branches: vec![Branch {
-            key: None,
-            offset: 0,
-            len,
-            obs_shape: vec![len],
-            preprocess: Preprocess::Float,
-            ops: vec![Op::Flatten],
-            out_dim: len,
-        }],
-        trunk: vec![],
-        input_len: len,
-        n_actions: 2,
-        summary: String::new(),
-        notes: vec![],
-    }
+    Arch::input_only(vec![len], Preprocess::Float)
 }
 
 #[test]

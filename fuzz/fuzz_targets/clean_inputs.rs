@@ -1,27 +1,11 @@
 //! clean_inputs.json against the demo's architecture (106 floats) and a CNN's (nested lists).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use saliency::agent::arch::{Arch, Branch, Op, Preprocess};
+use saliency::agent::arch::{Arch, Preprocess};
 use saliency::pipeline::inputs::InputReader;
 
 fn arch(obs_shape: Vec<usize>, preprocess: Preprocess) -> Arch {
-    let len = obs_shape.iter().product();
-    Arch {
-        branches: vec![Branch {
-            key: None,
-            offset: 0,
-            len,
-            obs_shape,
-            preprocess,
-            ops: vec![Op::Flatten],
-            out_dim: len,
-        }],
-        trunk: vec![],
-        input_len: len,
-        n_actions: 2,
-        summary: String::new(),
-        notes: vec![],
-    }
+    Arch::input_only(obs_shape, preprocess)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -56,6 +56,30 @@ pub struct Arch {
     pub notes: Vec<String>,
 }
 
+impl Arch {
+    /// One unkeyed observation of `obs_shape` and no layers: all that the inputs reader looks
+    /// at (for tests and fuzzing of the readers).
+    pub fn input_only(obs_shape: Vec<usize>, preprocess: Preprocess) -> Arch {
+        let len = obs_shape.iter().product();
+        Arch {
+            branches: vec![Branch {
+                key: None,
+                offset: 0,
+                len,
+                obs_shape,
+                preprocess,
+                ops: vec![Op::Flatten],
+                out_dim: len,
+            }],
+            trunk: vec![],
+            input_len: len,
+            n_actions: 2,
+            summary: String::new(),
+            notes: vec![],
+        }
+    }
+}
+
 /// What the user can state when the zip cannot tell.
 #[derive(Debug, Clone, Default)]
 pub struct ArchOverrides {

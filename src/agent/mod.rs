@@ -35,7 +35,7 @@ pub fn resolve_agent_zip(path: &Path) -> Result<PathBuf> {
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
-    crate::pipeline::must_exist(path, "agent path")?;
+    crate::paths::must_exist(path, "agent path")?;
     if !path.is_dir() {
         bail!("agent path {} is neither a file nor a directory", path.display());
     }

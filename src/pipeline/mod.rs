@@ -90,25 +90,6 @@ pub fn param_meta(agent: &Agent) -> Vec<ParamMeta> {
     agent.params.iter().map(|p| ParamMeta { name: p.name.clone(), shape: p.shape.clone() }).collect()
 }
 
-/// Fails unless `path` exists, before any work (as the Python master script checks). A symbolic
-/// link that leads nowhere (missing target, loop) or a path that cannot be looked at
-/// (permissions) is named as such rather than as missing.
-pub fn must_exist(path: &Path, what: &str) -> Result<()> {
-    let err = match std::fs::metadata(path) {
-        Ok(_) => return Ok(()),
-        Err(e) => e,
-    };
-    let shown = path.display();
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        let target = std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_else(|_| "?".into());
-        bail!("{what} {shown} is a symbolic link to {target}, which cannot be followed: {err}");
-    }
-    if err.kind() == std::io::ErrorKind::NotFound {
-        bail!("{what} {shown} does not exist");
-    }
-    bail!("{what} {shown} cannot be accessed: {err}")
-}
-
 /// Inputs per batch: enough to amortise libtorch's overhead, few enough to keep memory bounded
 /// (about 64 MB of per-batch tensors, whatever the number of inputs).
 pub fn batch_size_for(net: &Net, agent: &Agent) -> usize {

@@ -87,11 +87,11 @@ fn read_useful(
 pub fn plan(args: &ExploreArgs) -> Result<Plan> {
     let mut notes = Vec::new();
     let (app, job) = if let Some(avg) = &args.average_gradients {
-        pipeline::must_exist(avg, "averages file")?;
+        crate::paths::must_exist(avg, "averages file")?;
         let cross = args.cross_metric.clone().ok_or_else(|| {
             eyre!("--average-gradients needs --cross-metric FILE (the cross_metric_summary.json with the candidate neurons)")
         })?;
-        pipeline::must_exist(&cross, "cross-metric file")?;
+        crate::paths::must_exist(&cross, "cross-metric file")?;
         let keys = read_keys(Some(&cross), &mut notes)?;
         let agent_dir = cross.parent().and_then(Path::parent);
         let useful = read_useful(&args.useful_neurons, agent_dir, &keys, &mut notes)?;
@@ -103,10 +103,10 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
         (app, Job::Averages { path: avg.clone() })
     } else {
         let agent_path = args.agent_path.clone().unwrap_or_else(default_demo);
-        pipeline::must_exist(&agent_path, "agent path")?;
+        crate::paths::must_exist(&agent_path, "agent path")?;
         let agent_dir = agent::agent_dir(&agent_path);
         let inputs = pipeline::clean_inputs_path(&agent_dir);
-        pipeline::must_exist(&inputs, "inputs file")?;
+        crate::paths::must_exist(&inputs, "inputs file")?;
         let cross = args.cross_metric.clone().unwrap_or_else(|| pipeline::cross_metric_path(&agent_dir));
         let keys = read_keys(Some(&cross), &mut notes)?;
         let useful = read_useful(&args.useful_neurons, Some(&agent_dir), &keys, &mut notes)?;
