@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::{Activation, AgentLimits, ArchOverrides};
+use crate::tui::color::{ColorChoice, Colormap};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +36,16 @@ pub enum Command {
     Average(AverageArgs),
     /// Step 3: top k weights per candidate neuron plus m more globally (candidate_weights.json).
     Extract(ExtractArgs),
+    /// Print a shell completion script (e.g. `saliency completions bash > ~/.local/share/bash-completion/completions/saliency`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or with --dir write one page per command into DIR.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Largest k, m or batch size accepted (far beyond any layer; keeps the numbers exact in JSON).
@@ -219,12 +230,12 @@ pub struct ExploreArgs {
     /// Initial m (additional weights)
     #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = count)]
     pub m: usize,
-    /// viridis, magma, inferno or cividis
-    #[arg(long, value_name = "NAME")]
-    pub colormap: Option<String>,
-    /// auto (NO_COLOR and COLORTERM decide), truecolor, 256 or none
-    #[arg(long, default_value = "auto", value_name = "MODE")]
-    pub color: String,
+    /// Heatmap colormap
+    #[arg(long, value_enum, ignore_case = true, default_value = "viridis")]
+    pub colormap: Colormap,
+    /// Colour output
+    #[arg(long, value_enum, ignore_case = true, default_value = "auto")]
+    pub color: ColorChoice,
     /// Capture the mouse (click to select, wheel to scroll); off by default so copy and paste work
     #[arg(long)]
     pub mouse: bool,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use color_eyre::eyre::{bail, eyre, Result};
+use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::agent::{self, Agent};
@@ -294,4 +294,33 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
     let avgs = Averages::read(&args.average_gradients_path)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| parent_dir(&args.average_gradients_path));
     extract_and_write(&rep, &candidates, &avgs, &args.selection, &out_dir)
+}
+
+/// `saliency man`: the man page on stdout, or with a directory one page per command
+/// (`saliency.1`, `saliency-run.1`, ...) written there.
+pub fn man(dir: Option<&Path>) -> Result<()> {
+    let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page).wrap_err("cannot render the man page")?;
+            print_bytes(&page)?;
+        }
+        Some(d) => {
+            std::fs::create_dir_all(d).wrap_err_with(|| format!("cannot create {}", d.display()))?;
+            clap_mangen::generate_to(cmd, d)
+                .wrap_err_with(|| format!("cannot write man pages into {}", d.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+pub fn print_bytes(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(eyre!("cannot write to stdout: {e}")),
+        _ => Ok(()),
+    }
 }

@@ -67,6 +67,13 @@ fn main() -> ExitCode {
         Some(Command::Average(a)) => commands::average(a, &cancel),
         Some(Command::Extract(a)) => commands::extract(a),
         Some(Command::Explore(a)) => saliency::tui::explore(a, &cancel),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "saliency", &mut script);
+            commands::print_bytes(&script)
+        }
+        Some(Command::Man { dir }) => commands::man(dir.as_deref()),
         None => saliency::tui::explore(&cli.explore, &cancel),
     };
     match result {

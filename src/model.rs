@@ -71,8 +71,8 @@ pub struct ParamSource {
 }
 
 impl BatchGrads {
-    /// Input `n`'s gradient of parameter `src`, row-major, into `out` (cleared first): the same
-    /// values as `value`, without a division per element.
+    /// Input `n`'s gradient of parameter `src`, row-major, into `out` (cleared first). Every file
+    /// of per-input gradients is written through this.
     pub fn fill(&self, src: ParamSource, n: usize, out: &mut Vec<f32>) {
         out.clear();
         match &self.layers[src.layer] {
@@ -93,27 +93,6 @@ impl BatchGrads {
                     out.extend_from_slice(&b[n * o..(n + 1) * o]);
                 } else {
                     out.extend_from_slice(&w[n * numel..(n + 1) * numel]);
-                }
-            }
-        }
-    }
-
-    /// Gradient of element `e` of parameter `src` for input `n`.
-    #[inline]
-    pub fn value(&self, src: ParamSource, n: usize, e: usize) -> f32 {
-        match &self.layers[src.layer] {
-            LayerGrads::Outer { d, a, rows, cols } => {
-                if src.bias {
-                    d[n * rows + e]
-                } else {
-                    d[n * rows + e / cols] * a[n * cols + e % cols]
-                }
-            }
-            LayerGrads::Dense { w, b, numel, out } => {
-                if src.bias {
-                    b[n * out + e]
-                } else {
-                    w[n * numel + e]
                 }
             }
         }

@@ -15,7 +15,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Color;
 use ratatui::Terminal;
 use saliency::cli::Cli;
-use saliency::tui::app::{App, Focus, Popup};
+use saliency::tui::app::{App, Effect, Focus, Popup};
 use saliency::tui::color::{self, ColorMode};
 use saliency::tui::{keymap, plan, run_to_end, view};
 
@@ -52,7 +52,10 @@ fn key(c: char) -> KeyEvent {
 }
 
 /// Types keys: plain characters, or names in angle brackets: <tab> <enter> <esc> <down> <up>.
-fn press(app: &mut App, script: &str) {
+/// Effects run as the event loop runs them (an export is written before this returns); they
+/// are returned.
+fn press(app: &mut App, script: &str) -> Vec<Effect> {
+    let mut effects = Vec::new();
     let mut chars = script.chars().peekable();
     while let Some(c) = chars.next() {
         let ev = if c == '<' && chars.peek().is_some_and(|n| n.is_ascii_lowercase()) {
@@ -72,15 +75,15 @@ fn press(app: &mut App, script: &str) {
         } else {
             key(c)
         };
-        let action = if matches!(app.popup, Some(Popup::Prompt { .. })) {
-            keymap::prompt_action(ev)
-        } else {
-            keymap::lookup(ev)
-        };
-        if let Some(a) = action {
-            app.update(a);
+        let prompt = matches!(app.popup, Some(Popup::Prompt { .. }));
+        if let Some(a) = keymap::lookup(ev, prompt) {
+            for effect in app.update(a) {
+                effects.push(effect.clone());
+                saliency::tui::run_effect_blocking(app, effect);
+            }
         }
     }
+    effects
 }
 
 fn render(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
@@ -110,7 +113,7 @@ fn opens_on_the_first_candidate_layer_with_the_selection() {
     assert!(s.contains("q_net.2.weight [64×64]"), "{s}");
     assert!(s.contains("Targets 24 · k=2 m=4"), "{s}");
     assert!(s.contains("20 guaranteed + 4 additional"), "{s}");
-    assert!(s.contains("or.mlp.0.weight"), "{s}");
+    assert!(s.contains("features_extractor.mlp.0.weight"), "{s}");
     // Footer hints come from the keymap.
     for (k, hint) in keymap::hints() {
         assert!(s.contains(&format!("{k} {hint}")), "footer lacks {k} {hint}");
@@ -143,7 +146,7 @@ fn overlay_colours_mark_guaranteed_and_additional_weights() {
     let mut app = demo_from_files(&[]);
     let t = render(&mut app, 200, 60);
     let buf = t.backend().buffer();
-    let hm = app.regions.heatmap;
+    let hm = app.layout.regions.heatmap;
     let marks = app.cache.marks.clone();
     assert!(marks.iter().any(|m| m.2 == saliency::tui::heatmap::Mark::Guaranteed));
     for (py, px, mark) in marks {
@@ -180,7 +183,7 @@ fn no_color_uses_a_glyph_ramp_and_256_colour_terminals_get_indexed_colours() {
     let mut app = demo_from_files(&["--color", "256"]);
     app.color_mode = ColorMode::Ansi256;
     let t = render(&mut app, 160, 50);
-    let hm = app.regions.heatmap;
+    let hm = app.layout.regions.heatmap;
     assert!(matches!(t.backend().buffer()[(hm.x + 2, hm.y + 3)].fg, Color::Indexed(_)));
 }
 
@@ -213,8 +216,7 @@ fn navigation_drill_down_help_and_small_terminals() {
     assert!(matches!(app.popup, Some(Popup::Neuron { .. })));
     let s = screen_text(&render(&mut app, 50, 12));
     assert!(s.contains("Terminal too small"), "{s}");
-    press(&mut app, "q");
-    assert!(app.quit);
+    assert!(matches!(press(&mut app, "q")[..], [Effect::Quit]));
 }
 
 #[test]
@@ -233,12 +235,156 @@ fn zoom_pooling_scale_and_range_keys() {
     assert!(app.cache.scaler.as_ref().unwrap().sorted.is_some(), "rank scale needs sorted values");
 }
 
+/// The text of a screen rectangle's rows (inside its border).
+fn pane_rows(t: &Terminal<TestBackend>, r: Rect) -> Vec<String> {
+    let buf = t.backend().buffer();
+    (r.y + 1..r.bottom().saturating_sub(1))
+        .map(|y| (r.x + 1..r.right().saturating_sub(1)).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect()
+}
+
+/// First cell of each row: the name column.
+fn first_cells(rows: &[String]) -> Vec<String> {
+    rows.iter().map(|r| r.split("  ").next().unwrap_or("").trim().to_string()).collect()
+}
+
 #[test]
-fn snapshots_at_two_sizes() {
+fn common_terminal_sizes_show_distinct_names_and_whole_headers() {
+    for (w, h) in [(80, 24), (100, 30), (60, 16)] {
+        let mut app = demo_from_files(&[]);
+        let n_params = app.averages.as_ref().unwrap().params.len();
+        // Layers list: every visible row's name is different, and names keep their tails.
+        press(&mut app, "g");
+        let mut seen = Vec::new();
+        for _ in 0..n_params {
+            let t = render(&mut app, w, h);
+            let rows = pane_rows(&t, app.layout.regions.layers);
+            let header = rows[0].clone();
+            let headers: Vec<&str> = header.split_whitespace().collect();
+            for word in &headers {
+                assert!(
+                    ["parameter", "name", "shape", "mean", "max", "selected", "sel"].contains(word),
+                    "{w}x{h}: a layer column header was cut: {header:?}"
+                );
+            }
+            let names = first_cells(&rows[1..]);
+            let row = app.layout.layer_rows.iter().position(|&(_, i)| i == app.layer_cursor).unwrap();
+            let name = names[row].trim_start_matches("· ").to_string();
+            let full = &app.averages.as_ref().unwrap().params[app.layer_order[app.layer_cursor]].name;
+            assert!(!name.contains('…'), "{w}x{h}: {name} lost its head and tail");
+            let tail: Vec<&str> = full.rsplitn(3, '.').collect();
+            assert!(name.ends_with(&format!("{}.{}", tail[1], tail[0])), "{w}x{h}: {name} for {full}");
+            seen.push(name);
+            press(&mut app, "j");
+        }
+        let distinct: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!(distinct.len(), n_params, "{w}x{h}: names not distinct: {seen:?}");
+        if (w, h) == (80, 24) {
+            assert!(
+                seen.contains(&"f.mlp.0.weight".to_string()) && seen.contains(&"q_net.2.weight".to_string()),
+                "{seen:?}"
+            );
+        }
+        // Targets list: whole headers, distinct layer names for distinct layers.
+        press(&mut app, "<tab><tab>");
+        let t = render(&mut app, w, h);
+        let rows = pane_rows(&t, app.layout.regions.targets);
+        for word in rows[0].split_whitespace() {
+            assert!(
+                ["layer", "#", "neuron", "n", "weight", "w", "|grad|", "|g|", "pick"].contains(&word),
+                "{w}x{h}: a target column header was cut: {:?}",
+                rows[0]
+            );
+        }
+        let sel = &app.selection;
+        let mut by_layer = std::collections::HashMap::new();
+        for (k, &(_, i)) in app.layout.target_rows.iter().enumerate() {
+            let p = app.resolved.candidates[sel.targets[i].candidate].param;
+            let name = first_cells(&rows[1..])[k].clone();
+            let prev = by_layer.insert(name.clone(), p);
+            assert!(prev.is_none() || prev == Some(p), "{w}x{h}: two layers shown as {name}");
+        }
+        // Block titles and the status line are never cut mid-word.
+        let s = screen_text(&t);
+        assert!(!s.contains("paramete ") && !s.contains("neuro "), "{s}");
+        if w < 80 {
+            assert!(app.layout.regions.folded, "{w}x{h} should fold the lists");
+            assert!(s.contains("Tab: layers"), "{s}");
+        }
+    }
+}
+
+#[test]
+fn clicks_use_the_drawn_layout() {
+    let mut app = demo_from_files(&[]);
+    for (w, h) in [(200, 60), (80, 24)] {
+        render(&mut app, w, h);
+        // Click the third visible layer row.
+        let (y, i) = app.layout.layer_rows[2];
+        app.click(app.layout.regions.layers.x + 3, y);
+        assert_eq!((app.focus, app.layer_cursor), (Focus::Layers, i));
+        // Scroll the targets list down so it starts later, then click its first visible row.
+        press(&mut app, "<tab><tab>G");
+        render(&mut app, w, h);
+        let (y, i) = app.layout.target_rows[0];
+        app.click(app.layout.regions.targets.x + 2, y);
+        assert_eq!((app.focus, app.target_cursor), (Focus::Targets, i));
+        // A heatmap pixel moves the cursor to the matrix cell drawn there.
+        render(&mut app, w, h);
+        let p = app.layout.heatmap_pixels;
+        app.click(p.x + 3, p.y + 2);
+        assert_eq!(app.focus, Focus::Heatmap);
+        let g = &app.cache.grid;
+        assert_eq!(app.hm.cursor, (g.row_bins[4].0, g.col_bins[3].0));
+    }
+}
+
+#[test]
+fn prompt_keys_and_their_help_come_from_the_keymap() {
+    let mut app = demo_from_files(&[]);
+    press(&mut app, "K");
+    // In the prompt, '0' is a digit (not zoom reset) and q does nothing.
+    press(&mut app, "10q<bs>7<enter>");
+    assert_eq!(app.k, 17);
+    press(&mut app, "?");
+    let s = screen_text(&render(&mut app, 200, 60));
+    for b in keymap::KEYMAP.iter().filter(|b| b.scope == keymap::Scope::Prompt) {
+        assert!(s.contains(b.help), "help lacks the prompt key {}", b.label);
+    }
+}
+
+#[test]
+fn export_runs_as_an_effect_with_its_stages() {
+    let out = tempfile::tempdir().unwrap();
+    let mut app = demo_from_files(&["--output-dir", out.path().to_str().unwrap()]);
+    let effects = app.update(keymap::Action::Export);
+    let [Effect::Export(job)] = &effects[..] else { panic!("{effects:?}") };
+    assert!(matches!(app.export, saliency::tui::app::ExportState::Running { .. }));
+    // A second export while one runs is refused.
+    assert!(app.update(keymap::Action::Export).is_empty());
+    assert!(app.message.as_deref().unwrap().contains("already running"));
+    let mut stages = Vec::new();
+    let last = saliency::tui::export::run(job, &mut |s| stages.push(s));
+    assert_eq!(stages, ["writing candidate_weights.json (1/1)"]);
+    app.on_export(last);
+    assert!(app.message.as_deref().unwrap().starts_with("exported"));
+    assert!(out.path().join("candidate_weights.json").is_file());
+    // A failed export is a message, not a crash.
+    let blocked = out.path().join("file");
+    std::fs::write(&blocked, "x").unwrap();
+    app.out_dir = blocked.join("sub");
+    press(&mut app, "e");
+    assert!(app.message.as_deref().unwrap().starts_with("export failed"), "{:?}", app.message);
+}
+
+#[test]
+fn snapshots_at_three_sizes() {
     let mut app = demo_from_files(&[]);
     app.source = "assets/demo (averages from tests/fixtures/demo_reference)".into();
     let small = screen_text(&render(&mut app, 100, 30));
     insta::assert_snapshot!("demo_100x30", small);
+    let common = screen_text(&render(&mut app, 80, 24));
+    insta::assert_snapshot!("demo_80x24", common);
     let large = screen_text(&render(&mut app, 180, 50));
     insta::assert_snapshot!("demo_180x50", large);
 }
@@ -329,7 +475,7 @@ fn background_run_reports_progress_snapshots_and_cancels() {
     let args = explore_args(&["--agent-path", dir.path().to_str().unwrap(), "--batch-size", "4"]);
     let plan = plan(&args).unwrap();
     let mut app = plan.app;
-    let worker = Worker::spawn(plan.job);
+    let worker = Worker::spawn(plan.job).unwrap();
     let mut saw_snapshot = false;
     let mut cancelled = false;
     let start = std::time::Instant::now();
@@ -347,8 +493,7 @@ fn background_run_reports_progress_snapshots_and_cancels() {
                 // Export refuses provisional averages.
                 press(&mut app, "e");
                 assert!(app.message.as_deref().unwrap().contains("provisional"));
-                press(&mut app, "<esc>");
-                assert!(app.cancel_requested);
+                assert!(matches!(press(&mut app, "<esc>")[..], [Effect::CancelRun]));
                 worker.cancel();
                 continue;
             }

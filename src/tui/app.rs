@@ -1,5 +1,8 @@
-//! The explorer's state and `update(Action)`. Nothing here draws; `prepare` fills the caches
-//! the widgets read (pooled heatmap, colour scale, overlay) for the current screen size.
+//! The explorer's state and `update(Action) -> Vec<Effect>`. Nothing here draws or does I/O:
+//! `update` changes state and returns the effects (export, cancel, restart, quit) for the event
+//! loop to run; `prepare` lays out the screen for its size and fills the caches the widgets
+//! read (pooled heatmap, colour scale, overlay, list scrolling), and mouse clicks are resolved
+//! against that same layout.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,13 +10,15 @@ use std::sync::Arc;
 use ratatui::layout::Rect;
 
 use super::color::{ColorMode, Colormap};
+use super::export::{ExportJob, ExportMsg};
 use super::heatmap::{self, Grid, Mark, MatrixShape, Pooling, RangeMode, Scale, Scaler, Viewport};
 use super::keymap::Action;
+use super::layout::{self, Regions};
 use super::worker::Msg;
 use crate::json::Value;
 use crate::pipeline::average::Averages;
 use crate::pipeline::extract::{self, CandidateKey, Pick, Resolved, Selection};
-use crate::pipeline::{self, Progress};
+use crate::pipeline::Progress;
 
 /// Smallest terminal the explorer draws in.
 pub const MIN_WIDTH: u16 = 60;
@@ -109,36 +114,39 @@ pub struct HeatmapState {
     pub show_kernel: bool,
 }
 
-/// Where the explorer's screen regions are.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Regions {
-    pub header: Rect,
-    pub layers: Rect,
-    pub heatmap: Rect,
-    pub targets: Rect,
-    pub footer: Rect,
+/// What the event loop does for `update`.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Quit,
+    /// Stop the running pipeline (at its next batch).
+    CancelRun,
+    /// Start the pipeline again.
+    Restart,
+    /// Write the files, off the UI thread.
+    Export(Box<ExportJob>),
 }
 
-/// Splits the screen: header, layers | heatmap | targets (or targets under layers when narrow),
-/// footer.
-pub fn regions(area: Rect) -> Regions {
-    let header = Rect { height: 2.min(area.height), ..area };
-    let footer = Rect { y: area.bottom().saturating_sub(1), height: 1.min(area.height), ..area };
-    let body = Rect { y: header.bottom(), height: area.height.saturating_sub(header.height + footer.height), ..area };
-    let left_w = if body.width >= 150 { 56 } else { 40.min(body.width * 2 / 5) };
-    if body.width >= 150 {
-        let right_w = 50;
-        let layers = Rect { width: left_w, ..body };
-        let targets = Rect { x: body.right() - right_w, width: right_w, ..body };
-        let heatmap = Rect { x: layers.right(), width: body.width - left_w - right_w, ..body };
-        Regions { header, layers, heatmap, targets, footer }
-    } else {
-        let top_h = body.height / 2;
-        let layers = Rect { width: left_w, height: top_h, ..body };
-        let targets = Rect { y: body.y + top_h, height: body.height - top_h, width: left_w, ..body };
-        let heatmap = Rect { x: body.x + left_w, width: body.width - left_w, ..body };
-        Regions { header, layers, heatmap, targets, footer }
-    }
+/// The screen as the last `prepare` laid it out: the regions, and where each visible list row
+/// and the heatmap pixels are (the widgets draw from these, and clicks are resolved on them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScreenLayout {
+    pub regions: Regions,
+    /// First visible row of each list.
+    pub layers_skip: usize,
+    pub targets_skip: usize,
+    /// (screen row, index into `layer_order`) of the visible layer rows.
+    pub layer_rows: Vec<(u16, usize)>,
+    /// (screen row, index into the selection's targets) of the visible target rows.
+    pub target_rows: Vec<(u16, usize)>,
+    /// The heatmap's pixel area (after the candidate margin).
+    pub heatmap_pixels: Rect,
+}
+
+/// Where the export stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportState {
+    Idle,
+    Running { stage: String },
 }
 
 /// The pixel area of a heatmap pane: inside its border, less the margin column and the two
@@ -208,13 +216,11 @@ pub struct App {
     pub out_dir: PathBuf,
     /// Whether export also writes average_gradients.json (averages computed here).
     pub computed_here: bool,
-    pub quit: bool,
-    /// Set by update when the user asks for a new run (the event loop starts it).
-    pub restart_requested: bool,
-    /// Set by update when a running job should stop.
-    pub cancel_requested: bool,
+    pub export: ExportState,
+    /// The list a folded left column shows (the one that last had focus).
+    pub list_shown: Focus,
     pub cache: ViewCache,
-    pub regions: Regions,
+    pub layout: ScreenLayout,
 }
 
 impl App {
@@ -261,11 +267,10 @@ impl App {
             message: None,
             out_dir,
             computed_here,
-            quit: false,
-            restart_requested: false,
-            cancel_requested: false,
+            export: ExportState::Idle,
+            list_shown: Focus::Layers,
             cache: ViewCache::default(),
-            regions: Regions::default(),
+            layout: ScreenLayout::default(),
         }
     }
 
@@ -485,11 +490,10 @@ impl App {
         Some(MatrixShape::of(&self.averages.as_ref()?.params.get(param)?.shape))
     }
 
-    /// Applies an action. Returns false when nothing changed.
-    pub fn update(&mut self, action: Action) {
-        if !matches!(action, Action::Export) {
-            self.message = None;
-        }
+    /// Applies an action; returns what the event loop must do.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        self.message = None;
+        let mut effects = Vec::new();
         // Number prompt first.
         if let Some(Popup::Prompt { knob, text }) = &mut self.popup {
             match action {
@@ -505,32 +509,33 @@ impl App {
                     }
                 }
                 Action::Back => self.popup = None,
-                Action::Quit => self.quit = true,
+                Action::Quit => effects.push(Effect::Quit),
                 _ => {}
             }
-            return;
+            return effects;
         }
         match action {
-            Action::Quit => self.quit = true,
+            Action::Quit => effects.push(Effect::Quit),
             Action::Back => {
                 if self.popup.is_some() {
                     self.popup = None;
                 } else if self.hm.show_kernel {
                     self.hm.show_kernel = false;
                 } else if self.running() {
-                    self.cancel_requested = true;
+                    effects.push(Effect::CancelRun);
                 }
             }
             Action::CancelRun => {
                 if self.running() {
-                    self.cancel_requested = true;
+                    effects.push(Effect::CancelRun);
                 } else {
                     self.message = Some("nothing is running".into());
                 }
             }
             Action::Restart => {
                 if self.computed_here {
-                    self.restart_requested = true;
+                    self.status = Status::Loading;
+                    effects.push(Effect::Restart);
                 } else {
                     self.message = Some("these averages were read from a file; nothing to re-run".into());
                 }
@@ -547,7 +552,7 @@ impl App {
                 let order = [Focus::Layers, Focus::Heatmap, Focus::Targets];
                 let i = order.iter().position(|&f| f == self.focus).unwrap_or(0);
                 let j = if action == Action::FocusNext { (i + 1) % 3 } else { (i + 2) % 3 };
-                self.focus = order[j];
+                self.set_focus(order[j]);
             }
             Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
                 self.vertical(action)
@@ -585,8 +590,22 @@ impl App {
                     self.message = Some("not a conv layer: there is no kernel to show".into());
                 }
             }
-            Action::Export => self.message = Some(self.export()),
+            Action::Export => match self.export_job() {
+                Ok(job) => {
+                    self.export = ExportState::Running { stage: "starting".into() };
+                    effects.push(Effect::Export(Box::new(job)));
+                }
+                Err(why) => self.message = Some(why),
+            },
             other => self.update_knobs(other),
+        }
+        effects
+    }
+
+    fn set_focus(&mut self, focus: Focus) {
+        self.focus = focus;
+        if focus != Focus::Heatmap {
+            self.list_shown = focus;
         }
     }
 
@@ -657,23 +676,36 @@ impl App {
         }
     }
 
-    /// Writes candidate_weights.json (and the averages, when computed here) into the output
-    /// directory; returns the message for the footer.
-    pub fn export(&mut self) -> String {
-        let Some(avgs) = self.averages.clone() else { return "nothing to export yet".into() };
+    /// What `e` exports now: candidate_weights.json for the current k and m, and
+    /// average_gradients.json when the averages were computed here. Refused (with the reason)
+    /// while the averages are provisional or an export is running.
+    pub fn export_job(&self) -> Result<ExportJob, String> {
+        let Some(avgs) = self.averages.clone() else { return Err("nothing to export yet".into()) };
         if self.provisional || self.running() {
-            return "cannot export while the averages are provisional: wait for the run to finish (or R to re-run)"
-                .into();
+            return Err(
+                "cannot export while the averages are provisional: wait for the run to finish (or R to re-run)".into(),
+            );
         }
-        let dest = self.out_dir.join(pipeline::CANDIDATE_WEIGHTS);
-        let mut res = Ok(());
-        if self.computed_here {
-            res = avgs.write(&self.out_dir.join(pipeline::AVERAGE_GRADIENTS)).map(|_| ());
+        if self.export != ExportState::Idle {
+            return Err("an export is already running".into());
         }
-        let res = res.and_then(|_| extract::write_candidates(&dest, &avgs, &self.resolved.candidates, &self.selection));
-        match res {
-            Ok(()) => format!("exported {} (k={}, m={})", dest.display(), self.k, self.m),
-            Err(e) => format!("export failed: {e}"),
+        Ok(ExportJob {
+            averages: avgs,
+            candidates: self.resolved.candidates.clone(),
+            selection: self.selection.clone(),
+            out_dir: self.out_dir.clone(),
+            write_averages: self.computed_here,
+        })
+    }
+
+    /// Applies a message from the export thread.
+    pub fn on_export(&mut self, msg: ExportMsg) {
+        match msg {
+            ExportMsg::Stage(stage) => self.export = ExportState::Running { stage },
+            ExportMsg::Done(text) | ExportMsg::Failed(text) => {
+                self.export = ExportState::Idle;
+                self.message = Some(text);
+            }
         }
     }
 
@@ -709,45 +741,63 @@ impl App {
         (share(self.total_saliency), share(self.candidate_saliency))
     }
 
-    /// A left click: selects a layer or target row, or moves the heatmap cursor.
+    /// A left click, resolved on the layout the last frame was drawn with: selects a layer
+    /// or target row, or moves the heatmap cursor.
     pub fn click(&mut self, x: u16, y: u16) {
         let inside = |r: Rect| x >= r.x && x < r.right() && y >= r.y && y < r.bottom();
-        let r = self.regions;
-        if inside(r.layers) {
-            self.focus = Focus::Layers;
-            // border + header row
-            let row = y.saturating_sub(r.layers.y + 2) as usize;
-            let visible = r.layers.height.saturating_sub(3) as usize;
-            let skip = self.layer_cursor.saturating_sub(visible.saturating_sub(1));
-            let i = skip + row;
-            if i < self.layer_order.len() && i != self.layer_cursor {
-                self.layer_cursor = i;
-                self.hm.show_kernel = false;
-                self.reset_cursor();
+        let l = self.layout.clone();
+        if inside(l.regions.layers) {
+            self.set_focus(Focus::Layers);
+            if let Some(&(_, i)) = l.layer_rows.iter().find(|(row, _)| *row == y) {
+                if i != self.layer_cursor {
+                    self.layer_cursor = i;
+                    self.hm.show_kernel = false;
+                    self.reset_cursor();
+                }
             }
-        } else if inside(r.targets) {
-            self.focus = Focus::Targets;
-            let row = y.saturating_sub(r.targets.y + 2) as usize;
-            let visible = r.targets.height.saturating_sub(3) as usize;
-            let skip = self.target_cursor.saturating_sub(visible.saturating_sub(1));
-            if skip + row < self.selection.targets.len() {
-                self.target_cursor = skip + row;
+        } else if inside(l.regions.targets) {
+            self.set_focus(Focus::Targets);
+            if let Some(&(_, i)) = l.target_rows.iter().find(|(row, _)| *row == y) {
+                self.target_cursor = i;
             }
-        } else if inside(r.heatmap) {
-            self.focus = Focus::Heatmap;
-            let px = x.saturating_sub(r.heatmap.x + 2) as usize;
-            let per_cell = if self.color_mode == ColorMode::None { 1 } else { 2 };
-            let py = y.saturating_sub(r.heatmap.y + 1) as usize * per_cell;
-            let g = &self.cache.grid;
-            if let (Some(&(r0, _)), Some(&(c0, _))) = (g.row_bins.get(py), g.col_bins.get(px)) {
-                self.hm.cursor = (r0, c0);
+        } else if inside(l.regions.heatmap) {
+            self.set_focus(Focus::Heatmap);
+            let p = l.heatmap_pixels;
+            if inside(p) {
+                let px = (x - p.x) as usize;
+                let per_cell = if self.color_mode == ColorMode::None { 1 } else { 2 };
+                let py = (y - p.y) as usize * per_cell;
+                let g = &self.cache.grid;
+                if let (Some(&(r0, _)), Some(&(c0, _))) = (g.row_bins.get(py), g.col_bins.get(px)) {
+                    self.hm.cursor = (r0, c0);
+                }
             }
         }
     }
 
+    /// Lays out the screen and the list scrolling for a screen of size `area`.
+    fn lay_out(&mut self, area: Rect) {
+        let regions = layout::regions(area, self.list_shown == Focus::Targets);
+        // Lists: inside the border, under the header row; the cursor row stays visible.
+        let list = |r: Rect, cursor: usize, len: usize| -> (usize, Vec<(u16, usize)>) {
+            let visible = r.height.saturating_sub(3) as usize;
+            let skip = cursor.saturating_sub(visible.saturating_sub(1));
+            let rows = (skip..len.min(skip + visible)).enumerate().map(|(k, i)| (r.y + 2 + k as u16, i)).collect();
+            (skip, rows)
+        };
+        let (layers_skip, layer_rows) = list(regions.layers, self.layer_cursor, self.layer_order.len());
+        let (targets_skip, target_rows) = list(regions.targets, self.target_cursor, self.selection.targets.len());
+        // Heatmap: border, one margin column for candidate marks, two lines for the colour bar
+        // and the cursor readout.
+        let hm = regions.heatmap;
+        let (w, h) = heatmap_pixels(hm, ColorMode::TrueColor);
+        let heatmap_pixels = Rect { x: hm.x + 2, y: hm.y + 1, width: w as u16, height: (h / 2) as u16 };
+        self.layout = ScreenLayout { regions, layers_skip, targets_skip, layer_rows, target_rows, heatmap_pixels };
+    }
+
     /// Computes the view caches for a screen of size `area`.
     pub fn prepare(&mut self, area: Rect) {
-        self.regions = regions(area);
+        self.lay_out(area);
         let Some(avgs) = self.averages.clone() else { return };
         let Some(p) = self.current_param() else { return };
         let param = &avgs.params[p];
@@ -757,7 +807,7 @@ impl App {
         }
         self.hm.cursor.0 = self.hm.cursor.0.min(ms.rows - 1);
         self.hm.cursor.1 = self.hm.cursor.1.min(ms.cols - 1);
-        let (px_w, px_h) = heatmap_pixels(self.regions.heatmap, self.color_mode);
+        let (px_w, px_h) = heatmap_pixels(self.layout.regions.heatmap, self.color_mode);
         let zoom = self.hm.zoom.max(1);
         let vis_r = ms.rows.div_ceil(zoom).max(1);
         let vis_c = ms.cols.div_ceil(zoom).max(1);

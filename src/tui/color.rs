@@ -4,7 +4,7 @@ use ratatui::style::Color;
 
 use super::colormaps::{CIVIDIS, INFERNO, MAGMA, VIRIDIS};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Colormap {
     Viridis,
     Magma,
@@ -22,10 +22,6 @@ impl Colormap {
             Colormap::Inferno => "inferno",
             Colormap::Cividis => "cividis",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Colormap> {
-        Colormap::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(s))
     }
 
     pub fn next(self) -> Colormap {
@@ -49,6 +45,33 @@ impl Colormap {
     }
 }
 
+/// `--color`: let NO_COLOR and COLORTERM decide, or force a mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// NO_COLOR, then COLORTERM decide
+    Auto,
+    /// 24-bit colour
+    #[value(alias = "24bit")]
+    Truecolor,
+    /// the xterm-256 palette
+    #[value(name = "256", alias = "ansi256")]
+    Ansi256,
+    /// no colour: glyphs and modifiers only
+    #[value(alias = "never")]
+    None,
+}
+
+impl ColorChoice {
+    pub fn mode(self) -> ColorMode {
+        match self {
+            ColorChoice::Auto => ColorMode::detect(),
+            ColorChoice::Truecolor => ColorMode::TrueColor,
+            ColorChoice::Ansi256 => ColorMode::Ansi256,
+            ColorChoice::None => ColorMode::None,
+        }
+    }
+}
+
 /// What the terminal can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColorMode {
@@ -69,16 +92,6 @@ impl ColorMode {
             Ok(v) if v == "truecolor" || v == "24bit" => ColorMode::TrueColor,
             _ => ColorMode::Ansi256,
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Option<ColorMode>> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "auto" => None,
-            "truecolor" | "24bit" => Some(ColorMode::TrueColor),
-            "256" | "ansi256" => Some(ColorMode::Ansi256),
-            "none" | "never" => Some(ColorMode::None),
-            _ => return None,
-        })
     }
 
     /// The terminal colour for an RGB value in this mode (`Reset` without colour).
@@ -160,6 +173,6 @@ mod tests {
         assert_eq!(Colormap::Viridis.rgb(1.0), [253, 231, 37]);
         assert_eq!(glyph(0.0), ' ');
         assert_eq!(glyph(1.0), '█');
-        assert_eq!(Colormap::parse("MAGMA"), Some(Colormap::Magma));
+        assert_eq!(<Colormap as clap::ValueEnum>::from_str("MAGMA", true), Ok(Colormap::Magma));
     }
 }

@@ -190,24 +190,45 @@ pub static KEYMAP: &[Binding] = &[
         None
     ),
     b!(&[(C('e'), NONE)], "e", Action::Export, Scope::Global, "export candidate_weights.json", Some("export")),
+    // In a number prompt (k or m): these replace the keys above. The digit binding carries the
+    // digit pressed (see `lookup`).
+    b!(
+        &[
+            (C('0'), NONE),
+            (C('1'), NONE),
+            (C('2'), NONE),
+            (C('3'), NONE),
+            (C('4'), NONE),
+            (C('5'), NONE),
+            (C('6'), NONE),
+            (C('7'), NONE),
+            (C('8'), NONE),
+            (C('9'), NONE)
+        ],
+        "0-9",
+        Action::Digit(0),
+        Scope::Prompt,
+        "type the number",
+        None
+    ),
+    b!(&[(KeyCode::Backspace, NONE)], "Backspace", Action::Backspace, Scope::Prompt, "delete the last digit", None),
+    b!(&[(KeyCode::Enter, NONE)], "Enter", Action::Confirm, Scope::Prompt, "set the value", None),
+    b!(&[(KeyCode::Esc, NONE)], "Esc", Action::Back, Scope::Prompt, "cancel the prompt", None),
+    b!(&[(C('c'), CTRL)], "Ctrl-C", Action::Quit, Scope::Prompt, "quit", None),
 ];
 
-/// Keys inside a number prompt (checked before the keymap).
-pub fn prompt_action(key: KeyEvent) -> Option<Action> {
-    match key.code {
-        KeyCode::Char(c) if c.is_ascii_digit() => Some(Action::Digit(c as u8 - b'0')),
-        KeyCode::Backspace => Some(Action::Backspace),
-        KeyCode::Enter => Some(Action::Confirm),
-        KeyCode::Esc => Some(Action::Back),
-        KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => Some(Action::Quit),
-        _ => None,
-    }
-}
-
-/// The action for a key, if any.
-pub fn lookup(key: KeyEvent) -> Option<Action> {
+/// The action for a key: from the prompt's bindings inside a number prompt, else from the
+/// others.
+pub fn lookup(key: KeyEvent, in_prompt: bool) -> Option<Action> {
     let mods = key.modifiers & (KeyModifiers::SHIFT | KeyModifiers::CONTROL | KeyModifiers::ALT);
-    KEYMAP.iter().find(|b| b.keys.iter().any(|&(code, m)| code == key.code && m == mods)).map(|b| b.action)
+    let binding = KEYMAP
+        .iter()
+        .filter(|b| (b.scope == Scope::Prompt) == in_prompt)
+        .find(|b| b.keys.iter().any(|&(code, m)| code == key.code && m == mods))?;
+    match (binding.action, key.code) {
+        (Action::Digit(_), KeyCode::Char(c)) => c.to_digit(10).map(|d| Action::Digit(d as u8)),
+        (action, _) => Some(action),
+    }
 }
 
 /// Footer hints: "q quit  ? help  ...".
@@ -221,20 +242,28 @@ mod tests {
 
     #[test]
     fn no_key_is_bound_twice() {
-        let mut seen = std::collections::HashSet::new();
-        for b in KEYMAP {
-            for k in b.keys {
-                assert!(seen.insert(*k), "{:?} bound twice", k);
+        for prompt in [false, true] {
+            let mut seen = std::collections::HashSet::new();
+            for b in KEYMAP.iter().filter(|b| (b.scope == Scope::Prompt) == prompt) {
+                for k in b.keys {
+                    assert!(seen.insert(*k), "{:?} bound twice", k);
+                }
             }
         }
     }
 
     #[test]
     fn lookups() {
-        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('q'), NONE)), Some(Action::Quit));
-        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('c'), CTRL)), Some(Action::Quit));
-        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('}'), SHIFT)), Some(Action::MUpBig));
-        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('j'), NONE)), Some(Action::Down));
-        assert_eq!(lookup(KeyEvent::new(KeyCode::Char('y'), NONE)), None);
+        let key = |c, m| KeyEvent::new(KeyCode::Char(c), m);
+        assert_eq!(lookup(key('q', NONE), false), Some(Action::Quit));
+        assert_eq!(lookup(key('c', CTRL), false), Some(Action::Quit));
+        assert_eq!(lookup(key('}', SHIFT), false), Some(Action::MUpBig));
+        assert_eq!(lookup(key('j', NONE), false), Some(Action::Down));
+        assert_eq!(lookup(key('y', NONE), false), None);
+        // In a prompt, digits are digits (not zoom reset) and q is not quit.
+        assert_eq!(lookup(key('0', NONE), false), Some(Action::ZoomReset));
+        assert_eq!(lookup(key('7', NONE), true), Some(Action::Digit(7)));
+        assert_eq!(lookup(key('q', NONE), true), None);
+        assert_eq!(lookup(KeyEvent::new(KeyCode::Enter, NONE), true), Some(Action::Confirm));
     }
 }

@@ -3,8 +3,10 @@
 pub mod app;
 pub mod color;
 pub mod colormaps;
+pub mod export;
 pub mod heatmap;
 pub mod keymap;
+pub mod layout;
 pub mod view;
 pub mod worker;
 
@@ -23,7 +25,6 @@ use crate::commands::find_useful_neurons;
 use crate::json::Value;
 use crate::pipeline::{self, extract};
 use app::App;
-use color::{ColorMode, Colormap};
 use worker::{Job, Worker};
 
 /// Set while the explorer owns the terminal. On SIGTERM or SIGHUP the signal thread (see
@@ -37,13 +38,34 @@ pub fn restore_terminal() {
     ratatui::restore();
 }
 
-/// The bundled demo: `./assets/demo`, else the one in the source tree this binary was built from.
-pub fn default_demo() -> PathBuf {
-    let local = PathBuf::from("assets/demo");
-    if local.is_dir() {
-        return local;
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo")
+/// The bundled demo agent: the installed copy (`<prefix>/share/saliency/demo`, beside
+/// `<prefix>/bin/saliency`, put there by install.sh), else `assets/demo` of the source tree this
+/// binary was built from.
+pub fn default_demo() -> Result<PathBuf> {
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.canonicalize().ok())
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("share/saliency/demo")));
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    installed.into_iter().chain([source]).find(|p| p.is_dir()).ok_or_else(|| {
+        eyre!(
+            "the bundled demo agent is not installed (looked beside the binary, share/saliency/demo, and in \
+             {}): open an agent with --agent-path DIR",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    })
+}
+
+/// Where exports from the bundled demo go: never into the demo itself (an installed copy may be
+/// read-only, and a source tree's should stay clean), but `$XDG_DATA_HOME/saliency/demo-output`
+/// (`~/.local/share/saliency/demo-output` by default).
+pub fn demo_output_dir() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("saliency").join("demo-output")
 }
 
 /// What to explore, worked out from the flags before the terminal is taken over (so mistakes
@@ -102,7 +124,11 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
         let app = App::new(avg.display().to_string(), keys, useful, out_dir, false);
         (app, Job::Averages { path: avg.clone() })
     } else {
-        let agent_path = args.agent_path.clone().unwrap_or_else(default_demo);
+        let demo = args.agent_path.is_none();
+        let agent_path = match &args.agent_path {
+            Some(p) => p.clone(),
+            None => default_demo()?,
+        };
         crate::paths::must_exist(&agent_path, "agent path")?;
         let agent_dir = agent::agent_dir(&agent_path);
         let inputs = pipeline::clean_inputs_path(&agent_dir);
@@ -110,7 +136,13 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
         let cross = args.cross_metric.clone().unwrap_or_else(|| pipeline::cross_metric_path(&agent_dir));
         let keys = read_keys(Some(&cross), &mut notes)?;
         let useful = read_useful(&args.useful_neurons, Some(&agent_dir), &keys, &mut notes)?;
-        let out_dir = args.output_dir.clone().unwrap_or_else(|| agent_dir.join("gradient_analysis"));
+        let out_dir = args.output_dir.clone().unwrap_or_else(|| {
+            if demo {
+                demo_output_dir()
+            } else {
+                agent_dir.join("gradient_analysis")
+            }
+        });
         // Fail early on a bad device or activation flag.
         crate::model::parse_device(&args.model.device)?;
         let overrides = args.model.overrides().map_err(|e| eyre!(e))?;
@@ -130,17 +162,8 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
     app.notes = notes;
     app.k = args.k;
     app.m = args.m;
-    app.hm.colormap = match &args.colormap {
-        Some(c) => {
-            Colormap::parse(c).ok_or_else(|| eyre!("unknown colormap '{c}' (viridis, magma, inferno, cividis)"))?
-        }
-        None => Colormap::Viridis,
-    };
-    app.color_mode = match ColorMode::parse(&args.color) {
-        Some(Some(m)) => m,
-        Some(None) => ColorMode::detect(),
-        None => bail!("--color {}: expected auto, truecolor, 256 or none", args.color),
-    };
+    app.hm.colormap = args.colormap;
+    app.color_mode = args.color.mode();
     Ok(Plan { app, job })
 }
 
@@ -174,11 +197,22 @@ pub fn explore(args: &ExploreArgs, stop: &AtomicBool) -> Result<()> {
     result
 }
 
+/// Starts the job, or turns a failure to start it into the error screen.
+fn start(app: &mut App, job: &Job) -> Option<Worker> {
+    match Worker::spawn(job.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            app.on_msg(worker::Msg::Failed(format!("cannot start the pipeline thread: {e}")));
+            None
+        }
+    }
+}
+
 /// Runs a job to completion without a terminal (tests, benchmarks): the app as the explorer
 /// would hold it once the pipeline finished.
 pub fn run_to_end(plan: Plan, timeout: Duration) -> Result<App> {
     let Plan { mut app, job } = plan;
-    let mut worker = Worker::spawn(job);
+    let Some(mut worker) = start(&mut app, &job) else { return Ok(app) };
     let start = Instant::now();
     while app.running() {
         if start.elapsed() > timeout {
@@ -187,6 +221,7 @@ pub fn run_to_end(plan: Plan, timeout: Duration) -> Result<App> {
         if let Some(msg) = worker.recv_timeout(Duration::from_millis(100)) {
             app.on_msg(msg);
         }
+        // (also notices a worker thread that died without a message)
         for msg in worker.drain() {
             app.on_msg(msg);
         }
@@ -194,31 +229,41 @@ pub fn run_to_end(plan: Plan, timeout: Duration) -> Result<App> {
     Ok(app)
 }
 
+/// Runs an effect the way the event loop does, but synchronously (tests: an export is written
+/// before this returns). Returns false for Quit.
+pub fn run_effect_blocking(app: &mut App, effect: app::Effect) -> bool {
+    match effect {
+        app::Effect::Quit => return false,
+        app::Effect::Export(job) => {
+            let last = export::run(&job, &mut |s| app.on_export(export::ExportMsg::Stage(s)));
+            app.on_export(last);
+        }
+        app::Effect::CancelRun | app::Effect::Restart => {}
+    }
+    true
+}
+
 /// `stop` is raised by SIGTERM or SIGHUP (the terminal went away): leave at once.
 fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job, stop: &AtomicBool) -> Result<()> {
-    // Test hooks (tests/terminal.rs): fail after the first frame, to check that the terminal
-    // is restored on a panic and on an error.
+    // Test hooks (tests/crash.rs): fail after the first frame, to check that the terminal is
+    // restored on a panic and on an error.
     let fail_after_draw = std::env::var("SALIENCY_TEST_FAIL_AFTER_DRAW").ok();
-    let mut worker = Worker::spawn(job.clone());
+    let mut worker = start(app, &job);
+    let mut exporter = export::Exporter::new();
     let mut dirty = true;
     let mut last_draw = Instant::now();
     loop {
-        for msg in worker.drain() {
-            app.on_msg(msg);
+        if let Some(w) = worker.as_mut() {
+            for msg in w.drain() {
+                app.on_msg(msg);
+                dirty = true;
+            }
+        }
+        for msg in exporter.drain() {
+            app.on_export(msg);
             dirty = true;
         }
-        if app.cancel_requested {
-            app.cancel_requested = false;
-            worker.cancel();
-        }
-        if app.restart_requested {
-            app.restart_requested = false;
-            worker = Worker::spawn(job.clone());
-            app.status = app::Status::Loading;
-            dirty = true;
-        }
-        if app.quit || stop.load(std::sync::atomic::Ordering::Relaxed) {
-            worker.cancel();
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
         // Redraw on change, and a few times a second while running (the gauge moves).
@@ -234,30 +279,36 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job, 
                 _ => {}
             }
         }
-        if event::poll(Duration::from_millis(40))? {
-            match event::read()? {
-                Event::Key(key) if key.kind != KeyEventKind::Release => {
-                    let action = if matches!(app.popup, Some(app::Popup::Prompt { .. })) {
-                        keymap::prompt_action(key)
-                    } else {
-                        keymap::lookup(key)
-                    };
-                    if let Some(a) = action {
-                        app.update(a);
-                    }
-                    dirty = true;
+        if !event::poll(Duration::from_millis(40))? {
+            continue;
+        }
+        let effects = match event::read()? {
+            Event::Key(key) if key.kind != KeyEventKind::Release => {
+                let prompt = matches!(app.popup, Some(app::Popup::Prompt { .. }));
+                keymap::lookup(key, prompt).map(|a| app.update(a)).unwrap_or_default()
+            }
+            Event::Mouse(m) => match m.kind {
+                MouseEventKind::Down(MouseButton::Left) => {
+                    app.click(m.column, m.row);
+                    Vec::new()
                 }
-                Event::Mouse(m) => {
-                    match m.kind {
-                        MouseEventKind::Down(MouseButton::Left) => app.click(m.column, m.row),
-                        MouseEventKind::ScrollUp => app.update(keymap::Action::Up),
-                        MouseEventKind::ScrollDown => app.update(keymap::Action::Down),
-                        _ => {}
+                MouseEventKind::ScrollUp => app.update(keymap::Action::Up),
+                MouseEventKind::ScrollDown => app.update(keymap::Action::Down),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        dirty = true;
+        for effect in effects {
+            match effect {
+                app::Effect::Quit => return Ok(()),
+                app::Effect::CancelRun => {
+                    if let Some(w) = &worker {
+                        w.cancel();
                     }
-                    dirty = true;
                 }
-                Event::Resize(_, _) => dirty = true,
-                _ => {}
+                app::Effect::Restart => worker = start(app, &job),
+                app::Effect::Export(job) => exporter.start(*job),
             }
         }
     }

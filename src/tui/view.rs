@@ -7,10 +7,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, LineGauge, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Focus, Knob, Popup, Status, MIN_HEIGHT, MIN_WIDTH};
+use super::app::{App, ExportState, Focus, Knob, Popup, Status, MIN_HEIGHT, MIN_WIDTH};
 use super::color::{self, ColorMode};
 use super::heatmap::{cell_value, HeatmapView, MatrixShape};
 use super::keymap::{self, Scope, KEYMAP};
+use super::layout::{abbreviate_names, choose_columns, fit_parts, fit_words, width, Column};
 use crate::json::pyfloat;
 use crate::pipeline::extract::Pick;
 
@@ -74,16 +75,6 @@ pub fn num(x: f64) -> String {
     }
 }
 
-/// Keeps the end of a long name (the meaningful part): "…tor.mlp.0.weight".
-fn tail(name: &str, width: usize) -> String {
-    let n = name.chars().count();
-    if n <= width || width < 2 {
-        return name.to_string();
-    }
-    let keep: String = name.chars().skip(n - (width - 1)).collect();
-    format!("…{keep}")
-}
-
 fn shape_text(shape: &[usize]) -> String {
     shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×")
 }
@@ -110,11 +101,15 @@ pub fn draw(app: &App, f: &mut Frame) {
         f.render_widget(Paragraph::new(text).alignment(Alignment::Center), r);
         return;
     }
-    let r = app.regions;
+    let r = app.layout.regions;
     draw_header(app, f, r.header, &theme);
-    draw_layers(app, f, r.layers, &theme);
+    if r.layers.area() > 0 {
+        draw_layers(app, f, r.layers, &theme);
+    }
     draw_heatmap(app, f, r.heatmap, &theme);
-    draw_targets(app, f, r.targets, &theme);
+    if r.targets.area() > 0 {
+        draw_targets(app, f, r.targets, &theme);
+    }
     draw_footer(app, f, r.footer, &theme);
     match &app.popup {
         Some(Popup::Help) => draw_help(app, f, area, &theme),
@@ -125,10 +120,14 @@ pub fn draw(app: &App, f: &mut Frame) {
 }
 
 fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    let w = area.width as usize;
+    let name = " saliency ";
+    let source = fit_words(&format!(" {} ", app.source), w.saturating_sub(width(name)));
+    let rest = w.saturating_sub(width(name) + width(&source));
     let title = Line::from(vec![
-        Span::styled(" saliency ", theme.accent()),
-        Span::raw(format!(" {} ", app.source)),
-        Span::styled(app.arch_summary.clone().unwrap_or_default(), theme.dim()),
+        Span::styled(name, theme.accent()),
+        Span::raw(source),
+        Span::styled(fit_words(app.arch_summary.as_deref().unwrap_or(""), rest), theme.dim()),
     ]);
     f.render_widget(Paragraph::new(title), Rect { height: 1, ..area });
     let line = Rect { y: area.y + 1, height: 1, ..area };
@@ -138,17 +137,18 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             let ratio = if p.total > 0 { p.done as f64 / p.total as f64 } else { 0.0 };
             let rate = if p.elapsed_s > 0.0 { p.done as f64 / p.elapsed_s } else { 0.0 };
             let eta = if rate > 0.0 { (p.total - p.done.min(p.total)) as f64 / rate } else { f64::NAN };
-            let label = format!(
-                " gradients {}/{}{} inputs · {:.0} inputs/s · ETA {} · Esc cancels",
-                p.done,
-                if p.total_exact { "" } else { "~" },
-                p.total,
-                rate,
-                if eta.is_finite() { format!("{eta:.0} s") } else { "?".into() }
+            let count = format!(" {}/{}{} inputs", p.done, if p.total_exact { "" } else { "~" }, p.total);
+            let rate = format!("{rate:.0} inputs/s");
+            let eta = format!("ETA {}", if eta.is_finite() { format!("{eta:.0} s") } else { "?".into() });
+            // (the gauge's line takes 7 more cells or so)
+            let label = fit_parts(
+                &[(&format!("gradients{count}"), 0), (&rate, 2), (&eta, 1), ("Esc cancels", 3)],
+                " · ",
+                w.saturating_sub(8),
             );
             let gauge = LineGauge::default()
                 .ratio(ratio.clamp(0.0, 1.0))
-                .label(label)
+                .label(format!(" {label}"))
                 .filled_style(theme.fg(Color::Cyan))
                 .unfilled_style(theme.dim());
             f.render_widget(gauge, line);
@@ -156,45 +156,89 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         Status::Done | Status::Cancelled(_) => {
             let (all, cand) = app.captured();
             let sel = &app.selection;
-            let mut spans = vec![
-                Span::styled(format!(" k={} m={} ", app.k, app.m), theme.accent()),
-                Span::raw(format!(
-                    "· {} weights ({} guaranteed + {} additional) from {} candidates · captures {:.2}% of all weight saliency, {:.1}% of the candidate rows'",
-                    sel.targets.len(),
-                    sel.guaranteed_count,
-                    sel.additional_count,
-                    app.resolved.candidates.len(),
-                    100.0 * all,
-                    100.0 * cand
-                )),
-            ];
+            let knobs = format!(" k={} m={} ", app.k, app.m);
+            let mut spans = Vec::new();
+            let mut room = w.saturating_sub(width(&knobs));
             if let Status::Cancelled(p) = &app.status {
                 let done = p.map(|p| format!(" after {}/{} inputs", p.done, p.total)).unwrap_or_default();
-                spans.insert(0, Span::styled(format!(" cancelled{done} (provisional; R re-runs) "), theme.error()));
-            } else if let Some(a) = &app.averages {
-                spans.push(Span::styled(format!(" · {} inputs", a.num_examples.unwrap_or(0)), theme.dim()));
+                let text = fit_words(&format!(" cancelled{done} (provisional; R re-runs) "), room);
+                room = room.saturating_sub(width(&text));
+                spans.push(Span::styled(text, theme.error()));
             }
+            spans.push(Span::styled(knobs, theme.accent()));
+            let weights = format!(
+                "{} weights ({} guaranteed + {} additional) from {} candidates",
+                sel.targets.len(),
+                sel.guaranteed_count,
+                sel.additional_count,
+                app.resolved.candidates.len()
+            );
+            let short_weights = format!("{} weights", sel.targets.len());
+            let captured = format!(
+                "captures {:.2}% of all weight saliency, {:.1}% of the candidate rows'",
+                100.0 * all,
+                100.0 * cand
+            );
+            let short_captured = format!("{:.2}% of saliency", 100.0 * all);
+            let inputs = match (&app.status, &app.averages) {
+                (Status::Done, Some(a)) => format!("{} inputs", a.num_examples.unwrap_or(0)),
+                _ => String::new(),
+            };
+            // The longest wording that fits.
+            let text = [
+                vec![weights.as_str(), captured.as_str(), inputs.as_str()],
+                vec![weights.as_str(), short_captured.as_str(), inputs.as_str()],
+                vec![short_weights.as_str(), short_captured.as_str(), inputs.as_str()],
+                vec![short_weights.as_str()],
+            ]
+            .into_iter()
+            .map(|parts| parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" · "))
+            .find(|t| width(t) + 2 <= room)
+            .unwrap_or_default();
+            spans.push(Span::raw(format!("· {text}")));
             f.render_widget(Paragraph::new(Line::from(spans)), line);
         }
         Status::Failed(e) => {
-            f.render_widget(Paragraph::new(Span::styled(format!(" failed: {e}"), theme.error())), line);
+            f.render_widget(Paragraph::new(Span::styled(fit_words(&format!(" failed: {e}"), w), theme.error())), line);
         }
     }
 }
 
+/// The title of a list pane, from the parts that fit; in a folded column it names the other
+/// list first.
+fn list_title(app: &App, main: &str, detail: &str, other: &str, area: Rect) -> String {
+    let tab = format!("Tab: {other}");
+    let tab = if app.layout.regions.folded { tab.as_str() } else { "" };
+    format!(" {} ", fit_parts(&[(main, 0), (detail, 2), (tab, 1)], " · ", area.width.saturating_sub(4) as usize))
+}
+
 fn draw_layers(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let focused = app.focus == Focus::Layers;
-    let title = format!(" Layers · sort: {} ", app.sort.name());
-    let b = block(title, focused, theme);
+    let sort = format!("sort: {}", app.sort.name());
+    let b = block(list_title(app, "Layers", &sort, "targets", area), focused, theme);
     let Some(avgs) = &app.averages else {
         f.render_widget(Paragraph::new("waiting for the first averages ...").block(b), area);
         return;
     };
-    // Narrow panes drop the mean column, so names keep room.
-    let wide = area.width >= 52;
-    let fixed = 2 + 9 + 7 + 3 + if wide { 7 + 4 } else { 3 };
-    let name_w = (area.width as usize).saturating_sub(fixed).max(4);
-    let rows = app.layer_order.iter().enumerate().map(|(i, &p)| {
+    let shape_w = avgs.params.iter().map(|p| width(&shape_text(&p.shape))).max().unwrap_or(5);
+    // name, shape, mean, max, sel: the name first, then sel, max, shape, mean as room allows.
+    let longest = avgs.params.iter().map(|p| width(&p.name)).max().unwrap_or(0);
+    let cols = [
+        Column::new("parameter", "name", longest, 0),
+        Column::new("shape", "shape", shape_w, 3),
+        // (the mean only when the names fit whole)
+        Column::new("mean", "mean", 7, 4).leaving(longest),
+        Column::new("max", "max", 7, 2),
+        Column::new("selected", "sel", 3, 1),
+    ];
+    let shown = choose_columns(&cols, area.width.saturating_sub(2) as usize, 14);
+    let name_w = shown[0].1;
+    let names: Vec<&str> = avgs.params.iter().map(|p| p.name.as_str()).collect();
+    // Biases are shown dimmed behind "· ", so their names get two characters less.
+    let weights = abbreviate_names(&names, name_w);
+    let biases = abbreviate_names(&names, name_w.saturating_sub(2));
+    let rows = app.layout.layer_rows.iter().map(|&(_, i)| {
+        let p = app.layer_order[i];
         let param = &avgs.params[p];
         let st = app.stats.get(p).cloned().unwrap_or_default();
         let style = if i == app.layer_cursor {
@@ -204,41 +248,19 @@ fn draw_layers(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         } else {
             Style::default()
         };
-        let name = if param.is_bias() {
-            format!("· {}", tail(&param.name, name_w.saturating_sub(2)))
-        } else {
-            tail(&param.name, name_w)
-        };
-        let mut cells = vec![Cell::from(name), Cell::from(shape_text(&param.shape))];
-        if wide {
-            cells.push(Cell::from(num(st.mean)));
-        }
-        cells.push(Cell::from(num(st.max)));
-        cells.push(Cell::from(if st.selected > 0 { st.selected.to_string() } else { String::new() }));
-        Row::new(cells).style(style)
+        let cells = shown.iter().map(|&(c, _, _)| match c {
+            0 if param.is_bias() => Cell::from(format!("· {}", biases[p])),
+            0 => Cell::from(weights[p].clone()),
+            1 => Cell::from(shape_text(&param.shape)),
+            2 => Cell::from(num(st.mean)),
+            3 => Cell::from(num(st.max)),
+            _ => Cell::from(if st.selected > 0 { st.selected.to_string() } else { String::new() }),
+        });
+        Row::new(cells.collect::<Vec<_>>()).style(style)
     });
-    let (header, widths) = if wide {
-        (
-            vec!["parameter", "shape", "mean", "max", "sel"],
-            vec![
-                Constraint::Min(8),
-                Constraint::Length(9),
-                Constraint::Length(7),
-                Constraint::Length(7),
-                Constraint::Length(3),
-            ],
-        )
-    } else {
-        (
-            vec!["parameter", "shape", "max", "sel"],
-            vec![Constraint::Min(8), Constraint::Length(9), Constraint::Length(7), Constraint::Length(3)],
-        )
-    };
-    let header = Row::new(header).style(theme.accent());
-    // Scroll so the cursor stays visible.
-    let inner_h = area.height.saturating_sub(3) as usize;
-    let skip = app.layer_cursor.saturating_sub(inner_h.saturating_sub(1));
-    let table = Table::new(rows.skip(skip), widths).header(header).block(b).column_spacing(1);
+    let header = Row::new(shown.iter().map(|c| c.2).collect::<Vec<_>>()).style(theme.accent());
+    let widths: Vec<Constraint> = shown.iter().map(|c| Constraint::Length(c.1 as u16)).collect();
+    let table = Table::new(rows, widths).header(header).block(b).column_spacing(1);
     f.render_widget(table, area);
 }
 
@@ -264,22 +286,16 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let param = &avgs.params[p];
     let ms = MatrixShape::of(&param.shape);
     let hm = &app.hm;
-    let kind = if ms.is_conv() {
-        format!(" · cells = {}×{} kernels ({})", ms.kh, ms.kw, hm.pooling.name())
-    } else {
-        String::new()
-    };
-    let title = format!(
-        " {} [{}]{kind} · {} pool · {} · {} range · {} · zoom {}× ",
-        param.name,
-        shape_text(&param.shape),
-        hm.pooling.name(),
-        hm.scale.name(),
-        hm.range.name(),
-        hm.colormap.name(),
-        hm.zoom
+    let kind = if ms.is_conv() { format!("cells = {}×{} kernels", ms.kh, ms.kw) } else { String::new() };
+    let head = format!("{} [{}]", param.name, shape_text(&param.shape));
+    let (pool, range, zoom) =
+        (format!("{} pool", hm.pooling.name()), format!("{} range", hm.range.name()), format!("zoom {}×", hm.zoom));
+    let title = fit_parts(
+        &[(&head, 0), (&kind, 6), (&pool, 3), (hm.scale.name(), 1), (&range, 4), (hm.colormap.name(), 5), (&zoom, 2)],
+        " · ",
+        area.width.saturating_sub(4) as usize,
     );
-    let b = block(title, focused, theme);
+    let b = block(format!(" {title} "), focused, theme);
     let inner = b.inner(area);
     f.render_widget(b, area);
     let Some(scaler) = &app.cache.scaler else { return };
@@ -299,8 +315,10 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let bar_y = inner.bottom().saturating_sub(2);
     let lo = num(scaler.value_at(0.0));
     let hi = num(scaler.value_at(1.0));
-    let legend = " ■ top-k ■ additional ▶ candidate";
-    let ramp_w = (inner.width as usize).saturating_sub(lo.len() + hi.len() + legend.chars().count() + 3).min(64);
+    let long_legend = inner.width >= 64;
+    let (add, cand) = if long_legend { ("additional", "candidate") } else { ("add", "cand") };
+    let legend_w = width(&format!("  ● top-k ○ {add} ▶ {cand}"));
+    let ramp_w = (inner.width as usize).saturating_sub(lo.len() + hi.len() + legend_w + 3).min(64);
     let mut spans = vec![Span::raw(format!("{lo} "))];
     for i in 0..ramp_w {
         let t = i as f64 / (ramp_w.max(2) - 1) as f64;
@@ -312,13 +330,13 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     }
     spans.push(Span::raw(format!(" {hi}")));
     if app.color_mode == ColorMode::None {
-        spans.push(Span::raw("  ● top-k ○ additional ▶ candidate"));
+        spans.push(Span::raw(format!("  ● top-k ○ {add} ▶ {cand}")));
     } else {
         spans.push(Span::raw(" "));
         spans.push(Span::styled("■", Style::default().fg(app.color_mode.color(color::GUARANTEED_RGB))));
         spans.push(Span::raw(" top-k "));
         spans.push(Span::styled("■", Style::default().fg(app.color_mode.color(color::ADDITIONAL_RGB))));
-        spans.push(Span::raw(" additional ▶ candidate"));
+        spans.push(Span::raw(format!(" {add} ▶ {cand}")));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), Rect { y: bar_y, height: 1, ..inner });
 
@@ -337,13 +355,14 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         .candidates
         .iter()
         .find(|x| x.param == p && x.neuron == r)
-        .map(|x| format!(" · candidate {}", x.key))
+        .map(|x| format!("candidate {}", x.key))
         .unwrap_or_default();
-    let readout = if param.shape.len() >= 2 {
-        format!(" neuron {r}, {col_name} {c}: {}{cand}", pyfloat::to_string(value))
+    let at = if param.shape.len() >= 2 {
+        format!("neuron {r}, {col_name} {c}: {}", pyfloat::to_string(value))
     } else {
-        format!(" {col_name} {c}: {}", pyfloat::to_string(value))
+        format!("{col_name} {c}: {}", pyfloat::to_string(value))
     };
+    let readout = format!(" {}", fit_parts(&[(&at, 0), (&cand, 1)], " · ", inner.width.saturating_sub(1) as usize));
     f.render_widget(Paragraph::new(readout), Rect { y: bar_y + 1, height: 1, ..inner });
 
     if hm.show_kernel && ms.is_conv() {
@@ -394,63 +413,94 @@ fn draw_kernel(
 fn draw_targets(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let focused = app.focus == Focus::Targets;
     let sel = &app.selection;
-    let title = format!(" Targets {} · k={} m={} ", sel.targets.len(), app.k, app.m);
-    let b = block(title, focused, theme);
+    let (main, knobs) = (format!("Targets {}", sel.targets.len()), format!("k={} m={}", app.k, app.m));
+    let b = block(list_title(app, &main, &knobs, "layers", area), focused, theme);
     let Some(avgs) = &app.averages else {
         f.render_widget(b, area);
         return;
     };
-    let inner_h = area.height.saturating_sub(3) as usize;
-    let skip = app.target_cursor.saturating_sub(inner_h.saturating_sub(1));
-    let rows = sel.targets.iter().enumerate().skip(skip).map(|(i, t)| {
+    let digits = |n: usize| n.max(1).to_string().len();
+    let max_neuron = sel.targets.iter().map(|t| app.resolved.candidates[t.candidate].neuron).max().unwrap_or(0);
+    let max_weight = sel.targets.iter().map(|t| t.weight_index).max().unwrap_or(0);
+    let pick_w = sel.targets.iter().map(|t| pick_text(t.pick).len()).max().unwrap_or(3);
+    // layer, then neuron, weight, pick, |grad|, # as room allows.
+    let longest = sel
+        .targets
+        .iter()
+        .map(|t| width(avgs.params[app.resolved.candidates[t.candidate].param].name.trim_end_matches(".weight")))
+        .max()
+        .unwrap_or(0);
+    let cols = [
+        Column::new("layer", "layer", longest, 0),
+        Column::new("#", "#", digits(sel.targets.len()), 5),
+        Column::new("neuron", "n", digits(max_neuron), 1),
+        Column::new("weight", "w", digits(max_weight), 2),
+        Column::new("|grad|", "|g|", 7, 4),
+        Column::new("pick", "pick", pick_w, 3),
+    ];
+    let shown = choose_columns(&cols, area.width.saturating_sub(2) as usize, 10);
+    // Layer names without ".weight", shortened together so they stay distinct.
+    let layer_names: Vec<&str> =
+        avgs.params.iter().map(|p| p.name.strip_suffix(".weight").unwrap_or(&p.name)).collect();
+    let short = abbreviate_names(&layer_names, shown[0].1);
+    let rows = app.layout.target_rows.iter().map(|&(_, i)| {
+        let t = &sel.targets[i];
         let c = &app.resolved.candidates[t.candidate];
-        let (kind, style) = match t.pick {
-            Pick::Guaranteed(rank) => (format!("top{rank}"), theme.guaranteed()),
-            Pick::Additional => ("add".to_string(), theme.additional()),
+        let style = match t.pick {
+            Pick::Guaranteed(_) => theme.guaranteed(),
+            Pick::Additional => theme.additional(),
         };
-        let layer_w = (area.width as usize).saturating_sub(2 + 3 + 6 + 5 + 7 + 4 + 5).max(4);
-        let layer = tail(avgs.params[c.param].name.trim_end_matches(".weight"), layer_w);
-        let row = Row::new(vec![
-            Cell::from((i + 1).to_string()),
-            Cell::from(layer),
-            Cell::from(c.neuron.to_string()),
-            Cell::from(t.weight_index.to_string()),
-            Cell::from(num(t.magnitude)),
-            Cell::from(Span::styled(kind, style)),
-        ]);
+        let cells = shown.iter().map(|&(col, _, _)| match col {
+            0 => Cell::from(short[c.param].clone()),
+            1 => Cell::from((i + 1).to_string()),
+            2 => Cell::from(c.neuron.to_string()),
+            3 => Cell::from(t.weight_index.to_string()),
+            4 => Cell::from(num(t.magnitude)),
+            _ => Cell::from(Span::styled(pick_text(t.pick), style)),
+        });
+        let row = Row::new(cells.collect::<Vec<_>>());
         if focused && i == app.target_cursor {
             row.style(theme.selected())
         } else {
             row
         }
     });
-    let header = Row::new(vec!["#", "layer", "neuron", "w", "|grad|", "pick"]).style(theme.accent());
-    let widths = [
-        Constraint::Length(3),
-        Constraint::Min(4),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        Constraint::Length(7),
-        Constraint::Length(4),
-    ];
+    let header = Row::new(shown.iter().map(|c| c.2).collect::<Vec<_>>()).style(theme.accent());
+    let widths: Vec<Constraint> = shown.iter().map(|c| Constraint::Length(c.1 as u16)).collect();
     f.render_widget(Table::new(rows, widths).header(header).block(b).column_spacing(1), area);
 }
 
+fn pick_text(p: Pick) -> String {
+    match p {
+        Pick::Guaranteed(rank) => format!("top{rank}"),
+        Pick::Additional => "add".to_string(),
+    }
+}
+
 fn draw_footer(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    let w = area.width as usize;
     let mut spans = Vec::new();
     if let Some(m) = &app.message {
-        spans.push(Span::styled(format!(" {m} "), theme.accent()));
+        spans.push(Span::styled(fit_words(&format!(" {m} "), w), theme.accent()));
+    } else if let ExportState::Running { stage } = &app.export {
+        spans.push(Span::styled(fit_words(&format!(" exporting: {stage} ..."), w), theme.accent()));
     } else {
-        for (key, hint) in keymap::hints() {
-            spans.push(Span::styled(format!(" {key}"), theme.accent()));
-            spans.push(Span::raw(format!(" {hint} ")));
-        }
+        let mut used = 0;
         if !app.notes.is_empty() || !app.resolved.warnings.is_empty() {
             let n = app.notes.len() + app.resolved.warnings.len();
-            spans.push(Span::styled(
-                format!(" · {n} note{} (?) ", if n == 1 { "" } else { "s" }),
-                theme.fg(Color::Yellow),
-            ));
+            let text = format!(" {n} note{} (?) ·", if n == 1 { "" } else { "s" });
+            used += width(&text);
+            spans.push(Span::styled(text, theme.fg(Color::Yellow)));
+        }
+        // Whole hints, in keymap order, while they fit.
+        for (key, hint) in keymap::hints() {
+            let hint = format!(" {hint} ");
+            if used + 1 + width(key) + width(&hint) > w {
+                break;
+            }
+            used += 1 + width(key) + width(&hint);
+            spans.push(Span::styled(format!(" {key}"), theme.accent()));
+            spans.push(Span::raw(hint));
         }
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -475,15 +525,14 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     for b in KEYMAP {
         let scope = match b.scope {
             Scope::Heatmap => " (heatmap)",
-            _ => "",
+            Scope::Prompt => " (in a number prompt)",
+            Scope::Global => "",
         };
         lines.push(Line::from(vec![
             Span::styled(format!("{:>10}  ", b.label), theme.accent()),
             Span::raw(format!("{}{scope}", b.help)),
         ]));
     }
-    lines.push(Line::from(""));
-    lines.push(Line::from("In a number prompt: digits, Backspace, Enter to set, Esc to cancel."));
     let r = centered(area, 100, lines.len() as u16 + 2);
     f.render_widget(Clear, r);
     f.render_widget(

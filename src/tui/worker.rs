@@ -55,27 +55,25 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn spawn(job: Job) -> Worker {
+    /// Starts the job on its own thread (an error when no thread can be started).
+    pub fn spawn(job: Job) -> std::io::Result<Worker> {
         let (tx, rx) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let stop = cancel.clone();
-        let handle = std::thread::Builder::new()
-            .name("saliency-pipeline".into())
-            .spawn(move || {
-                let send = |m: Msg| {
-                    let _ = tx.send(m);
-                };
-                match run(job, &stop, &send) {
-                    Ok(avgs) => send(Msg::Finished(Arc::new(avgs))),
-                    Err(e) if e.downcast_ref::<Cancelled>().is_some() => send(Msg::Cancelled),
-                    Err(e) => {
-                        let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-                        send(Msg::Failed(chain.join(": ")))
-                    }
+        let handle = std::thread::Builder::new().name("saliency-pipeline".into()).spawn(move || {
+            let send = |m: Msg| {
+                let _ = tx.send(m);
+            };
+            match run(job, &stop, &send) {
+                Ok(avgs) => send(Msg::Finished(Arc::new(avgs))),
+                Err(e) if e.downcast_ref::<Cancelled>().is_some() => send(Msg::Cancelled),
+                Err(e) => {
+                    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+                    send(Msg::Failed(chain.join(": ")))
                 }
-            })
-            .ok();
-        Worker { rx, cancel, handle }
+            }
+        })?;
+        Ok(Worker { rx, cancel, handle: Some(handle) })
     }
 
     pub fn cancel(&self) {

@@ -49,18 +49,60 @@ pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
     (shape, values)
 }
 
-/// |a - b| <= atol + rtol * |b| (numpy's allclose), with a message naming the first miss.
-pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64) {
+/// Tolerance of float32 results against PyTorch, relative to the tensor's scale.
+///
+/// libtorch picks its float32 kernels by CPU (oneDNN convolutions, MKL matrix products: SSE4.1,
+/// AVX2, AVX-512 each sum products in another order), so the last bits of a gradient differ
+/// between machines. An element much smaller than its tensor's largest one can then differ by
+/// far more than 1e-5 of itself while the tensor agrees to 1e-5 of its scale; an element-wise
+/// relative tolerance fails on some CPUs and not on others. So every comparison allows
+/// `RTOL * max|want|` over the tensor, plus `FLOOR` for tensors that are all (near) zero.
+pub const RTOL: f64 = 1e-5;
+pub const FLOOR: f64 = 1e-12;
+
+/// |got - want| <= RTOL * max|want| + FLOOR for every element (see `RTOL`), with a message
+/// naming the worst element.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let mut worst = (0.0f64, 0usize);
+    let scale = want.iter().filter(|w| w.is_finite()).fold(0.0f64, |m, w| m.max(w.abs()));
+    let tol = RTOL * scale + FLOOR;
+    let mut worst: Option<(f64, usize)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let excess = (g - w).abs() - (atol + rtol * w.abs());
-        if excess > worst.0 || (g.is_nan() != w.is_nan()) {
-            worst = (excess.max(f64::MIN_POSITIVE), i);
+        let err = if g.is_nan() || w.is_nan() {
+            if g.is_nan() && w.is_nan() {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        } else if g == w {
+            0.0
+        } else {
+            (g - w).abs()
+        };
+        if err > tol && worst.is_none_or(|(e, _)| err > e) {
+            worst = Some((err, i));
         }
     }
-    let i = worst.1;
-    assert!(worst.0 <= 0.0, "{what}: element {i}: got {} want {} (rtol {rtol}, atol {atol})", got[i], want[i]);
+    if let Some((err, i)) = worst {
+        panic!(
+            "{what}: element {i}: got {} want {} (|diff| {err:e} > {tol:e} = {RTOL:e} x max|want| {scale:e} + {FLOOR:e})",
+            got[i], want[i]
+        );
+    }
+}
+
+/// A nested JSON list of numbers, flattened in row-major order.
+pub fn flatten_numbers(v: &saliency::json::Value, out: &mut Vec<f64>) {
+    match v {
+        saliency::json::Value::Array(a) => a.iter().for_each(|x| flatten_numbers(x, out)),
+        other => out.push(other.as_f64().unwrap_or_else(|| panic!("not a number: {other:?}"))),
+    }
+}
+
+/// Reads a JSON file whole (test files only).
+pub fn read_json(path: &Path) -> saliency::json::Value {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    saliency::json::reader::read_value_from(std::io::BufReader::new(f), &path.display().to_string()).unwrap()
 }
 
 /// Copies an agent zip, replacing (or, with None, dropping) members; `extra` adds members.
