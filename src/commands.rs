@@ -244,7 +244,7 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent.agent_path));
     let outcome = gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, cancel)?;
     if cancel.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(pipeline::Cancelled.into());
+        return Err(pipeline::PipelineError::Cancelled.into());
     }
     let avg_path = out_dir.join(pipeline::AVERAGE_GRADIENTS);
     warn_non_finite(&rep, outcome.averages.write(&avg_path)?, pipeline::AVERAGE_GRADIENTS);
@@ -276,7 +276,7 @@ pub fn average(args: &AverageArgs, cancel: &AtomicBool) -> Result<()> {
     let out_dir = args.output_dir.clone().unwrap_or_else(|| parent_dir(&args.gradients_path));
     let avgs = gradfile::average_file(&args.gradients_path, |_, _| {})?;
     if cancel.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(pipeline::Cancelled.into());
+        return Err(pipeline::PipelineError::Cancelled.into());
     }
     let dest = out_dir.join(pipeline::AVERAGE_GRADIENTS);
     warn_non_finite(&rep, avgs.write(&dest)?, pipeline::AVERAGE_GRADIENTS);

@@ -12,3 +12,19 @@ pub mod model;
 pub mod paths;
 pub mod pipeline;
 pub mod tui;
+
+/// An error and its causes as one line: "what: why: ...". A cause whose text the message
+/// already contains (an error that quotes its source) is not repeated.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use clap::Parser;
 use saliency::cli::{Cli, Command};
 use saliency::commands;
-use saliency::pipeline::Cancelled;
 
 /// libtorch's OpenMP threads busy-wait between parallel regions by default, stealing the
 /// cores our parser and accumulator threads need: for a CNN on 2 cores, 5.1 s -> 3.5 s for
@@ -78,13 +77,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<Cancelled>().is_some() => {
+        Err(e) if saliency::pipeline::is_cancelled(e.as_ref()) => {
             eprintln!("interrupted: {e}");
             ExitCode::from(130)
         }
         Err(e) => {
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("error: {}", chain.join(": "));
+            eprintln!("error: {}", saliency::error_text(e.as_ref()));
             ExitCode::from(1)
         }
     }

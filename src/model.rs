@@ -6,11 +6,30 @@
 //! input: for a Linear layer, weight = outer(d, a) and bias = d; for a Conv layer,
 //! weight = d (O x L) @ unfold(a) (L x C*k*k) and bias = sum over positions of d.
 
-use color_eyre::eyre::{bail, eyre, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::agent::arch::{Op, Preprocess};
 use crate::agent::{Activation, Agent};
+
+/// What can go wrong choosing a device or running the network.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown device '{0}': expected cpu, cuda or cuda:N")]
+    UnknownDevice(String),
+    #[error(
+        "device '{0}' requested, but CUDA is not available (no GPU, or saliency was built without the `cuda` \
+         feature: see README, 'GPU')"
+    )]
+    NoCuda(String),
+    #[error("device '{text}' requested, but only {count} CUDA device(s) exist")]
+    NoSuchDevice { text: String, count: usize },
+    #[error("parameter {0} belongs to no layer")]
+    Orphan(String),
+    #[error("{0} failed")]
+    Torch(&'static str, #[source] tch::TchError),
+}
+
+pub type Result<T> = std::result::Result<T, ModelError>;
 
 /// `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(text: &str) -> Result<Device> {
@@ -20,19 +39,16 @@ pub fn parse_device(text: &str) -> Result<Device> {
         "cuda" | "gpu" => Device::Cuda(0),
         _ => match t.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
             Some(n) => Device::Cuda(n),
-            None => bail!("unknown device '{text}': expected cpu, cuda or cuda:N"),
+            None => return Err(ModelError::UnknownDevice(text.to_string())),
         },
     };
     if let Device::Cuda(n) = device {
         if !tch::Cuda::is_available() {
-            bail!(
-                "device '{text}' requested, but CUDA is not available (no GPU, or saliency was built \
-                 without the `cuda` feature: see README, 'GPU')"
-            );
+            return Err(ModelError::NoCuda(text.to_string()));
         }
         let count = tch::Cuda::device_count() as usize;
         if n >= count {
-            bail!("device '{text}' requested, but only {count} CUDA device(s) exist");
+            return Err(ModelError::NoSuchDevice { text: text.to_string(), count });
         }
     }
     Ok(device)
@@ -184,7 +200,7 @@ impl Net {
         let sources = sources
             .into_iter()
             .enumerate()
-            .map(|(i, s)| s.ok_or_else(|| eyre!("parameter {} belongs to no layer", agent.params[i].name)))
+            .map(|(i, s)| s.ok_or_else(|| ModelError::Orphan(agent.params[i].name.clone())))
             .collect::<Result<Vec<_>>>()?;
         Ok(Net { device, weights, layers, sources, arch: agent.arch.clone() })
     }
@@ -290,8 +306,8 @@ impl Net {
         let idx = Tensor::from_slice(&actions).to_device(self.device).unsqueeze(1);
         let objective = q.gather(1, &idx, false).sum(Kind::Float);
         let zs: Vec<&Tensor> = record.iter().map(|(_, z)| z).collect();
-        let ds =
-            Tensor::f_run_backward(&[&objective], &zs, false, false).map_err(|e| eyre!("backward pass failed: {e}"))?;
+        let ds = Tensor::f_run_backward(&[&objective], &zs, false, false)
+            .map_err(|e| ModelError::Torch("backward pass", e))?;
         let mut layers = Vec::with_capacity(self.layers.len());
         for ((layer, (a, _)), d) in self.layers.iter().zip(&record).zip(&ds) {
             let grads = match layer.conv_stride {

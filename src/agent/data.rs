@@ -3,8 +3,8 @@
 
 use std::fmt;
 
+use super::error::{AgentError, Result};
 use base64::Engine;
-use color_eyre::eyre::{bail, eyre, Result};
 
 use crate::json::{reader::read_value_from, Value};
 
@@ -222,7 +222,8 @@ fn space_from_json(v: &Value, what: &str) -> Result<Space> {
     let class = class.rsplit('.').next().unwrap_or(class);
     match class {
         "Box" => {
-            let shape = shape_of(v.get("_shape")).ok_or_else(|| eyre!("{what}: Box without a readable '_shape'"))?;
+            let shape = shape_of(v.get("_shape"))
+                .ok_or_else(|| AgentError::Data(format!("{what}: Box without a readable '_shape'")))?;
             let dtype = v.get("dtype").and_then(Value::as_str).unwrap_or("float32").to_string();
             let low = v.get("low_repr").and_then(Value::as_str).or_else(|| v.get("low").and_then(Value::as_str));
             let high = v.get("high_repr").and_then(Value::as_str).or_else(|| v.get("high").and_then(Value::as_str));
@@ -234,34 +235,35 @@ fn space_from_json(v: &Value, what: &str) -> Result<Space> {
                 .and_then(|n| {
                     n.as_str().and_then(|s| s.trim().parse::<usize>().ok()).or(n.as_i64().map(|i| i as usize))
                 })
-                .ok_or_else(|| eyre!("{what}: Discrete without a readable 'n'"))?;
+                .ok_or_else(|| AgentError::Data(format!("{what}: Discrete without a readable 'n'")))?;
             Ok(Space::Discrete { n })
         }
         "MultiDiscrete" => {
             let nvec = v
                 .get("nvec")
                 .and_then(|n| n.as_str().and_then(parse_usize_list))
-                .ok_or_else(|| eyre!("{what}: MultiDiscrete without a readable 'nvec'"))?;
+                .ok_or_else(|| AgentError::Data(format!("{what}: MultiDiscrete without a readable 'nvec'")))?;
             Ok(Space::MultiDiscrete { nvec })
         }
         "MultiBinary" => {
             let shape = shape_of(v.get("_shape"))
                 .or_else(|| v.get("n").and_then(|n| n.as_str().and_then(parse_usize_list)))
-                .ok_or_else(|| eyre!("{what}: MultiBinary without a readable shape"))?;
+                .ok_or_else(|| AgentError::Data(format!("{what}: MultiBinary without a readable shape")))?;
             Ok(Space::MultiBinary { shape })
         }
         "Dict" => {
             let text = v
                 .get("spaces")
                 .and_then(Value::as_str)
-                .ok_or_else(|| eyre!("{what}: Dict without a readable 'spaces' text"))?;
-            let spaces = parse_dict_repr(text).map_err(|e| eyre!("{what}: cannot read Dict spaces {text:?}: {e}"))?;
+                .ok_or_else(|| AgentError::Data(format!("{what}: Dict without a readable 'spaces' text")))?;
+            let spaces = parse_dict_repr(text)
+                .map_err(|e| AgentError::Data(format!("{what}: cannot read Dict spaces {text:?}: {e}")))?;
             Ok(Space::Dict(spaces))
         }
-        "" => bail!("{what}: no ':type:'"),
-        other => bail!(
+        "" => Err(AgentError::Data(format!("{what}: no ':type:'"))),
+        other => Err(AgentError::Data(format!(
             "{what}: unsupported space type '{other}' (supported: Box, Discrete, MultiDiscrete, MultiBinary, Dict)"
-        ),
+        ))),
     }
 }
 
@@ -364,9 +366,9 @@ pub fn parse_dict_repr(text: &str) -> std::result::Result<Vec<(String, Space)>, 
 
 /// Reads `data` (the JSON member of `agent.zip`).
 pub fn parse_agent_data(bytes: &[u8], what: &str) -> Result<AgentInfo> {
-    let data = read_value_from(bytes, what).map_err(|e| eyre!("{e}"))?;
+    let data = read_value_from(bytes, what)?;
     if data.as_object().is_none() {
-        bail!("{what}: expected a JSON object, found {}", data.type_name());
+        return Err(AgentError::Data(format!("{what}: expected a JSON object, found {}", data.type_name())));
     }
     let policy_class = data.get("policy_class").map(policy_class_name).unwrap_or_else(|| "unknown".into());
     let kwargs = data.get("policy_kwargs");
@@ -379,12 +381,18 @@ pub fn parse_agent_data(bytes: &[u8], what: &str) -> Result<AgentInfo> {
     let normalize_images = kw("normalize_images").and_then(Value::as_bool).unwrap_or(true);
     let net_arch = kw("net_arch").and_then(Value::as_array).and_then(|a| a.iter().map(Value::as_i64).collect());
     let features_extractor_class = kw("features_extractor_class").and_then(class_text);
-    let obs = data.get("observation_space").ok_or_else(|| eyre!("{what}: no 'observation_space'"))?;
+    let obs =
+        data.get("observation_space").ok_or_else(|| AgentError::Data(format!("{what}: no 'observation_space'")))?;
     let observation_space = space_from_json(obs, &format!("{what}: observation_space"))?;
-    let act = data.get("action_space").ok_or_else(|| eyre!("{what}: no 'action_space'"))?;
+    let act = data.get("action_space").ok_or_else(|| AgentError::Data(format!("{what}: no 'action_space'")))?;
     let n_actions = match space_from_json(act, &format!("{what}: action_space"))? {
         Space::Discrete { n } if n > 0 => n,
-        other => bail!("{what}: action_space is {}, but a DQN agent has a Discrete action space", other.describe()),
+        other => {
+            return Err(AgentError::Data(format!(
+                "{what}: action_space is {}, but a DQN agent has a Discrete action space",
+                other.describe()
+            )))
+        }
     };
     Ok(AgentInfo {
         policy_class,

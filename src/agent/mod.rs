@@ -2,12 +2,13 @@
 
 pub mod arch;
 pub mod data;
+pub mod error;
 pub mod pickle;
 pub mod torchzip;
 
 use std::path::{Path, PathBuf};
 
-use color_eyre::eyre::{bail, eyre, Result};
+pub use error::{AgentError, Result};
 
 pub use arch::{Arch, ArchOverrides};
 pub use data::{Activation, AgentInfo, Space};
@@ -37,7 +38,7 @@ pub fn resolve_agent_zip(path: &Path) -> Result<PathBuf> {
     }
     crate::paths::must_exist(path, "agent path")?;
     if !path.is_dir() {
-        bail!("agent path {} is neither a file nor a directory", path.display());
+        return Err(AgentError::NotFileOrDir(path.to_path_buf()));
     }
     for name in ["agent.zip", "model.zip", "dqn.zip"] {
         let p = path.join(name);
@@ -46,14 +47,12 @@ pub fn resolve_agent_zip(path: &Path) -> Result<PathBuf> {
         }
     }
     let mut zips: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| eyre!("cannot list agent directory {}: {e}", path.display()))?
+        .map_err(|source| AgentError::Io { action: "list agent directory", path: path.to_path_buf(), source })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "zip"))
         .collect();
     zips.sort();
-    zips.into_iter().next().ok_or_else(|| {
-        eyre!("no agent in {}: expected agent.zip, model.zip, dqn.zip or another *.zip file", path.display())
-    })
+    zips.into_iter().next().ok_or_else(|| AgentError::NoZip(path.to_path_buf()))
 }
 
 /// The agent directory of an agent path (the zip's folder when a zip file is given).
@@ -82,6 +81,7 @@ pub fn load_agent(path: &Path, overrides: &ArchOverrides, limits: &AgentLimits) 
     let zip = torchzip::read_agent_zip(&zip_path, limits)?;
     let what = format!("{}: data", zip_path.display());
     let info = data::parse_agent_data(&zip.data, &what)?;
-    let arch = arch::infer(&info, &zip.params, overrides).map_err(|e| eyre!("{}: {e}", zip_path.display()))?;
+    let arch = arch::infer(&info, &zip.params, overrides)
+        .map_err(|detail| AgentError::Arch { path: zip_path.clone(), detail })?;
     Ok(Agent { zip_path, info, sb3_version: zip.sb3_version, params: zip.params, arch })
 }

@@ -76,16 +76,10 @@ impl TensorRef {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Why a pickle was refused (the message gives the byte offset).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
 pub struct PickleError(pub String);
-
-impl fmt::Display for PickleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for PickleError {}
 
 type Result<T> = std::result::Result<T, PickleError>;
 

@@ -4,9 +4,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use zip::ZipArchive;
 
+use super::error::{AgentError, Result};
 use super::pickle::{self, DType, TensorRef};
 
 /// Size limits for agent files. Real SB3 agents are far below them.
@@ -82,31 +82,47 @@ trait ReadSeek: Read + Seek {}
 impl<T: Read + Seek> ReadSeek for T {}
 
 fn open_zip<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<ZipArchive<R>> {
-    let archive = ZipArchive::new(reader).map_err(|e| eyre!("{what} is not a readable zip archive: {e}"))?;
+    let archive = ZipArchive::new(reader).map_err(|source| AgentError::Zip {
+        what: what.to_string(),
+        context: " is not a readable zip archive".into(),
+        source,
+    })?;
     if archive.len() > limits.max_members {
-        bail!("{what} has {} members (limit {})", archive.len(), limits.max_members);
+        return Err(AgentError::Limit(format!("{what} has {} members (limit {})", archive.len(), limits.max_members)));
     }
     Ok(archive)
 }
 
 /// Reads a member fully, refusing more than `max` bytes (declared or actual).
 fn read_member<R: Read + Seek>(archive: &mut ZipArchive<R>, name: &str, max: u64, what: &str) -> Result<Vec<u8>> {
-    let mut member = archive.by_name(name).map_err(|e| eyre!("{what}: cannot open member '{name}': {e}"))?;
+    let mut member = archive.by_name(name).map_err(|source| AgentError::Zip {
+        what: what.to_string(),
+        context: format!(": cannot open member '{name}'"),
+        source,
+    })?;
     let declared = member.size();
     if declared > max {
-        bail!("{what}: member '{name}' declares {declared} bytes, over the limit of {max}");
+        return Err(AgentError::Limit(format!(
+            "{what}: member '{name}' declares {declared} bytes, over the limit of {max}"
+        )));
     }
     // Reserve at most 64 MiB up front: a declared size is only a claim.
     let mut out = Vec::with_capacity(declared.min(64 << 20) as usize);
-    (&mut member)
-        .take(max + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| eyre!("{what}: member '{name}' is corrupt or truncated: {e}"))?;
+    (&mut member).take(max + 1).read_to_end(&mut out).map_err(|source| AgentError::Truncated {
+        what: what.to_string(),
+        member: name.to_string(),
+        source,
+    })?;
     if out.len() as u64 > max {
-        bail!("{what}: member '{name}' inflates past the limit of {max} bytes (a zip bomb?)");
+        return Err(AgentError::Limit(format!(
+            "{what}: member '{name}' inflates past the limit of {max} bytes (a zip bomb?)"
+        )));
     }
     if out.len() as u64 != declared {
-        bail!("{what}: member '{name}' holds {} bytes but declares {declared}", out.len());
+        return Err(AgentError::Malformed(format!(
+            "{what}: member '{name}' holds {} bytes but declares {declared}",
+            out.len()
+        )));
     }
     Ok(out)
 }
@@ -121,19 +137,22 @@ pub struct AgentZip {
 /// Reads `agent.zip`: the `data` member and the `q_net.*` tensors of `policy.pth`.
 pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
     let shown = path.display().to_string();
-    let file = File::open(path).wrap_err_with(|| format!("cannot open agent file {shown}"))?;
+    let file = open(path)?;
     let mut outer = open_zip(file, &shown, limits)?;
     let names: Vec<String> = outer.file_names().map(str::to_string).collect();
     if !names.iter().any(|n| n == "data") || !names.iter().any(|n| n == "policy.pth") {
         if names.iter().any(|n| n.ends_with("/data.pkl")) {
             // A cut-off agent.zip: the zip reader finds the end record of the policy.pth
             // stored inside it.
-            bail!("{shown} is truncated or corrupt: its zip directory is missing (only the policy.pth stored inside it was found)");
+            return Err(AgentError::Malformed(format!(
+                "{shown} is truncated or corrupt: its zip directory is missing (only the policy.pth stored inside it \
+                 was found)"
+            )));
         }
-        bail!(
+        return Err(AgentError::Malformed(format!(
             "{shown} is not a Stable-Baselines3 save: expected members 'data' and 'policy.pth', found {}",
             list_names(&names)
-        );
+        )));
     }
     let data = read_member(&mut outer, "data", limits.max_meta_bytes, &shown)?;
     let sb3_version = read_member(&mut outer, "_stable_baselines3_version", 256, &shown)
@@ -144,17 +163,24 @@ pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
     // policy.pth: read in place when stored (SB3's default), else inflate into memory.
     let what = format!("{shown}: policy.pth");
     let (stored, start, size) = {
-        let m = outer.by_name("policy.pth").map_err(|e| eyre!("{what}: {e}"))?;
+        let m = outer.by_name("policy.pth").map_err(|source| AgentError::Zip {
+            what: what.clone(),
+            context: String::new(),
+            source,
+        })?;
         (m.compression() == zip::CompressionMethod::Stored, m.data_start(), m.size())
     };
     if size > limits.max_policy_bytes {
-        bail!("{what} is {size} bytes, over the limit of {} (raise it with --max-agent-mb)", limits.max_policy_bytes);
+        return Err(AgentError::Limit(format!(
+            "{what} is {size} bytes, over the limit of {} (raise it with --max-agent-mb)",
+            limits.max_policy_bytes
+        )));
     }
     let inner: Box<dyn ReadSeek> = if stored {
-        let file = File::open(path).wrap_err_with(|| format!("cannot open agent file {shown}"))?;
+        let file = open(path)?;
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if start + size > file_len {
-            bail!("{what} runs past the end of the file (truncated agent zip)");
+            return Err(AgentError::Malformed(format!("{what} runs past the end of the file (truncated agent zip)")));
         }
         Box::new(Window { file, start, len: size, pos: 0 })
     } else {
@@ -167,19 +193,28 @@ pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
 /// The state dict's tensor names only (no tensor data is read).
 pub fn read_param_names(path: &Path, limits: &AgentLimits) -> Result<Vec<String>> {
     let shown = path.display().to_string();
-    let file = File::open(path).wrap_err_with(|| format!("cannot open agent file {shown}"))?;
+    let file = open(path)?;
     let mut outer = open_zip(file, &shown, limits)?;
     let pth = read_member(&mut outer, "policy.pth", limits.max_policy_bytes, &shown)?;
-    let mut zip = ZipArchive::new(io::Cursor::new(pth)).map_err(|e| eyre!("{shown}: policy.pth: {e}"))?;
+    let mut zip = ZipArchive::new(io::Cursor::new(pth)).map_err(|source| AgentError::Zip {
+        what: format!("{shown}: policy.pth"),
+        context: String::new(),
+        source,
+    })?;
     let pkl = zip
         .file_names()
         .filter(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1)
         .min()
         .map(str::to_string)
-        .ok_or_else(|| eyre!("{shown}: policy.pth has no data.pkl"))?;
+        .ok_or_else(|| AgentError::Malformed(format!("{shown}: policy.pth has no data.pkl")))?;
     let bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, &shown)?;
-    let entries = pickle::read_state_dict(&bytes, &pickle::Limits::default()).map_err(|e| eyre!("{e}"))?;
+    let entries = pickle::read_state_dict(&bytes, &pickle::Limits::default())
+        .map_err(|source| AgentError::Pickle { what: format!("{shown}: policy.pth: {pkl}"), source })?;
     Ok(entries.into_iter().map(|(k, _)| k).collect())
+}
+
+fn open(path: &Path) -> Result<File> {
+    File::open(path).map_err(|source| AgentError::Io { action: "open agent file", path: path.to_path_buf(), source })
 }
 
 fn list_names(names: &[String]) -> String {
@@ -197,23 +232,24 @@ fn list_names(names: &[String]) -> String {
 /// Reads the `q_net.*` tensors of a `torch.save` zip (the online network; `q_net_target.*`
 /// is skipped), named without the leading `q_net.`, in file order.
 pub fn read_state_dict<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<Vec<Param>> {
-    let mut zip = ZipArchive::new(reader)
-        .map_err(|e| eyre!("{what} is not a torch.save zip archive (is it an old-format or non-PyTorch file?): {e}"))?;
+    let mut zip = ZipArchive::new(reader).map_err(|source| AgentError::Zip {
+        what: what.to_string(),
+        context: " is not a torch.save zip archive (is it an old-format or non-PyTorch file?)".into(),
+        source,
+    })?;
     if zip.len() > limits.max_members {
-        bail!("{what} has {} members (limit {})", zip.len(), limits.max_members);
+        return Err(AgentError::Limit(format!("{what} has {} members (limit {})", zip.len(), limits.max_members)));
     }
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
     // The folder holding data.pkl (`archive/` for SB3; other writers use other names).
-    let pkl = names
-        .iter()
-        .filter(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1)
-        .min()
-        .cloned()
-        .ok_or_else(|| eyre!("{what} has no '<folder>/data.pkl'; members: {}", list_names(&names)))?;
+    let pkl =
+        names.iter().filter(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1).min().cloned().ok_or_else(
+            || AgentError::Malformed(format!("{what} has no '<folder>/data.pkl'; members: {}", list_names(&names))),
+        )?;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
     let pickle_bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, what)?;
-    let entries =
-        pickle::read_state_dict(&pickle_bytes, &pickle::Limits::default()).map_err(|e| eyre!("{what}: {pkl}: {e}"))?;
+    let entries = pickle::read_state_dict(&pickle_bytes, &pickle::Limits::default())
+        .map_err(|source| AgentError::Pickle { what: format!("{what}: {pkl}"), source })?;
 
     let mut params = Vec::new();
     let mut total: u64 = 0;
@@ -222,34 +258,40 @@ pub fn read_state_dict<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimi
             continue;
         };
         if !tensor.dtype.is_float() {
-            bail!("{what}: tensor '{key}' has dtype {:?}; parameters must be floating point", tensor.dtype);
+            return Err(AgentError::Malformed(format!(
+                "{what}: tensor '{key}' has dtype {:?}; parameters must be floating point",
+                tensor.dtype
+            )));
         }
         let bytes = tensor.storage_numel * tensor.dtype.size() as u64;
         total += bytes;
         if total > limits.max_policy_bytes {
-            bail!(
+            return Err(AgentError::Limit(format!(
                 "{what}: tensors add up to more than {} bytes (raise the limit with --max-agent-mb)",
                 limits.max_policy_bytes
-            );
+            )));
         }
         let member = format!("{prefix}data/{}", tensor.storage_key);
         if member.contains("..") || tensor.storage_key.contains('/') {
-            bail!("{what}: tensor '{key}' names storage '{}', which is not a plain key", tensor.storage_key);
+            return Err(AgentError::Malformed(format!(
+                "{what}: tensor '{key}' names storage '{}', which is not a plain key",
+                tensor.storage_key
+            )));
         }
         let raw = read_member(&mut zip, &member, bytes, what)?;
         if raw.len() as u64 != bytes {
-            bail!(
+            return Err(AgentError::Malformed(format!(
                 "{what}: storage '{member}' of tensor '{key}' holds {} bytes, expected {bytes} ({} x {:?})",
                 raw.len(),
                 tensor.storage_numel,
                 tensor.dtype
-            );
+            )));
         }
         let data = gather(&raw, &tensor);
         params.push(Param { name: name.to_string(), shape: tensor.shape.iter().map(|&s| s as usize).collect(), data });
     }
     if params.is_empty() {
-        bail!("{what} has no 'q_net.*' tensors (is this a DQN policy?)");
+        return Err(AgentError::Malformed(format!("{what} has no 'q_net.*' tensors (is this a DQN policy?)")));
     }
     Ok(params)
 }

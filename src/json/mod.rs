@@ -5,6 +5,6 @@ pub mod reader;
 pub mod value;
 pub mod writer;
 
-pub use reader::{JsonError, JsonReader, Kind};
+pub use reader::{ErrorKind, JsonError, JsonReader, Kind};
 pub use value::{Map, Value};
 pub use writer::PyJsonWriter;

@@ -4,7 +4,6 @@
 //! string (capped), whatever the file size; nesting depth is capped; every error carries the
 //! file name, line and column.
 
-use std::fmt;
 use std::io::Read;
 
 use super::value::{Map, Value};
@@ -15,21 +14,35 @@ pub const DEFAULT_MAX_STRING: usize = 1 << 20;
 
 const BUF_SIZE: usize = 1 << 16;
 
-#[derive(Debug, Clone)]
+/// A JSON error at a position of a file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {kind}")]
 pub struct JsonError {
-    pub source: String,
+    pub file: String,
     pub line: u64,
     pub column: u64,
-    pub message: String,
+    pub kind: ErrorKind,
 }
 
-impl fmt::Display for JsonError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.source, self.line, self.column, self.message)
-    }
+/// What went wrong (callers tell the limits apart from malformed text by this).
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    #[error("read error: {0}")]
+    Read(std::io::Error),
+    #[error("more than {limit} numbers (limit)")]
+    TooManyNumbers { limit: usize },
+    #[error("string longer than {limit} bytes (limit)")]
+    StringTooLong { limit: usize },
+    #[error("nesting deeper than {limit} levels (limit; the file is not of the expected form)")]
+    TooDeep { limit: usize },
+    #[error("ragged nested list: {0}")]
+    Ragged(String),
+    #[error("expected {expected}, found {found}")]
+    Unexpected { expected: String, found: String },
+    /// Malformed text (the message says what and where).
+    #[error("{0}")]
+    Syntax(String),
 }
-
-impl std::error::Error for JsonError {}
 
 pub type Result<T> = std::result::Result<T, JsonError>;
 
@@ -117,14 +130,19 @@ impl<R: Read> JsonReader<R> {
     }
 
     /// An error at the current position.
-    pub fn error(&self, message: impl Into<String>) -> JsonError {
+    pub fn error_at(&self, kind: ErrorKind) -> JsonError {
         let offset = self.offset();
         JsonError {
-            source: self.source.clone(),
+            file: self.source.clone(),
             line: self.line,
             column: offset.saturating_sub(self.line_start) + 1,
-            message: message.into(),
+            kind,
         }
+    }
+
+    /// Malformed text at the current position.
+    pub fn error(&self, message: impl Into<String>) -> JsonError {
+        self.error_at(ErrorKind::Syntax(message.into()))
     }
 
     fn fill(&mut self) -> Result<bool> {
@@ -148,7 +166,7 @@ impl<R: Read> JsonReader<R> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.error(format!("read error: {e}"))),
+                Err(e) => return Err(self.error_at(ErrorKind::Read(e))),
             }
         }
     }
@@ -167,13 +185,13 @@ impl<R: Read> JsonReader<R> {
             Ok(Some(b)) if b.is_ascii_graphic() => format!("'{}'", b as char),
             Ok(Some(b)) => format!("byte 0x{b:02x}"),
             Ok(None) => "end of file".to_string(),
-            Err(e) => e.message,
+            Err(e) => e.kind.to_string(),
         }
     }
 
     fn unexpected(&mut self, expected: &str) -> JsonError {
         let found = self.describe();
-        self.error(format!("expected {expected}, found {found}"))
+        self.error_at(ErrorKind::Unexpected { expected: expected.to_string(), found })
     }
 
     #[inline]
@@ -231,10 +249,7 @@ impl<R: Read> JsonReader<R> {
 
     fn push_frame(&mut self, object: bool) -> Result<()> {
         if self.stack.len() >= self.max_depth {
-            return Err(self.error(format!(
-                "nesting deeper than {} levels (limit; the file is not of the expected form)",
-                self.max_depth
-            )));
+            return Err(self.error_at(ErrorKind::TooDeep { limit: self.max_depth }));
         }
         self.stack.push(Frame { object, first: true });
         Ok(())
@@ -451,7 +466,7 @@ impl<R: Read> JsonReader<R> {
             }
             self.scratch.extend_from_slice(&self.buf[chunk_start..self.pos]);
             if self.scratch.len() > self.max_string {
-                return Err(self.error(format!("string longer than {} bytes (limit)", self.max_string)));
+                return Err(self.error_at(ErrorKind::StringTooLong { limit: self.max_string }));
             }
             match self.peek()? {
                 None => return Err(self.error("unterminated string (end of file)")),
@@ -759,7 +774,7 @@ impl<R: Read> JsonReader<R> {
         }
         if over {
             *count += 1;
-            return Err(self.error(format!("more than {max_elems} numbers (limit)")));
+            return Err(self.error_at(ErrorKind::TooManyNumbers { limit: max_elems }));
         }
         if closed {
             self.stack.pop();
@@ -812,26 +827,26 @@ impl<R: Read> JsonReader<R> {
             }
             if leaf {
                 if self.peek_kind()? == Kind::Array {
-                    return Err(self.error("ragged nested list: a list where a number was expected"));
+                    return Err(self.error_at(ErrorKind::Ragged("a list where a number was expected".into())));
                 }
                 push(self.read_f64()?);
                 *count += 1;
                 if *count > max_elems {
-                    return Err(self.error(format!("more than {max_elems} numbers (limit)")));
+                    return Err(self.error_at(ErrorKind::TooManyNumbers { limit: max_elems }));
                 }
             } else {
                 if self.peek_kind()? != Kind::Array {
-                    return Err(self.error("ragged nested list: a number where a list was expected"));
+                    return Err(self.error_at(ErrorKind::Ragged("a number where a list was expected".into())));
                 }
                 self.nested_level(level + 1, shape, count, max_elems, push)?;
             }
             n += 1;
         }
         if known && shape[level] != n {
-            return Err(self.error(format!(
-                "ragged nested list: {} elements where an earlier list at this depth had {}",
+            return Err(self.error_at(ErrorKind::Ragged(format!(
+                "{} elements where an earlier list at this depth had {}",
                 n, shape[level]
-            )));
+            ))));
         }
         shape[level] = n;
         Ok(())
@@ -1002,9 +1017,9 @@ mod tests {
         assert_eq!(v, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let mut r = reader("[[1, 2], [3]]");
         let err = r.read_nested_numbers(100, |_| {}).unwrap_err();
-        assert!(err.message.contains("ragged"), "{err}");
+        assert!(matches!(err.kind, ErrorKind::Ragged(_)), "{err}");
         let mut r = reader("[[1, 2], 3]");
-        assert!(r.read_nested_numbers(100, |_| {}).unwrap_err().message.contains("ragged"));
+        assert!(matches!(r.read_nested_numbers(100, |_| {}).unwrap_err().kind, ErrorKind::Ragged(_)));
         let mut r = reader("[]");
         assert_eq!(r.read_nested_numbers(100, |_| {}).unwrap(), vec![0]);
         let mut r = reader("[[], []]");
@@ -1026,7 +1041,7 @@ mod tests {
     #[test]
     fn depth_is_capped_and_skip_is_iterative() {
         let deep = "[".repeat(100) + &"]".repeat(100);
-        assert!(reader(&deep).skip_value().unwrap_err().message.contains("nesting"));
+        assert!(matches!(reader(&deep).skip_value().unwrap_err().kind, ErrorKind::TooDeep { .. }));
         let mut r = reader("{\"a\": [1, {\"b\": [true, null, \"x\"]}], \"c\": 2}");
         r.skip_value().unwrap();
         r.expect_end().unwrap();
@@ -1104,6 +1119,6 @@ mod tests {
         }
         let text = format!("[{head}1]");
         let err = reader(&text).read_nested_numbers(40, |_| {}).unwrap_err();
-        assert!(err.message.contains("more than 40 numbers"), "{err}");
+        assert!(matches!(err.kind, ErrorKind::TooManyNumbers { limit: 40 }), "{err}");
     }
 }

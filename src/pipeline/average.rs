@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use super::error::{PipelineError, Result};
 
 use super::output::{write_err, JsonOutput};
 use crate::json::{JsonReader, Kind, Value};
@@ -86,7 +86,7 @@ impl Averages {
     /// Reads an averages file (this tool's or the Python tool's).
     pub fn read(path: &Path) -> Result<Averages> {
         let shown = path.display().to_string();
-        let file = File::open(path).wrap_err_with(|| format!("cannot open averages file {shown}"))?;
+        let file = File::open(path).map_err(PipelineError::io("open averages file", path))?;
         Averages::read_from(BufReader::with_capacity(1 << 20, file), &shown)
     }
 
@@ -94,7 +94,7 @@ impl Averages {
     pub fn read_from(src: impl std::io::Read, shown: &str) -> Result<Averages> {
         let shown = shown.to_string();
         let mut r = JsonReader::new(src, shown.clone());
-        let e = |e: crate::json::JsonError| eyre!("{e}");
+        let e = PipelineError::Json;
         r.begin_object().map_err(e)?;
         let mut out = Averages::default();
         let mut found = false;
@@ -107,14 +107,16 @@ impl Averages {
                 "average_gradients" => {
                     found = true;
                     if r.peek_kind().map_err(e)? != Kind::Object {
-                        bail!("{shown}: \"average_gradients\" must be an object of parameter name -> list");
+                        return Err(PipelineError::Format(format!(
+                            "{shown}: \"average_gradients\" must be an object of parameter name -> list"
+                        )));
                     }
                     r.begin_object().map_err(e)?;
                     while let Some(name) = r.next_key().map_err(e)? {
                         let mut data = Vec::new();
                         let shape = r
                             .read_nested_numbers(MAX_PARAM_ELEMS, |x| data.push(x))
-                            .map_err(|err| eyre!("{err} (in parameter \"{name}\")"))?;
+                            .map_err(PipelineError::json_in(format!("in parameter \"{name}\"")))?;
                         let p = AvgParam { name: name.clone(), shape, data };
                         // Python dict semantics: a repeated name keeps its place, takes the new value.
                         match out.index_of(&name) {
@@ -128,7 +130,9 @@ impl Averages {
         }
         r.expect_end().map_err(e)?;
         if !found {
-            bail!("{shown}: no \"average_gradients\" object (is this an average_gradients.json?)");
+            return Err(PipelineError::Format(format!(
+                "{shown}: no \"average_gradients\" object (is this an average_gradients.json?)"
+            )));
         }
         Ok(out)
     }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use super::error::{PipelineError, Result};
 
 use super::average::Averages;
 use super::output::{write_err, JsonOutput};
@@ -44,23 +44,28 @@ pub struct Resolved {
 /// Reads a small JSON file whole (candidates, useful neurons), capped in size.
 pub fn read_small_json(path: &Path, what: &str) -> Result<Value> {
     let shown = path.display().to_string();
-    let file = File::open(path).wrap_err_with(|| format!("cannot open {what} {shown}"))?;
+    let file = File::open(path).map_err(PipelineError::io(format!("open {what}"), path))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if len > MAX_SMALL_FILE {
-        bail!("{what} {shown} is {len} bytes, over the limit of {MAX_SMALL_FILE}");
+        return Err(PipelineError::Limit(format!("{what} {shown} is {len} bytes, over the limit of {MAX_SMALL_FILE}")));
     }
-    read_value_from(BufReader::new(file), &shown).map_err(|e| eyre!("{e}"))
+    Ok(read_value_from(BufReader::new(file), &shown)?)
 }
 
 /// The keys of `cross_metric_summary["common_neurons"]`, in file order.
 pub fn candidate_keys(cross: &Value, source: &str) -> Result<Vec<CandidateKey>> {
-    let obj =
-        cross.as_object().ok_or_else(|| eyre!("{source}: expected a JSON object, found {}", cross.type_name()))?;
+    let format = PipelineError::Format;
+    let obj = cross
+        .as_object()
+        .ok_or_else(|| format(format!("{source}: expected a JSON object, found {}", cross.type_name())))?;
     let common = obj
         .get("common_neurons")
-        .ok_or_else(|| eyre!("{source}: no \"common_neurons\" (is this a cross_metric_summary.json?)"))?;
+        .ok_or_else(|| format(format!("{source}: no \"common_neurons\" (is this a cross_metric_summary.json?)")))?;
     let map: &Map = common.as_object().ok_or_else(|| {
-        eyre!("{source}: \"common_neurons\" must be an object of neuron key -> metrics, found {}", common.type_name())
+        format(format!(
+            "{source}: \"common_neurons\" must be an object of neuron key -> metrics, found {}",
+            common.type_name()
+        ))
     })?;
     Ok(map.iter().map(|(k, v)| CandidateKey { key: k.clone(), metrics: v.clone() }).collect())
 }

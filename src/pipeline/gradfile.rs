@@ -5,12 +5,12 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use super::error::{PipelineError, Result};
 use rayon::prelude::*;
 
 use super::average::{Averages, AvgParam};
 use super::output::{write_err, JsonOutput};
-use crate::json::{JsonReader, Kind, PyJsonWriter};
+use crate::json::{ErrorKind, JsonReader, Kind, PyJsonWriter};
 use crate::model::{BatchGrads, ParamSource};
 
 /// Name and shape of each parameter, in `named_parameters()` order.
@@ -121,11 +121,15 @@ impl GradJsonWriter {
     }
 }
 
+fn input_err(file: &str, id: &str, detail: &str) -> PipelineError {
+    PipelineError::Input { file: file.to_string(), id: id.to_string(), detail: detail.to_string() }
+}
+
 /// spec §3 from a `weight_gradients.json`: mean |gradient| per element over all inputs, summed
 /// in file order in float64. Every input must have the same parameters and shapes.
 pub fn average_file(path: &Path, progress: impl FnMut(u64, usize)) -> Result<Averages> {
     let shown = path.display().to_string();
-    let file = File::open(path).wrap_err_with(|| format!("cannot open gradients file {shown}"))?;
+    let file = File::open(path).map_err(PipelineError::io("open gradients file", path))?;
     average_reader(BufReader::with_capacity(1 << 20, file), &shown, progress)
 }
 
@@ -133,14 +137,14 @@ pub fn average_file(path: &Path, progress: impl FnMut(u64, usize)) -> Result<Ave
 pub fn average_reader(src: impl std::io::Read, shown: &str, mut progress: impl FnMut(u64, usize)) -> Result<Averages> {
     let shown = shown.to_string();
     let mut r = JsonReader::new(src, shown.clone());
-    let e = |e: crate::json::JsonError| eyre!("{e}");
-    r.begin_object().map_err(|err| eyre!("{err} (weight_gradients.json is an object of input id -> entry)"))?;
+    let e = PipelineError::Json;
+    r.begin_object().map_err(PipelineError::json_in("weight_gradients.json is an object of input id -> entry"))?;
     let mut params: Vec<AvgParam> = Vec::new();
     let mut count = 0usize;
     let mut seen = vec![false; 0];
     while let Some(id) = r.next_key().map_err(e)? {
         if r.peek_kind().map_err(e)? != Kind::Object {
-            bail!("{shown}: input \"{id}\": expected an object with \"gradients\"");
+            return Err(input_err(&shown, &id, ": expected an object with \"gradients\""));
         }
         r.begin_object().map_err(e)?;
         let mut got = false;
@@ -150,8 +154,9 @@ pub fn average_reader(src: impl std::io::Read, shown: &str, mut progress: impl F
                 continue;
             }
             got = true;
-            r.begin_object()
-                .map_err(|err| eyre!("{err} (in input \"{id}\": \"gradients\" must map parameter names to lists)"))?;
+            r.begin_object().map_err(PipelineError::json_in(format!(
+                "in input \"{id}\": \"gradients\" must map parameter names to lists"
+            )))?;
             seen.clear();
             seen.resize(params.len(), false);
             let first = count == 0;
@@ -164,15 +169,19 @@ pub fn average_reader(src: impl std::io::Read, shown: &str, mut progress: impl F
                         params.len() - 1
                     }
                     None => {
-                        bail!("{shown}: input \"{id}\" has parameter \"{name}\", which the first input does not have")
+                        return Err(input_err(
+                            &shown,
+                            &id,
+                            &format!(" has parameter \"{name}\", which the first input does not have"),
+                        ))
                     }
                 };
                 if seen[index] {
-                    bail!("{shown}: input \"{id}\" lists parameter \"{name}\" twice");
+                    return Err(input_err(&shown, &id, &format!(" lists parameter \"{name}\" twice")));
                 }
                 seen[index] = true;
                 let p = &mut params[index];
-                let ctx = |err: crate::json::JsonError| eyre!("{err} (in input \"{id}\", parameter \"{name}\")");
+                let ctx = PipelineError::json_in(format!("in input \"{id}\", parameter \"{name}\""));
                 let shape = if first {
                     let data = &mut p.data;
                     r.read_nested_numbers(1 << 31, |x| data.push(x.abs())).map_err(ctx)?
@@ -187,29 +196,34 @@ pub fn average_reader(src: impl std::io::Read, shown: &str, mut progress: impl F
                             }
                             i += 1;
                         })
-                        .map_err(|err| {
-                            if err.message.contains("(limit)") {
-                                eyre!("{shown}: input \"{id}\": parameter \"{name}\" has more values than in the first input ({len})")
-                            } else {
-                                ctx(err)
-                            }
+                        .map_err(|err| match err.kind {
+                            ErrorKind::TooManyNumbers { .. } => input_err(
+                                &shown,
+                                &id,
+                                &format!(": parameter \"{name}\" has more values than in the first input ({len})"),
+                            ),
+                            _ => ctx(err),
                         })?;
                     if shape != p.shape {
-                        bail!(
-                            "{shown}: input \"{id}\": parameter \"{name}\" has shape {shape:?}, but {:?} in the first input",
-                            p.shape
-                        );
+                        return Err(input_err(
+                            &shown,
+                            &id,
+                            &format!(
+                                ": parameter \"{name}\" has shape {shape:?}, but {:?} in the first input",
+                                p.shape
+                            ),
+                        ));
                     }
                     shape
                 };
                 p.shape = shape;
             }
             if let Some(i) = seen.iter().position(|s| !s) {
-                bail!("{shown}: input \"{id}\" lacks parameter \"{}\"", params[i].name);
+                return Err(input_err(&shown, &id, &format!(" lacks parameter \"{}\"", params[i].name)));
             }
         }
         if !got {
-            bail!("{shown}: input \"{id}\" has no \"gradients\"");
+            return Err(input_err(&shown, &id, " has no \"gradients\""));
         }
         count += 1;
         progress(r.offset(), count);

@@ -5,10 +5,10 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use super::error::{PipelineError, Result};
 
 use crate::agent::arch::{Arch, Preprocess};
-use crate::json::{JsonReader, Kind};
+use crate::json::{ErrorKind, JsonError, JsonReader, Kind};
 
 /// How each value of an input is checked, from the architecture.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub struct InputReader {
 impl InputReader {
     pub fn open(path: &Path, arch: &Arch) -> Result<InputReader> {
         let shown = path.display().to_string();
-        let file = File::open(path).wrap_err_with(|| format!("cannot open inputs file {shown}"))?;
+        let file = File::open(path).map_err(PipelineError::io("open inputs file", path))?;
         InputReader::from_reader(Box::new(BufReader::with_capacity(1 << 20, file)), shown, arch)
     }
 
@@ -43,7 +43,7 @@ impl InputReader {
         let mut reader = JsonReader::new(src, shown.clone());
         reader
             .begin_object()
-            .map_err(|e| eyre!("{e} (clean_inputs.json is an object of input id -> {{\"input\": [...]}})"))?;
+            .map_err(PipelineError::json_in("clean_inputs.json is an object of input id -> {\"input\": [...]}"))?;
         let mut checks = Vec::new();
         for b in &arch.branches {
             let check = match &b.preprocess {
@@ -96,20 +96,21 @@ impl InputReader {
     pub fn next_batch(&mut self, max: usize, ids: &mut Vec<String>, values: &mut Vec<f32>) -> Result<usize> {
         let mut n = 0;
         while n < max && !self.done {
-            let id = match self.reader.next_key().map_err(|e| eyre!("{e}"))? {
+            let id = match self.reader.next_key()? {
                 Some(id) => id,
                 None => {
-                    self.reader.expect_end().map_err(|e| eyre!("{e}"))?;
+                    self.reader.expect_end()?;
                     self.done = true;
                     break;
                 }
             };
             self.read_entry(&id)?;
             if !self.seen.insert(id.clone()) {
-                bail!(
-                    "{}: input id \"{id}\" appears twice (ids must be unique; Python would silently keep only the last one)",
+                return Err(PipelineError::Format(format!(
+                    "{}: input id \"{id}\" appears twice (ids must be unique; Python would silently keep only the last \
+                     one)",
                     self.path
-                );
+                )));
             }
             // Only whole, valid entries reach the batch.
             values.extend_from_slice(&self.scratch);
@@ -123,10 +124,11 @@ impl InputReader {
     /// Reads one entry's values into `self.scratch`, checked.
     fn read_entry(&mut self, id: &str) -> Result<()> {
         let path = self.path.clone();
-        let ctx = |e: crate::json::JsonError| eyre!("{e} (in input \"{id}\")");
+        let ctx = |e: JsonError| PipelineError::json_in(format!("in input \"{id}\""))(e);
+        let input_err = |detail: String| PipelineError::Input { file: path.clone(), id: id.to_string(), detail };
         if self.reader.peek_kind().map_err(ctx)? != Kind::Object {
             let found = self.reader.peek_kind().map(Kind::name).unwrap_or("something else");
-            bail!("{path}: input \"{id}\": expected an object {{\"input\": [...]}}, found {found}");
+            return Err(input_err(format!(": expected an object {{\"input\": [...]}}, found {found}")));
         }
         self.reader.begin_object().map_err(ctx)?;
         let mut got_input = false;
@@ -136,19 +138,20 @@ impl InputReader {
                 continue;
             }
             if got_input {
-                bail!("{path}: input \"{id}\" has two \"input\" lists");
+                return Err(input_err(" has two \"input\" lists".into()));
             }
             got_input = true;
             self.scratch.clear();
             let limit = self.expected_len.saturating_mul(2).max(16);
             let scratch = &mut self.scratch;
-            let shape = self.reader.read_nested_numbers(limit, |x| scratch.push(x as f32)).map_err(|e| {
-                if e.message.contains("(limit)") {
-                    eyre!("{path}: input \"{id}\": expected {} values, found more than {limit}", self.expected_len)
-                } else {
-                    ctx(e)
-                }
-            })?;
+            let expected = self.expected_len;
+            let shape =
+                self.reader.read_nested_numbers(limit, |x| scratch.push(x as f32)).map_err(|e| match e.kind {
+                    ErrorKind::TooManyNumbers { .. } => {
+                        input_err(format!(": expected {expected} values, found more than {limit}"))
+                    }
+                    _ => ctx(e),
+                })?;
             let found = self.scratch.len();
             let flat_ok = shape.len() == 1 && found == self.expected_len;
             let nested_ok = self.obs_shape.as_deref() == Some(shape.as_slice());
@@ -162,25 +165,27 @@ impl InputReader {
                 } else {
                     format!("shape {shape:?} ({found} values)")
                 };
-                bail!("{path}: input \"{id}\": expected {want}, found {got}");
+                return Err(input_err(format!(": expected {want}, found {got}")));
             }
             for (offset, len, check) in &self.checks {
                 for (i, &v) in self.scratch[*offset..offset + len].iter().enumerate() {
                     let pos = offset + i;
                     match check {
                         Check::Finite if !v.is_finite() => {
-                            bail!("{path}: input \"{id}\": value {pos} is {v}; inputs must be finite numbers")
+                            return Err(input_err(format!(": value {pos} is {v}; inputs must be finite numbers")))
                         }
-                        Check::Index(n) if !(v.fract() == 0.0 && v >= 0.0 && (v as usize) < *n) => bail!(
-                            "{path}: input \"{id}\": value {pos} is {v}, but a Discrete({n}) observation must be an integer in 0..{n}"
-                        ),
+                        Check::Index(n) if !(v.fract() == 0.0 && v >= 0.0 && (v as usize) < *n) => {
+                            return Err(input_err(format!(
+                                ": value {pos} is {v}, but a Discrete({n}) observation must be an integer in 0..{n}"
+                            )))
+                        }
                         _ => {}
                     }
                 }
             }
         }
         if !got_input {
-            bail!("{path}: input \"{id}\" has no \"input\" list");
+            return Err(input_err(" has no \"input\" list".into()));
         }
         Ok(())
     }

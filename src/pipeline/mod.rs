@@ -2,24 +2,23 @@
 
 pub mod accumulate;
 pub mod average;
+pub mod error;
 pub mod extract;
 pub mod gradfile;
 pub mod inputs;
 pub mod npy;
 pub mod output;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use color_eyre::eyre::{bail, eyre, Result};
-
 use crate::agent::Agent;
 use crate::model::Net;
 pub use accumulate::Accumulator;
 use average::Averages;
+pub use error::{is_cancelled, PipelineError, Result};
 use gradfile::{GradJsonWriter, ParamMeta};
 use inputs::InputReader;
 
@@ -33,18 +32,6 @@ enum RawWriter {
     Json(GradJsonWriter),
     Npy(npy::GradNpyWriter),
 }
-
-/// The run was cancelled (Ctrl-C, or Esc in the explorer); no output was left half-written.
-#[derive(Debug, Clone, Copy)]
-pub struct Cancelled;
-
-impl fmt::Display for Cancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cancelled; no output file was changed")
-    }
-}
-
-impl std::error::Error for Cancelled {}
 
 /// What happens to the per-input gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +201,7 @@ pub fn gradient_pass(
         let model = (|| -> Result<()> {
             for item in rx_in.iter() {
                 if cancel.load(Ordering::Relaxed) {
-                    return Err(Cancelled.into());
+                    return Err(PipelineError::Cancelled);
                 }
                 let (ids, values, offset, finished) = item?;
                 let grads = net.batch_gradients(&values, ids.len())?;
@@ -225,16 +212,16 @@ pub fn gradient_pass(
             Ok(())
         })();
         drop(tx_out);
-        let sunk = sink.join().map_err(|_| eyre!("the output thread panicked"))?;
+        let sunk = sink.join().map_err(|_| PipelineError::Panicked("output"))?;
         model?;
         let done = sunk?;
         if cancel.load(Ordering::Relaxed) {
-            return Err(Cancelled.into());
+            return Err(PipelineError::Cancelled);
         }
         Ok(done)
     })?;
     if done == 0 {
-        bail!("{} holds no inputs: there is nothing to analyse", inputs.display());
+        return Err(PipelineError::NoInputs(inputs.to_path_buf()));
     }
     let mut non_finite = 0;
     match raw_writer {

@@ -17,7 +17,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use color_eyre::eyre::{eyre, Result, WrapErr};
+use super::error::{PipelineError, Result};
 
 use super::gradfile::ParamMeta;
 use super::output::ensure_dir;
@@ -74,16 +74,14 @@ impl GradNpyWriter {
             .prefix(&format!(".{name}."))
             .suffix(".partial")
             .tempdir_in(parent)
-            .wrap_err_with(|| format!("cannot create a folder in {}", parent.display()))?
+            .map_err(PipelineError::io("create a folder in", parent))?
             .keep();
         let mut files = Vec::new();
         for p in params {
             let path = tmp.join(file_name(&p.name));
-            let mut f = BufWriter::with_capacity(
-                1 << 20,
-                File::create(&path).wrap_err_with(|| format!("cannot create {}", path.display()))?,
-            );
-            f.write_all(&npy_header(0, &p.shape)).wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            let mut f =
+                BufWriter::with_capacity(1 << 20, File::create(&path).map_err(PipelineError::io("create", &path))?);
+            f.write_all(&npy_header(0, &p.shape)).map_err(PipelineError::io("write", &path))?;
             files.push(f);
         }
         Ok(GradNpyWriter {
@@ -105,7 +103,7 @@ impl GradNpyWriter {
                 batch.fill(*src, n, &mut values);
                 bytes.clear();
                 bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-                f.write_all(&bytes).map_err(|e| eyre!("cannot write {}: {e}", self.tmp.display()))?;
+                f.write_all(&bytes).map_err(PipelineError::io("write", &self.tmp))?;
             }
         }
         self.ids.extend_from_slice(ids);
@@ -118,9 +116,10 @@ impl GradNpyWriter {
     /// place (replacing an earlier one).
     pub fn commit(mut self) -> Result<()> {
         let n = self.ids.len();
-        let err = |e: std::io::Error| eyre!("cannot write {}: {e}", self.tmp.display());
+        let tmp = self.tmp.clone();
+        let err = |e: std::io::Error| PipelineError::io("write", &tmp)(e);
         for (p, f) in self.params.iter().zip(std::mem::take(&mut self.files)) {
-            let mut file = f.into_inner().map_err(|e| eyre!("cannot write {}: {}", self.tmp.display(), e.error()))?;
+            let mut file = f.into_inner().map_err(|e| err(e.into_error()))?;
             file.seek(SeekFrom::Start(0)).map_err(err)?;
             file.write_all(&npy_header(n, &p.shape)).map_err(err)?;
             file.sync_all().map_err(err)?;
@@ -165,13 +164,12 @@ impl GradNpyWriter {
         // Replace an earlier folder: move it aside, move the new one in, then delete the old.
         let old = if self.dest.exists() {
             let aside = self.tmp.with_extension("old");
-            fs::rename(&self.dest, &aside).wrap_err_with(|| format!("cannot replace {}", self.dest.display()))?;
+            fs::rename(&self.dest, &aside).map_err(PipelineError::io("replace", &self.dest))?;
             Some(aside)
         } else {
             None
         };
-        fs::rename(&self.tmp, &self.dest)
-            .wrap_err_with(|| format!("cannot move the finished folder to {}", self.dest.display()))?;
+        fs::rename(&self.tmp, &self.dest).map_err(PipelineError::io("move the finished folder to", &self.dest))?;
         if let Some(old) = old {
             let _ = fs::remove_dir_all(old);
         }

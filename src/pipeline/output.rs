@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use super::error::{PipelineError, Result};
 use tempfile::NamedTempFile;
 
 use crate::json::PyJsonWriter;
@@ -18,9 +18,9 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
         return Ok(());
     }
     if dir.exists() && !dir.is_dir() {
-        bail!("output directory {} exists and is not a directory", dir.display());
+        return Err(PipelineError::NotADirectory(dir.to_path_buf()));
     }
-    fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create output directory {}", dir.display()))
+    fs::create_dir_all(dir).map_err(PipelineError::io("create output directory", dir))
 }
 
 #[cfg(unix)]
@@ -44,7 +44,7 @@ impl AtomicFile {
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         ensure_dir(dir)?;
         if dest.is_dir() {
-            bail!("cannot write {}: it is a directory", dest.display());
+            return Err(PipelineError::Format(format!("cannot write {}: it is a directory", dest.display())));
         }
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         // 0o666 minus the umask, as a plain open() would give (tempfile's default is 0o600).
@@ -53,7 +53,7 @@ impl AtomicFile {
             .suffix(".partial")
             .permissions(default_permissions())
             .tempfile_in(dir)
-            .wrap_err_with(|| format!("cannot create a file in {}", dir.display()))?;
+            .map_err(PipelineError::io("create a file in", dir))?;
         Ok(AtomicFile { tmp, dest: dest.to_path_buf() })
     }
 
@@ -68,10 +68,10 @@ impl AtomicFile {
     /// Flushes to disk and renames into place.
     pub fn commit(self) -> Result<()> {
         let dest = self.dest.clone();
-        self.tmp.as_file().sync_all().wrap_err_with(|| format!("cannot write {} (disk full?)", dest.display()))?;
+        self.tmp.as_file().sync_all().map_err(PipelineError::io("write (disk full?)", &dest))?;
         self.tmp
             .persist(&dest)
-            .map_err(|e| eyre!("cannot move the finished file into place at {}: {}", dest.display(), e.error))?;
+            .map_err(|e| PipelineError::io("move the finished file into place at", &dest)(e.error))?;
         Ok(())
     }
 }
@@ -127,7 +127,7 @@ pub struct JsonOutput {
 impl JsonOutput {
     pub fn create(dest: &Path) -> Result<JsonOutput> {
         let mut file = AtomicFile::create(dest)?;
-        let handle = file.file().try_clone().wrap_err("cannot duplicate a file handle")?;
+        let handle = file.file().try_clone().map_err(PipelineError::io("duplicate the file handle of", dest))?;
         Ok(JsonOutput {
             writer: PyJsonWriter::new(BufWriter::with_capacity(1 << 20, WritebackFile::new(handle))),
             file,
@@ -149,15 +149,14 @@ impl JsonOutput {
 
     pub fn commit(self) -> Result<()> {
         let dest = self.file.dest().to_path_buf();
-        let mut inner =
-            self.writer.finish().wrap_err_with(|| format!("cannot write {} (disk full?)", dest.display()))?;
-        inner.flush().wrap_err_with(|| format!("cannot write {}", dest.display()))?;
+        let mut inner = self.writer.finish().map_err(PipelineError::io("write (disk full?)", &dest))?;
+        inner.flush().map_err(PipelineError::io("write", &dest))?;
         drop(inner);
         self.file.commit()
     }
 }
 
-/// Maps an I/O error while writing to a message naming the file.
-pub fn write_err(dest: &Path) -> impl Fn(std::io::Error) -> color_eyre::Report + '_ {
-    move |e| eyre!("cannot write {}: {e}", dest.display())
+/// Maps an I/O error while writing to an error naming the file.
+pub fn write_err(dest: &Path) -> impl Fn(std::io::Error) -> PipelineError + '_ {
+    move |source| PipelineError::Io { action: "write".into(), path: dest.to_path_buf(), source }
 }

@@ -79,7 +79,7 @@ fn read_keys(cross: Option<&Path>, notes: &mut Vec<String>) -> Result<Vec<extrac
     match cross {
         Some(p) if p.is_file() => {
             let v = extract::read_small_json(p, "cross-metric file")?;
-            extract::candidate_keys(&v, &p.display().to_string())
+            Ok(extract::candidate_keys(&v, &p.display().to_string())?)
         }
         Some(p) => {
             notes.push(format!("{} not found: no candidate neurons to select from", p.display()));

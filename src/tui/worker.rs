@@ -13,7 +13,7 @@ use color_eyre::eyre::{eyre, Result};
 
 use crate::agent::{self, AgentLimits, ArchOverrides};
 use crate::model::{parse_device, Net};
-use crate::pipeline::{self, average::Averages, Cancelled, PassOptions, Progress, RawFormat};
+use crate::pipeline::{self, average::Averages, PassOptions, Progress, RawFormat};
 
 /// How often provisional averages are sent while the pipeline runs.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(300);
@@ -66,11 +66,8 @@ impl Worker {
             };
             match run(job, &stop, &send) {
                 Ok(avgs) => send(Msg::Finished(Arc::new(avgs))),
-                Err(e) if e.downcast_ref::<Cancelled>().is_some() => send(Msg::Cancelled),
-                Err(e) => {
-                    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-                    send(Msg::Failed(chain.join(": ")))
-                }
+                Err(e) if pipeline::is_cancelled(e.as_ref()) => send(Msg::Cancelled),
+                Err(e) => send(Msg::Failed(crate::error_text(e.as_ref()))),
             }
         })?;
         Ok(Worker { rx, cancel, handle: Some(handle) })
