@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Python SaliencyTooling method, re-implemented from `shared/spec/pipeline.md` §2-§4.
+"""The Python SaliencyTooling method, re-implemented from docs/pipeline.md (steps 1-3).
 
 This is the yardstick `saliency` is compared with: reference outputs (`make_fixtures.py`) and
 the benchmarks (`scripts/bench.sh`). It does what the original scripts do, the way they do it:
@@ -7,8 +7,8 @@ load the agent with Stable-Baselines3, one forward and one backward pass per inp
 PyTorch autograd, every gradient kept in Python lists, `json.dump(obj, f, indent=2)`, and the
 average step reads the whole gradients file back.
 
-Where the spec defines a rule the original leaves to chance (marked OURS there: tie order,
-k = 0, `<layer>_neuron_<n>` keys, duplicate neurons, sorted zip choice), this follows the spec,
+Where docs/pipeline.md defines a rule the original leaves to chance (marked "ours" there: tie order,
+k = 0, `<layer>_neuron_<n>` keys, duplicate neurons, sorted zip choice), this follows that page,
 so that its files are the ones `saliency` must reproduce byte for byte.
 
 Usage (same flags as the original scripts):
@@ -77,7 +77,7 @@ def make_obs(model, values, device):
 
 
 def compute_gradients(model, inputs, device="cpu"):
-    """spec §2: per input, the gradient of q[argmax q] w.r.t. every parameter."""
+    """Step 1: per input, the gradient of q[argmax q] w.r.t. every parameter."""
     import torch as th
 
     q_net = model.q_net
@@ -101,7 +101,7 @@ def compute_gradients(model, inputs, device="cpu"):
 
 
 def average_gradients(gradients):
-    """spec §3: mean |gradient| in float64, summed in input order, divided once by N."""
+    """Step 2: mean |gradient| in float64, summed in input order, divided once by N."""
     sums = {}
     n = 0
     for entry in gradients.values():
@@ -165,7 +165,7 @@ def rank_desc(values):
 
 
 def extract_candidates(cross_metric, averages_doc, useful_neurons, k, m):
-    """spec §4."""
+    """Step 3."""
     averages = averages_doc["average_gradients"]
     targets, pool = [], []
     neuron_weights, top_k, additional = {}, {}, {}

@@ -1,5 +1,5 @@
 //! The network of an SB3 DQN agent, worked out from its parameter names and shapes plus the
-//! settings in `data` (agent-format.md §4). Pure description; `crate::model` runs it.
+//! settings in `data` (docs/agent-format.md, "The network"). Pure description; `crate::model` runs it.
 
 use std::collections::HashMap;
 

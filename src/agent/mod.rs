@@ -30,7 +30,7 @@ impl Agent {
     }
 }
 
-/// spec §1: a `.zip` file, or a directory holding `agent.zip`, `model.zip`, `dqn.zip` (in that
+/// docs/pipeline.md, "Agent resolution": a `.zip` file, or a directory holding `agent.zip`, `model.zip`, `dqn.zip` (in that
 /// order), else the first `*.zip` in sorted name order.
 pub fn resolve_agent_zip(path: &Path) -> Result<PathBuf> {
     if path.is_file() {

@@ -1,4 +1,4 @@
-//! Sums of |gradient| per parameter element, in float64, added in input order (spec §3).
+//! Sums of |gradient| per parameter element, in float64, added in input order (docs/pipeline.md, step 2).
 //!
 //! Each per-input gradient is the float32 value the raw file holds (for a Linear weight,
 //! fl32(d_i * a_j), exactly what PyTorch's batch-of-one backward gives), so the averages of

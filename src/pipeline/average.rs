@@ -57,7 +57,7 @@ impl Averages {
         self.index_of(name).map(|i| &self.params[i])
     }
 
-    /// Writes spec §3's file atomically.
+    /// Writes `average_gradients.json` (docs/pipeline.md, step 2) atomically.
     pub fn write(&self, dest: &Path) -> Result<u64> {
         let mut out = JsonOutput::create(dest)?;
         let w = out.json();

@@ -1,4 +1,4 @@
-//! spec §4: candidate neurons and the k/m weight selection.
+//! Candidate neurons and the k/m weight selection (docs/pipeline.md, step 3).
 //!
 //! `select` is a pure function of (averages, candidates, k, m), cheap enough to re-run on every
 //! key press of the explorer.
@@ -224,7 +224,7 @@ fn top_by<T: Copy>(items: &mut Vec<T>, count: usize, key: impl Fn(&T) -> (f64, u
     items.sort_unstable_by(cmp);
 }
 
-/// spec §4: per candidate its top k weights (guaranteed), the rest into one pool whose top m
+/// docs/pipeline.md, step 3: per candidate its top k weights (guaranteed), the rest into one pool whose top m
 /// are added, all sorted by magnitude (stable: guaranteed in candidate order, then additional).
 pub fn select(avgs: &Averages, candidates: &[Candidate], k: usize, m: usize) -> Selection {
     let mut targets = Vec::new();
@@ -278,7 +278,7 @@ impl Selection {
     }
 }
 
-/// Writes `candidate_weights.json` (spec §4 layout) atomically.
+/// Writes `candidate_weights.json` (docs/pipeline.md, step 3) atomically.
 pub fn write_candidates(dest: &Path, avgs: &Averages, candidates: &[Candidate], sel: &Selection) -> Result<()> {
     let mut out = JsonOutput::create(dest)?;
     let w = out.json();

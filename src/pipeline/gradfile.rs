@@ -125,7 +125,7 @@ fn input_err(file: &str, id: &str, detail: &str) -> PipelineError {
     PipelineError::Input { file: file.to_string(), id: id.to_string(), detail: detail.to_string() }
 }
 
-/// spec §3 from a `weight_gradients.json`: mean |gradient| per element over all inputs, summed
+/// Step 2 (docs/pipeline.md) from a `weight_gradients.json`: mean |gradient| per element over all inputs, summed
 /// in file order in float64. Every input must have the same parameters and shapes.
 pub fn average_file(path: &Path, progress: impl FnMut(u64, usize)) -> Result<Averages> {
     let shown = path.display().to_string();
