@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::ablation::Mode;
 use crate::agent::{Activation, AgentLimits, ArchOverrides};
+use crate::target::Target;
 use crate::tui::color::{ColorChoice, Colormap};
 
 #[derive(Debug, Parser)]
@@ -36,6 +38,9 @@ pub enum Command {
     Average(AverageArgs),
     /// Step 3: top k weights per candidate neuron plus m more globally (candidate_weights.json).
     Extract(ExtractArgs),
+    /// Evidence: change the selected weights and measure what it does to the agent's decisions,
+    /// against the same number of random weights (ablation.json).
+    Ablate(AblateArgs),
     /// Print a shell completion script (e.g. `saliency completions bash > ~/.local/share/bash-completion/completions/saliency`).
     Completions {
         #[arg(value_enum)]
@@ -152,12 +157,65 @@ pub struct SelectionArgs {
     pub useful_neurons_path: Option<PathBuf>,
 }
 
+/// How weights are ablated and compared with random ones (`ablate`, `run --ablate`).
+#[derive(Debug, Clone, Args)]
+pub struct AblationArgs {
+    /// zero, or scale:F to multiply the selected weights by F
+    #[arg(long, default_value = "zero", value_parser = Mode::parse, value_name = "MODE")]
+    pub mode: Mode,
+    /// Random draws of as many weights per parameter, for the baseline (0: none)
+    #[arg(long, default_value_t = crate::ablation::DEFAULT_DRAWS, value_parser = count, value_name = "R")]
+    pub random: usize,
+    /// Most random draws accepted (each is a forward pass over every input)
+    #[arg(long = "max-random", alias = "max_random", default_value_t = crate::ablation::MAX_DRAWS, value_parser = count, value_name = "N")]
+    pub max_random: usize,
+    /// Seed of the random draws (the same seed gives the same draws)
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AblateArgs {
+    /// Agent directory or .zip
+    #[arg(long = "agent-path", alias = "agent_path", value_name = "PATH")]
+    pub agent_path: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The selection to ablate (default: <output dir>/candidate_weights.json)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["k", "m"])]
+    pub candidates: Option<PathBuf>,
+    /// Select with this k instead of reading a candidate file (as `extract` would)
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    pub k: Option<usize>,
+    /// Select with this m instead of reading a candidate file (as `extract` would)
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    pub m: Option<usize>,
+    /// useful_neurons.json, for exp_<N>_<layer> candidate keys (with --k/--m)
+    #[arg(long = "useful-neurons-path", alias = "useful_neurons_path", value_name = "FILE")]
+    pub useful_neurons_path: Option<PathBuf>,
+    /// The scalar compared before and after: q, margin, action:N or logsoftmax
+    #[arg(long, default_value = "q", value_parser = Target::parse, value_name = "T")]
+    pub target: Target,
+    #[command(flatten)]
+    pub ablation: AblationArgs,
+    /// Output directory (default: <agent dir>/gradient_analysis)
+    #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub quiet: Quiet,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub agent: AgentArgs,
     #[command(flatten)]
     pub selection: SelectionArgs,
+    /// Also ablate the selection against random weights (writes ablation.json)
+    #[arg(long)]
+    pub ablate: bool,
+    #[command(flatten)]
+    pub ablation: AblationArgs,
     /// Output directory (default: <agent dir>/gradient_analysis)
     #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,

@@ -8,12 +8,17 @@ use std::time::Instant;
 use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::ablation::{self, Change, NamedWeight};
 use crate::agent::{self, Agent};
-use crate::cli::{AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs, SelectionArgs};
+use crate::cli::{
+    AblateArgs, AblationArgs, AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, ModelArgs, RawGradients, RunArgs,
+    SelectionArgs,
+};
 use crate::json::Value;
 use crate::model::{parse_device, Net};
 use crate::paths::must_exist;
 use crate::pipeline::{self, average::Averages, extract, gradfile, Progress, RawFormat};
+use crate::target::Target;
 
 /// The Python tool's default location of useful_neurons.json (relative to the working directory).
 pub const DEFAULT_USEFUL_NEURONS: &str = "Neuron_Selection/ExperimentTooling/Definitions/useful_neurons.json";
@@ -75,10 +80,14 @@ impl Reporter {
 
 /// Loads the agent and its network as the flags say.
 pub fn load(args: &AgentArgs) -> Result<(Agent, Net)> {
-    let overrides = args.model.overrides().map_err(|e| eyre!(e))?;
-    let limits = args.model.limits();
-    let device = parse_device(&args.model.device)?;
-    let agent = agent::load_agent(&args.agent_path, &overrides, &limits)?;
+    load_model(&args.agent_path, &args.model)
+}
+
+fn load_model(agent_path: &Path, model: &ModelArgs) -> Result<(Agent, Net)> {
+    let overrides = model.overrides().map_err(|e| eyre!(e))?;
+    let limits = model.limits();
+    let device = parse_device(&model.device)?;
+    let agent = agent::load_agent(agent_path, &overrides, &limits)?;
     let net = Net::new(&agent, device)?;
     Ok((agent, net))
 }
@@ -159,14 +168,14 @@ fn selection_summary(sel: &extract::Selection, path: &Path) -> String {
     )
 }
 
-/// Extract from in-memory averages and write candidate_weights.json.
-fn extract_and_write(
+/// The selection for k and m from in-memory averages (warnings reported), as named weights.
+fn select(
     rep: &Reporter,
     inputs: &CandidateInputs,
     avgs: &Averages,
-    sel_args: &SelectionArgs,
-    out_dir: &Path,
-) -> Result<()> {
+    k: usize,
+    m: usize,
+) -> (extract::Resolved, extract::Selection) {
     let resolved = extract::resolve(&inputs.keys, inputs.useful.as_ref(), avgs);
     for w in &resolved.warnings {
         rep.warn(w);
@@ -174,11 +183,38 @@ fn extract_and_write(
     if resolved.candidates.is_empty() {
         rep.warn("no candidate neuron could be resolved: the selection is empty");
     }
-    let sel = extract::select(avgs, &resolved.candidates, sel_args.k, sel_args.m);
+    let sel = extract::select(avgs, &resolved.candidates, k, m);
+    (resolved, sel)
+}
+
+/// The selected weights by name, as a candidate file lists them.
+pub fn named_weights(avgs: &Averages, resolved: &extract::Resolved, sel: &extract::Selection) -> Vec<NamedWeight> {
+    sel.targets
+        .iter()
+        .map(|t| {
+            let c = &resolved.candidates[t.candidate];
+            NamedWeight {
+                layer_name: avgs.params[c.param].name.clone(),
+                neuron_index: c.neuron as i64,
+                weight_index: t.weight_index as i64,
+            }
+        })
+        .collect()
+}
+
+/// Extract from in-memory averages and write candidate_weights.json; returns the selection.
+fn extract_and_write(
+    rep: &Reporter,
+    inputs: &CandidateInputs,
+    avgs: &Averages,
+    sel_args: &SelectionArgs,
+    out_dir: &Path,
+) -> Result<Vec<NamedWeight>> {
+    let (resolved, sel) = select(rep, inputs, avgs, sel_args.k, sel_args.m);
     let dest = out_dir.join(pipeline::CANDIDATE_WEIGHTS);
     extract::write_candidates(&dest, avgs, &resolved.candidates, &sel)?;
     rep.done(&selection_summary(&sel, &dest));
-    Ok(())
+    Ok(named_weights(avgs, &resolved, &sel))
 }
 
 fn warn_non_finite(rep: &Reporter, count: u64, what: &str) {
@@ -210,6 +246,7 @@ fn gradient_step(
             raw: raw_format(args.raw_gradients),
             out_dir: out_dir.to_path_buf(),
             batch_size: args.model.batch_size,
+            target: Target::Q,
         },
         &mut |p, _| rep.progress(p),
         cancel,
@@ -234,6 +271,9 @@ fn default_out(agent_path: &Path) -> PathBuf {
 
 pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     let mut rep = Reporter::new(args.quiet.quiet);
+    if args.ablate {
+        check_draws(&args.ablation)?;
+    }
     let agent_dir = agent::agent_dir(&args.agent.agent_path);
     must_exist(&args.agent.agent_path, "agent path")?;
     let cross = pipeline::cross_metric_path(&agent_dir);
@@ -249,7 +289,14 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     let avg_path = out_dir.join(pipeline::AVERAGE_GRADIENTS);
     warn_non_finite(&rep, outcome.averages.write(&avg_path)?, pipeline::AVERAGE_GRADIENTS);
     rep.done(&format!("wrote {}", avg_path.display()));
-    extract_and_write(&rep, &candidates, &outcome.averages, &args.selection, &out_dir)
+    let named = extract_and_write(&rep, &candidates, &outcome.averages, &args.selection, &out_dir)?;
+    if args.ablate {
+        let inputs = pipeline::clean_inputs_path(&agent_dir);
+        let what = format!("the selection of k={} m={}", args.selection.k, args.selection.m);
+        let job = AblationJob { agent: &agent, net: &net, inputs: &inputs, target: Target::Q, out_dir: &out_dir };
+        run_ablation(&mut rep, &job, &named, &what, &args.ablation, args.agent.model.batch_size, cancel)?;
+    }
+    Ok(())
 }
 
 pub fn gradients(args: &GradientsArgs, cancel: &AtomicBool) -> Result<()> {
@@ -293,7 +340,153 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
     let candidates = read_candidate_inputs(&args.cross_metric_path, &args.selection.useful_neurons_path, agent_dir)?;
     let avgs = Averages::read(&args.average_gradients_path)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| parent_dir(&args.average_gradients_path));
-    extract_and_write(&rep, &candidates, &avgs, &args.selection, &out_dir)
+    extract_and_write(&rep, &candidates, &avgs, &args.selection, &out_dir)?;
+    Ok(())
+}
+
+/// The number of random draws is capped (each is a forward pass over every input).
+fn check_draws(args: &AblationArgs) -> Result<()> {
+    if args.random > args.max_random {
+        bail!(
+            "--random {} is over the limit of {} draws (each is a forward pass over every input); raise it with \
+             --max-random",
+            args.random,
+            args.max_random
+        );
+    }
+    Ok(())
+}
+
+/// What an ablation runs on.
+struct AblationJob<'a> {
+    agent: &'a Agent,
+    net: &'a Net,
+    inputs: &'a Path,
+    target: Target,
+    out_dir: &'a Path,
+}
+
+/// Ablates `named` (described as `what` in messages), writes ablation.json and prints the
+/// headline numbers.
+fn run_ablation(
+    rep: &mut Reporter,
+    job: &AblationJob,
+    named: &[NamedWeight],
+    what: &str,
+    args: &AblationArgs,
+    batch_size: Option<usize>,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    check_draws(args)?;
+    job.target.check(job.agent.arch.n_actions).map_err(|e| eyre!(e))?;
+    let change = Change::from_named(job.agent, named, what).map_err(|e| eyre!(e))?;
+    if change.is_empty() {
+        bail!("{what} selects no weights: there is nothing to ablate");
+    }
+    must_exist(job.inputs, "inputs file")?;
+    let opts =
+        ablation::Options { mode: args.mode, target: job.target, random: args.random, seed: args.seed, batch_size };
+    let start = Instant::now();
+    let report = ablation::run(job.agent, job.net, job.inputs, &change, &opts, &mut |p| rep.progress(p), cancel);
+    rep.finish();
+    let report = report?;
+    let dest = job.out_dir.join(ablation::report::ABLATION);
+    ablation::report::write(&dest, &report)?;
+    let s = &report.selection;
+    let vs = |name: &str, sel: f64, st: Option<&ablation::Stat>| match st {
+        Some(st) => format!(
+            "{name} {} (random {} ± {}, percentile {:.0})",
+            crate::tui::view::num(sel),
+            crate::tui::view::num(st.mean),
+            crate::tui::view::num(st.std),
+            100.0 * st.percentile
+        ),
+        None => format!("{name} {}", crate::tui::view::num(sel)),
+    };
+    let r = report.random.as_ref();
+    rep.done(&format!(
+        "ablated {} weights ({}, target {}) on {} inputs: {}; {}; {}; predicted drop {}",
+        report.num_weights,
+        report.mode,
+        report.target,
+        report.per_input.len(),
+        vs("flip rate", s.flip_rate, r.map(|b| &b.flip_rate)),
+        vs("target drop", s.mean_target_drop, r.map(|b| &b.mean_target_drop)),
+        vs("KL", s.mean_kl, r.map(|b| &b.mean_kl)),
+        crate::tui::view::num(s.mean_predicted_drop),
+    ));
+    rep.done(&format!("wrote {} ({:.2} s)", dest.display(), start.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+pub fn ablate(args: &AblateArgs, cancel: &AtomicBool) -> Result<()> {
+    let mut rep = Reporter::new(args.quiet.quiet);
+    check_draws(&args.ablation)?;
+    must_exist(&args.agent_path, "agent path")?;
+    let agent_dir = agent::agent_dir(&args.agent_path);
+    let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent_path));
+    let inputs = pipeline::clean_inputs_path(&agent_dir);
+    must_exist(&inputs, "inputs file")?;
+    // The selection: a candidate file, or k and m applied as `extract` would.
+    let by_knobs = args.k.is_some() || args.m.is_some();
+    let candidates = if by_knobs {
+        let cross = pipeline::cross_metric_path(&agent_dir);
+        must_exist(&cross, "cross-metric file")?;
+        Some(read_candidate_inputs(&cross, &args.useful_neurons_path, Some(&agent_dir))?)
+    } else {
+        None
+    };
+    let file = args.candidates.clone().unwrap_or_else(|| out_dir.join(pipeline::CANDIDATE_WEIGHTS));
+    if !by_knobs && !file.exists() {
+        bail!(
+            "no selection to ablate: {} does not exist (give --candidates FILE, or --k K --m M to select as \
+             `saliency extract` would)",
+            file.display()
+        );
+    }
+    let (agent, net) = load_model(&args.agent_path, &args.model)?;
+    args.target.check(agent.arch.n_actions).map_err(|e| eyre!(e))?;
+    let (named, what) = match candidates {
+        None => (ablation::report::read_weight_targets(&file)?, file.display().to_string()),
+        Some(cands) => {
+            let (k, m) = (args.k.unwrap_or(2), args.m.unwrap_or(4));
+            let avgs = averages_for(&mut rep, &agent, &net, &out_dir, &inputs, args.model.batch_size, cancel)?;
+            let (resolved, sel) = select(&rep, &cands, &avgs, k, m);
+            (named_weights(&avgs, &resolved, &sel), format!("the selection of k={k} m={m}"))
+        }
+    };
+    let job = AblationJob { agent: &agent, net: &net, inputs: &inputs, target: args.target, out_dir: &out_dir };
+    run_ablation(&mut rep, &job, &named, &what, &args.ablation, args.model.batch_size, cancel)
+}
+
+/// The averages a k/m selection needs: `<out dir>/average_gradients.json` when it exists and
+/// fits the agent (as `extract` would read it), else computed now (nothing is written).
+fn averages_for(
+    rep: &mut Reporter,
+    agent: &Agent,
+    net: &Net,
+    out_dir: &Path,
+    inputs: &Path,
+    batch_size: Option<usize>,
+    cancel: &AtomicBool,
+) -> Result<Averages> {
+    let existing = out_dir.join(pipeline::AVERAGE_GRADIENTS);
+    if existing.is_file() {
+        let avgs = Averages::read(&existing)?;
+        let fits = avgs.params.len() == agent.params.len()
+            && avgs.params.iter().zip(&agent.params).all(|(a, p)| a.name == p.name && a.shape == p.shape);
+        if fits {
+            rep.note(&format!("selecting from the averages in {}", existing.display()));
+            return Ok(avgs);
+        }
+        rep.warn(&format!("{} does not fit this agent's parameters: computing the averages again", existing.display()));
+    }
+    rep.note("no averages yet: running the gradient pass first (nothing is written but ablation.json)");
+    let opts =
+        pipeline::PassOptions { raw: RawFormat::None, out_dir: out_dir.to_path_buf(), batch_size, target: Target::Q };
+    let outcome = pipeline::gradient_pass(agent, net, inputs, &opts, &mut |p, _| rep.progress(p), cancel);
+    rep.finish();
+    Ok(outcome?.averages)
 }
 
 /// `saliency man`: the man page on stdout, or with a directory one page per command

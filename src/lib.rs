@@ -4,6 +4,7 @@
 //! (the network in libtorch, batched per-input gradients), `pipeline` (the three steps and
 //! their files), `commands` (the headless CLI).
 
+pub mod ablation;
 pub mod agent;
 pub mod cli;
 pub mod commands;
@@ -11,6 +12,7 @@ pub mod json;
 pub mod model;
 pub mod paths;
 pub mod pipeline;
+pub mod target;
 pub mod tui;
 
 /// An error and its causes as one line: "what: why: ...". A cause whose text the message

@@ -10,6 +10,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::agent::arch::{Op, Preprocess};
 use crate::agent::{Activation, Agent};
+use crate::target::{greedy, Target};
 
 /// What can go wrong choosing a device or running the network.
 #[derive(Debug, thiserror::Error)]
@@ -71,12 +72,24 @@ pub enum LayerGrads {
     Dense { w: Vec<f32>, b: Vec<f32>, numel: usize, out: usize },
 }
 
-/// Gradients of a batch of inputs: greedy actions, their Q-values, and per-layer gradients.
+/// Gradients of a batch of inputs: greedy actions, the target's values, and per-layer gradients.
 pub struct BatchGrads {
     pub n: usize,
     pub actions: Vec<i64>,
-    pub values: Vec<f32>,
+    /// The target's value per input (for `q`, the float32 Q-value, exactly).
+    pub values: Vec<f64>,
     pub layers: Vec<LayerGrads>,
+}
+
+/// What one forward and backward pass of a batch gives (see `Net::signals`).
+pub struct Signals {
+    pub n: usize,
+    /// Outputs, B x actions, row after row.
+    pub out: Vec<f32>,
+    pub actions: Vec<usize>,
+    pub values: Vec<f64>,
+    /// Per parameterised layer in forward order: (input a, signal d = d target / d output).
+    pub layers: Vec<(Tensor, Tensor)>,
 }
 
 /// Where a parameter's gradient comes from.
@@ -236,20 +249,30 @@ impl Net {
         }
     }
 
-    /// Runs ops, recording each parameterised layer's input and (grad-tracking) output.
-    fn run_ops(&self, mut h: Tensor, ops: &[Op], record: &mut Vec<(Tensor, Tensor)>) -> Tensor {
+    /// Runs ops with `weights`, recording each parameterised layer's input and (when `grad`,
+    /// grad-tracking) output.
+    fn run_ops(
+        &self,
+        weights: &[Tensor],
+        mut h: Tensor,
+        ops: &[Op],
+        grad: bool,
+        record: &mut Vec<(Tensor, Tensor)>,
+    ) -> Tensor {
         for op in ops {
             h = match *op {
                 Op::Linear { weight, bias } | Op::Conv { weight, bias, .. } => {
-                    let w = &self.weights[weight];
-                    let b = bias.map(|b| &self.weights[b]);
+                    let w = &weights[weight];
+                    let b = bias.map(|b| &weights[b]);
                     let z = match *op {
                         Op::Conv { stride, .. } => h.conv2d(w, b, [stride as i64, stride as i64], [0, 0], [1, 1], 1),
                         _ => h.linear(w, b),
                     };
                     // The first layer's output becomes a leaf, so nothing upstream is differentiated.
-                    let z = if z.requires_grad() { z } else { z.detach().set_requires_grad(true) };
-                    record.push((h, z.shallow_clone()));
+                    let z = if !grad || z.requires_grad() { z } else { z.detach().set_requires_grad(true) };
+                    if grad {
+                        record.push((h, z.shallow_clone()));
+                    }
                     z
                 }
                 Op::Act(a) => activate(&h, a),
@@ -259,62 +282,88 @@ impl Net {
         h
     }
 
-    /// Q-values of a batch (B x input_len, float32), without gradients.
-    pub fn q_values(&self, x: &Tensor) -> Tensor {
-        let _guard = tch::no_grad_guard();
-        let mut record = Vec::new();
-        self.forward(x, &mut record)
-    }
-
-    fn forward(&self, x: &Tensor, record: &mut Vec<(Tensor, Tensor)>) -> Tensor {
+    fn forward(&self, weights: &[Tensor], x: &Tensor, grad: bool, record: &mut Vec<(Tensor, Tensor)>) -> Tensor {
         let mut feats = Vec::new();
         for b in &self.arch.branches {
             let xb = x.narrow(1, b.offset as i64, b.len as i64);
             let h = self.preprocess(&xb, &b.preprocess, &b.obs_shape);
-            feats.push(self.run_ops(h, &b.ops, record));
+            feats.push(self.run_ops(weights, h, &b.ops, grad, record));
         }
         let h = if feats.len() == 1 {
             feats.pop().unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, self.device)))
         } else {
             Tensor::cat(&feats, 1)
         };
-        self.run_ops(h, &self.arch.trunk, record)
+        self.run_ops(weights, h, &self.arch.trunk, grad, record)
     }
 
-    /// Per-input gradients for a batch. `x` is B x input_len float32 (raw input values).
-    pub fn batch_gradients(&self, x_cpu: &[f32], batch: usize) -> Result<BatchGrads> {
-        let width = self.arch.input_len as i64;
-        let x = Tensor::from_slice(x_cpu).reshape([batch as i64, width]).to_device(self.device);
+    /// The agent's parameters as tensors on the device, in parameter order.
+    pub fn weights(&self) -> &[Tensor] {
+        &self.weights
+    }
+
+    /// Outputs per action.
+    pub fn n_outputs(&self) -> usize {
+        self.arch.n_actions
+    }
+
+    /// A batch of raw inputs (B x input_len float32, row after row) on the device.
+    pub fn input_tensor(&self, x_cpu: &[f32], batch: usize) -> Tensor {
+        Tensor::from_slice(x_cpu).reshape([batch as i64, self.arch.input_len as i64]).to_device(self.device)
+    }
+
+    /// The network's outputs (B x actions, row after row) with `weights` in place of the
+    /// agent's, without gradients.
+    pub fn outputs_with(&self, weights: &[Tensor], x: &Tensor) -> Vec<f32> {
+        let _guard = tch::no_grad_guard();
+        to_vec(&self.forward(weights, x, false, &mut Vec::new()))
+    }
+
+    /// One forward and one backward pass for a batch: the outputs, each input's greedy action
+    /// and target value, and per parameterised layer its input `a` and the signal
+    /// `d = d target / d z` of its output `z` (every row an input of its own).
+    pub fn signals(&self, x: &Tensor, target: Target) -> Result<Signals> {
+        let batch = x.size()[0] as usize;
         let mut record = Vec::new();
-        let q = self.forward(&x, &mut record);
-        let q_cpu = to_vec(&q.detach());
+        let out = self.forward(&self.weights, x, true, &mut record);
+        let out_cpu = to_vec(&out.detach());
         let n_actions = self.arch.n_actions;
-        // argmax with the lowest index on ties; NaN counts as the largest (as torch.argmax).
         let mut actions = Vec::with_capacity(batch);
         let mut values = Vec::with_capacity(batch);
-        for row in q_cpu.chunks_exact(n_actions) {
-            let mut best = 0usize;
-            for (i, &v) in row.iter().enumerate().skip(1) {
-                let cur = row[best];
-                if !cur.is_nan() && (v.is_nan() || v > cur) {
-                    best = i;
-                }
+        let mut coef = vec![0f32; batch * n_actions];
+        let mut row_coef = vec![0f64; n_actions];
+        for (n, row) in out_cpu.chunks_exact(n_actions).enumerate() {
+            let a = greedy(row);
+            actions.push(a);
+            values.push(target.value(row, a));
+            target.coefficients(row, a, &mut row_coef);
+            for (c, &v) in coef[n * n_actions..(n + 1) * n_actions].iter_mut().zip(&row_coef) {
+                *c = v as f32;
             }
-            actions.push(best as i64);
-            values.push(row[best]);
         }
-        let idx = Tensor::from_slice(&actions).to_device(self.device).unsqueeze(1);
-        let objective = q.gather(1, &idx, false).sum(Kind::Float);
+        // d objective / d out is exactly the coefficients: (out * C).sum() back-propagates them.
+        let c = Tensor::from_slice(&coef).reshape([batch as i64, n_actions as i64]).to_device(self.device);
+        let objective = (&out * &c).sum(Kind::Float);
         let zs: Vec<&Tensor> = record.iter().map(|(_, z)| z).collect();
         let ds = Tensor::f_run_backward(&[&objective], &zs, false, false)
             .map_err(|e| ModelError::Torch("backward pass", e))?;
+        let layers = record.into_iter().zip(ds).map(|((a, _), d)| (a.detach(), d)).collect();
+        Ok(Signals { n: batch, out: out_cpu, actions, values, layers })
+    }
+
+    /// Per-input gradients of the target for a batch. `x_cpu` is B x input_len float32 (raw
+    /// input values).
+    pub fn batch_gradients(&self, x_cpu: &[f32], batch: usize, target: Target) -> Result<BatchGrads> {
+        let x = self.input_tensor(x_cpu, batch);
+        let Signals { actions, values, layers: record, .. } = self.signals(&x, target)?;
+        let actions = actions.into_iter().map(|a| a as i64).collect();
         let mut layers = Vec::with_capacity(self.layers.len());
-        for ((layer, (a, _)), d) in self.layers.iter().zip(&record).zip(&ds) {
+        for (layer, (a, d)) in self.layers.iter().zip(&record) {
             let grads = match layer.conv_stride {
                 None => {
                     let rows = d.size()[1] as usize;
                     let cols = a.size()[1] as usize;
-                    LayerGrads::Outer { d: to_vec(d), a: to_vec(&a.detach()), rows, cols }
+                    LayerGrads::Outer { d: to_vec(d), a: to_vec(a), rows, cols }
                 }
                 Some(stride) => {
                     let _guard = tch::no_grad_guard();
@@ -322,7 +371,7 @@ impl Net {
                     let ws = w.size();
                     let (out, k) = (ws[0], ws[2]);
                     let s = stride as i64;
-                    let unfolded = unfold(&a.detach(), k, ws[3], s); // B x C*k*k x L
+                    let unfolded = unfold(a, k, ws[3], s); // B x C*k*k x L
                     let dflat = d.reshape([batch as i64, out, -1]); // B x O x L
                     let gw = unfolded.bmm(&dflat.transpose(1, 2)).transpose(1, 2); // B x O x C*k*k
                     let gb = dflat.sum_dim_intlist([2i64].as_slice(), false, Kind::Float);

@@ -438,6 +438,85 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
         ["no \"average_gradients\" object"]
     );
 
+    // --- ablation ---
+    let abl = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut a = os(&[&"ablate", &"-q", &"--agent-path", &fixture("acrobot"), &"--output-dir", &out]);
+        a.extend(extra.iter().map(|s| s.as_ref().to_os_string()));
+        a
+    };
+    let sel = dir.join("selections");
+    let target = |layer: &str, n: i64, w: i64| {
+        format!(
+            r#"{{"weight_targets": [{{"layer_name": "q_net.0.weight", "neuron_index": 1, "weight_index": 2}},
+               {{"layer_name": "{layer}", "neuron_index": {n}, "weight_index": {w}}}]}}"#
+        )
+    };
+    write(&sel.join("param.json"), target("q_net.9.weight", 0, 0));
+    case!(
+        "ablate-unknown-parameter",
+        abl(&[&"--candidates", &sel.join("param.json")]),
+        1,
+        ["weight_targets[1]: layer_name \"q_net.9.weight\" is not a parameter of this agent", "q_net.0.weight"]
+    );
+    write(&sel.join("neuron.json"), target("q_net.0.weight", 32, 0));
+    case!(
+        "ablate-neuron-out-of-range",
+        abl(&[&"--candidates", &sel.join("neuron.json")]),
+        1,
+        ["weight_targets[1]: neuron_index 32 is out of range for q_net.0.weight (shape [32, 6]: 0..32)"]
+    );
+    write(&sel.join("weight.json"), target("q_net.0.weight", 0, 6));
+    case!(
+        "ablate-weight-out-of-range",
+        abl(&[&"--candidates", &sel.join("weight.json")]),
+        1,
+        ["weight_targets[1]: weight_index 6 is out of range for q_net.0.weight", "rows of 6 weights"]
+    );
+    write(&sel.join("empty.json"), r#"{"weight_targets": []}"#);
+    case!(
+        "ablate-empty-selection",
+        abl(&[&"--candidates", &sel.join("empty.json")]),
+        1,
+        ["selects no weights: there is nothing to ablate"]
+    );
+    write(&sel.join("not-candidates.json"), r#"{"average_gradients": {}}"#);
+    case!(
+        "ablate-not-a-candidate-file",
+        abl(&[&"--candidates", &sel.join("not-candidates.json")]),
+        1,
+        ["no \"weight_targets\" list (is this a candidate_weights.json?)"]
+    );
+    case!(
+        "ablate-no-selection",
+        abl(&[]),
+        1,
+        ["no selection to ablate", "candidate_weights.json does not exist", "--k K --m M"]
+    );
+    case!(
+        "ablate-scale-without-factor",
+        abl(&[&"--mode", &"scale:"]),
+        2,
+        ["invalid value 'scale:' for '--mode <MODE>'", "scale needs a factor, e.g. scale:0.5"]
+    );
+    case!(
+        "ablate-scale-nan",
+        abl(&[&"--mode", &"scale:nan"]),
+        2,
+        ["invalid value 'scale:nan'", "the factor must be a finite number, found NaN"]
+    );
+    case!(
+        "ablate-random-absurd",
+        abl(&[&"--k", &"2", &"--m", &"4", &"--random", &"100000000"]),
+        1,
+        ["--random 100000000 is over the limit of 10000 draws", "raise it with --max-random"]
+    );
+    case!(
+        "ablate-target-out-of-range",
+        abl(&[&"--k", &"2", &"--target", &"action:3"]),
+        1,
+        ["target action:3 is out of range: the agent has 3 actions (0..3)"]
+    );
+
     // --- writing ---
     let d = acro("disk-full");
     v.push(Case {

@@ -148,6 +148,13 @@ impl<W: Write> PyJsonWriter<W> {
         self.maybe_flush()
     }
 
+    /// `null` (Python's None).
+    pub fn null(&mut self) -> io::Result<()> {
+        self.before_item();
+        self.buf.extend_from_slice(b"null");
+        self.maybe_flush()
+    }
+
     pub fn int(&mut self, value: i64) -> io::Result<()> {
         self.before_item();
         let mut b = itoa_buf(value);

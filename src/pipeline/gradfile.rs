@@ -64,7 +64,7 @@ impl GradJsonWriter {
             w.key(id)?;
             w.begin_object()?;
             w.key_int("max_logit_action", batch.actions[n])?;
-            w.key_float("max_logit_value", f64::from(batch.values[n]))?;
+            w.key_float("max_logit_value", batch.values[n])?;
             w.key("gradients")?;
             w.begin_object()?;
             let mut values = Vec::new();

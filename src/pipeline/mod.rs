@@ -102,6 +102,8 @@ pub struct PassOptions {
     pub out_dir: PathBuf,
     /// Inputs per batch; None picks one from the network's size.
     pub batch_size: Option<usize>,
+    /// What is differentiated (`q`: the Python tool's files).
+    pub target: crate::target::Target,
 }
 
 /// One batch on its way from the model to the sink.
@@ -123,7 +125,7 @@ pub fn gradient_pass(
     progress: &mut ProgressFn,
     cancel: &AtomicBool,
 ) -> Result<GradientOutcome> {
-    let PassOptions { raw, out_dir, batch_size } = opts.clone();
+    let PassOptions { raw, out_dir, batch_size, target } = opts.clone();
     let file_size = std::fs::metadata(inputs).map(|m| m.len()).unwrap_or(0);
     let mut reader = InputReader::open(inputs, &agent.arch)?;
     let params = param_meta(agent);
@@ -204,7 +206,7 @@ pub fn gradient_pass(
                     return Err(PipelineError::Cancelled);
                 }
                 let (ids, values, offset, finished) = item?;
-                let grads = net.batch_gradients(&values, ids.len())?;
+                let grads = net.batch_gradients(&values, ids.len(), target)?;
                 if tx_out.send(Computed { ids, grads, offset, finished }).is_err() {
                     break; // the sink failed; its error is reported below
                 }

@@ -53,7 +53,7 @@ pub struct GradNpyWriter {
     params: Vec<ParamMeta>,
     ids: Vec<String>,
     actions: Vec<i64>,
-    values: Vec<f32>,
+    values: Vec<f64>,
     committed: bool,
 }
 
@@ -141,7 +141,7 @@ impl GradNpyWriter {
             }
             w.end_array()?;
             w.key("max_logit_value")?;
-            w.nested(&[self.values.len()], |i| f64::from(self.values[i]))?;
+            w.nested(&[self.values.len()], |i| self.values[i])?;
             w.key("parameters")?;
             w.begin_array()?;
             for p in &self.params {

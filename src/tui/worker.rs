@@ -126,7 +126,12 @@ fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<Ave
             send(Msg::Loaded { summary: agent.arch.summary.clone(), notes: agent.arch.notes.clone() });
             let params = pipeline::param_meta(&agent);
             let mut last = Instant::now() - SNAPSHOT_EVERY;
-            let opts = PassOptions { raw: RawFormat::None, out_dir: PathBuf::from("."), batch_size };
+            let opts = PassOptions {
+                raw: RawFormat::None,
+                out_dir: PathBuf::from("."),
+                batch_size,
+                target: crate::target::Target::Q,
+            };
             let outcome = pipeline::gradient_pass(
                 &agent,
                 &net,

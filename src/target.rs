@@ -1,0 +1,196 @@
+//! The target: the scalar of the network's outputs that is differentiated (and, in an ablation,
+//! compared before and after), and the greedy action. One definition for the gradients, the
+//! ablation and the explorer (docs/targets.md).
+//!
+//! For a Q-network the outputs are Q-values and the greedy action a* is their argmax, the lowest
+//! index on ties (NaN counting as largest, as `torch.argmax`).
+
+use std::fmt;
+
+/// What is differentiated, per input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    /// out[a*]: the greedy action's Q-value (the Python tool's objective).
+    #[default]
+    Q,
+    /// out[a*] - out[b], b the best other action (lowest index on ties).
+    Margin,
+    /// out[N] for a fixed action N (a* is still reported).
+    Action(usize),
+    /// log softmax(out)[a*], computed in float64.
+    LogSoftmax,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Q => f.write_str("q"),
+            Target::Margin => f.write_str("margin"),
+            Target::Action(n) => write!(f, "action:{n}"),
+            Target::LogSoftmax => f.write_str("logsoftmax"),
+        }
+    }
+}
+
+/// The names `--target` accepts.
+pub const TARGET_NAMES: &str = "q, margin, action:N, logsoftmax";
+
+impl Target {
+    /// Parses `q`, `margin`, `action:N`, `logsoftmax`.
+    pub fn parse(text: &str) -> Result<Target, String> {
+        let t = text.trim();
+        match t.to_ascii_lowercase().as_str() {
+            "q" => return Ok(Target::Q),
+            "margin" => return Ok(Target::Margin),
+            "logsoftmax" | "log-softmax" => return Ok(Target::LogSoftmax),
+            _ => {}
+        }
+        if let Some(n) = t.strip_prefix("action:") {
+            return n
+                .trim()
+                .parse::<usize>()
+                .map(Target::Action)
+                .map_err(|_| format!("target '{text}': action:N needs a whole number N, found '{n}'"));
+        }
+        Err(format!("unknown target '{text}' (known: {TARGET_NAMES})"))
+    }
+
+    /// Whether the target makes sense for a network with `n_actions` outputs.
+    pub fn check(self, n_actions: usize) -> Result<(), String> {
+        match self {
+            Target::Action(n) if n >= n_actions => {
+                Err(format!("target action:{n} is out of range: the agent has {n_actions} actions (0..{n_actions})"))
+            }
+            Target::Margin if n_actions < 2 => {
+                Err("target margin needs at least two actions; the agent has one".to_string())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The target's value for one input's outputs, with the greedy action `a` (float64 from the
+    /// float32 outputs).
+    pub fn value(self, out: &[f32], a: usize) -> f64 {
+        match self {
+            Target::Q => f64::from(out[a]),
+            Target::Action(n) => f64::from(out[n]),
+            Target::Margin => f64::from(out[a]) - f64::from(out[runner_up(out, a)]),
+            Target::LogSoftmax => log_softmax(out)[a],
+        }
+    }
+
+    /// d target / d out for one input, into `coef` (float64). For `logsoftmax` the greedy
+    /// action's coefficient 1 - p(a) is computed as the sum of the other probabilities, which
+    /// keeps its digits when p(a) is within rounding of 1.
+    pub fn coefficients(self, out: &[f32], a: usize, coef: &mut [f64]) {
+        coef.iter_mut().for_each(|c| *c = 0.0);
+        match self {
+            Target::Q => coef[a] = 1.0,
+            Target::Action(n) => coef[n] = 1.0,
+            Target::Margin => {
+                coef[a] = 1.0;
+                coef[runner_up(out, a)] = -1.0;
+            }
+            Target::LogSoftmax => {
+                let ls = log_softmax(out);
+                let mut others = 0.0;
+                for (j, c) in coef.iter_mut().enumerate() {
+                    if j != a {
+                        let p = ls[j].exp();
+                        *c = -p;
+                        others += p;
+                    }
+                }
+                coef[a] = others;
+            }
+        }
+    }
+}
+
+/// argmax with the lowest index on ties; NaN counts as the largest (as `torch.argmax`).
+pub fn greedy(row: &[f32]) -> usize {
+    let mut best = 0usize;
+    for (i, &v) in row.iter().enumerate().skip(1) {
+        let cur = row[best];
+        if !cur.is_nan() && (v.is_nan() || v > cur) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The best action other than `a` (lowest index on ties).
+pub fn runner_up(row: &[f32], a: usize) -> usize {
+    let mut best: Option<usize> = None;
+    for (i, &v) in row.iter().enumerate() {
+        if i == a {
+            continue;
+        }
+        best = match best {
+            None => Some(i),
+            Some(b) if !row[b].is_nan() && (v.is_nan() || v > row[b]) => Some(i),
+            keep => keep,
+        };
+    }
+    best.unwrap_or(a)
+}
+
+/// log softmax in float64 (max-shifted).
+pub fn log_softmax(row: &[f32]) -> Vec<f64> {
+    let max = row.iter().map(|&v| f64::from(v)).fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = row.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+    let log_sum = max + sum.ln();
+    row.iter().map(|&v| f64::from(v) - log_sum).collect()
+}
+
+/// KL(p || p') of the softmaxes of two output rows, in float64.
+pub fn kl_softmax(out: &[f32], ablated: &[f32]) -> f64 {
+    let (lp, lq) = (log_softmax(out), log_softmax(ablated));
+    lp.iter().zip(&lq).map(|(&a, &b)| if a == f64::NEG_INFINITY { 0.0 } else { a.exp() * (a - b) }).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_names() {
+        for t in ["q", "margin", "action:3", "logsoftmax"] {
+            assert_eq!(Target::parse(t).unwrap().to_string(), t);
+        }
+        assert!(Target::parse("action:x").unwrap_err().contains("whole number"));
+        assert!(Target::parse("value").unwrap_err().contains("known: q, margin"));
+        assert!(Target::Action(5).check(5).unwrap_err().contains("out of range"));
+        assert!(Target::Margin.check(1).unwrap_err().contains("two actions"));
+    }
+
+    #[test]
+    fn greedy_and_runner_up_take_the_lowest_index_on_ties() {
+        assert_eq!(greedy(&[1.0, 3.0, 3.0]), 1);
+        assert_eq!(runner_up(&[1.0, 3.0, 3.0], 1), 2);
+        assert_eq!(runner_up(&[2.0, 3.0, 2.0], 1), 0);
+        assert_eq!(greedy(&[1.0, f32::NAN, 5.0]), 1);
+    }
+
+    #[test]
+    fn values_and_coefficients() {
+        let out = [1.0f32, 4.0, 2.0];
+        assert_eq!(Target::Q.value(&out, 1), 4.0);
+        assert_eq!(Target::Margin.value(&out, 1), 2.0);
+        assert_eq!(Target::Action(2).value(&out, 1), 2.0);
+        let mut c = [0.0; 3];
+        Target::Margin.coefficients(&out, 1, &mut c);
+        assert_eq!(c, [0.0, 1.0, -1.0]);
+        // log softmax: the coefficients sum to zero and match 1 - p for the greedy action.
+        Target::LogSoftmax.coefficients(&out, 1, &mut c);
+        let p: Vec<f64> = log_softmax(&out).iter().map(|v| v.exp()).collect();
+        assert!((c[1] - (1.0 - p[1])).abs() < 1e-15 && (c.iter().sum::<f64>()).abs() < 1e-15);
+        // A confident policy: 1 - p(a) is below float32's and float64's rounding of 1, but the
+        // coefficient keeps its digits.
+        let sure = [0.0f32, 60.0];
+        Target::LogSoftmax.coefficients(&sure, 1, &mut c[..2]);
+        assert!(c[1] > 0.0 && (c[1] / (-60.0f64).exp() - 1.0).abs() < 1e-12, "{}", c[1]);
+        assert!(kl_softmax(&out, &out).abs() < 1e-15);
+        assert!(kl_softmax(&out, &[4.0, 1.0, 2.0]) > 0.0);
+    }
+}
