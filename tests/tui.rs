@@ -79,7 +79,7 @@ fn press(app: &mut App, script: &str) -> Vec<Effect> {
         if let Some(a) = keymap::lookup(ev, prompt) {
             for effect in app.update(a) {
                 effects.push(effect.clone());
-                saliency::tui::run_effect_blocking(app, effect);
+                saliency::tui::run_effect_blocking(app, effect, None);
             }
         }
     }
@@ -486,7 +486,7 @@ fn background_run_reports_progress_snapshots_and_cancels() {
                 saw_snapshot = true;
                 assert!(a.num_examples.unwrap() < 8000);
                 // The UI is usable on provisional averages: the selection updates.
-                app.on_msg(msg);
+                let _ = app.on_msg(msg);
                 assert!(app.provisional);
                 press(&mut app, "+");
                 assert!(!app.selection.targets.is_empty());
@@ -499,11 +499,13 @@ fn background_run_reports_progress_snapshots_and_cancels() {
             }
             Msg::Cancelled => {
                 cancelled = true;
-                app.on_msg(msg);
+                let _ = app.on_msg(msg);
                 break;
             }
             Msg::Finished(_) | Msg::Failed(_) => panic!("expected a cancel, got {msg:?}"),
-            _ => app.on_msg(msg),
+            _ => {
+                let _ = app.on_msg(msg);
+            }
         }
     }
     assert!(saw_snapshot && cancelled);
@@ -531,4 +533,121 @@ fn not_a_terminal_names_the_headless_command() {
         .failure()
         .stderr(predicates::str::contains("needs an interactive terminal"))
         .stderr(predicates::str::contains("saliency run --agent-path"));
+}
+
+/// The demo run in the explorer, with an evidence engine answering its requests at once.
+fn demo_with_evidence(extra: &[&str]) -> (App, saliency::tui::evidence::Engine, Vec<Effect>) {
+    let mut argv = vec!["--agent-path", "assets/demo", "--color", "truecolor"];
+    argv.extend_from_slice(extra);
+    let args = explore_args(&argv);
+    let plan = plan(&args).unwrap();
+    let engine = saliency::tui::evidence::Engine::load(plan.app.model.as_ref().unwrap()).unwrap();
+    let (mut app, effects) = saliency::tui::run_to_end_with_effects(plan, Duration::from_secs(120)).unwrap();
+    app.on_evidence(saliency::tui::evidence::Msg::Ready { inputs: engine.prepared.sig.n, all: engine.all });
+    (app, engine, effects)
+}
+
+/// Answers the app's pending evidence requests.
+fn settle(app: &mut App, engine: &saliency::tui::evidence::Engine, effects: Vec<Effect>) {
+    for e in effects {
+        saliency::tui::run_effect_blocking(app, e, Some(engine));
+    }
+}
+
+#[test]
+fn evidence_line_follows_k_and_m_and_equals_saliency_ablate() {
+    let (mut app, engine, first) = demo_with_evidence(&[]);
+    assert_eq!(first.len(), 1, "one request for the line once the averages are final");
+    assert!(app.evidence_effects().is_empty(), "no second request for the same selection");
+    settle(&mut app, &engine, first);
+    let s = screen_text(&render(&mut app, 200, 60));
+    let line = s.lines().nth(2).unwrap().to_string();
+    assert!(line.contains("zeroing the selection (40 inputs) · flips 55% (random 7%, pct 100)"), "{line}");
+    assert!(!line.contains("updating"), "{line}");
+    // The same numbers as `saliency ablate` on the same selection (zero, 20 draws, seed 0).
+    let out = tempfile::tempdir().unwrap();
+    Command::cargo_bin("saliency")
+        .unwrap()
+        .args(["ablate", "-q", "--k", "2", "--m", "4", "--agent-path", "assets/demo", "--output-dir"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let file = read_json(&out.path().join("ablation.json"));
+    let Some((_, Some(e))) = &app.evidence.line else { panic!("no evidence") };
+    let g = |path: [&str; 2]| file.get(path[0]).unwrap().get(path[1]).unwrap().as_f64().unwrap();
+    assert_eq!(e.selection.flip_rate, g(["selection", "flip_rate"]));
+    assert_eq!(e.selection.mean_target_drop, g(["selection", "mean_target_drop"]));
+    assert_eq!(e.selection.mean_predicted_drop, g(["selection", "mean_predicted_drop"]));
+    let r = e.random.as_ref().unwrap();
+    let rf = file.get("random").unwrap();
+    assert_eq!(r.flip_rate.percentile, rf.get("flip_rate").unwrap().get("percentile").unwrap().as_f64().unwrap());
+    assert_eq!(r.mean_kl.mean, rf.get("mean_kl").unwrap().get("mean").unwrap().as_f64().unwrap());
+    let before = e.clone();
+
+    // k + 1: a new request; until it arrives the old numbers show, marked as updating.
+    let effects = press(&mut app, "+");
+    assert!(matches!(effects[..], [Effect::Evidence(_)]), "{effects:?}");
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.lines().nth(2).unwrap().contains("updating ..."), "{s}");
+    settle(&mut app, &engine, effects);
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(!s.lines().nth(2).unwrap().contains("updating"), "{s}");
+    let Some((_, Some(after))) = &app.evidence.line else { panic!("no evidence") };
+    assert_ne!(after, &before, "k=3 should change the evidence");
+    assert_eq!(after.num_weights, app.selection.targets.len());
+    // An older result arriving late does not replace a newer one.
+    let id_now = app.evidence.line.as_ref().unwrap().0;
+    app.on_evidence(saliency::tui::evidence::Msg::Empty {
+        id: id_now - 1,
+        scope: saliency::tui::evidence::Scope::Selection,
+    });
+    assert_eq!(app.evidence.line.as_ref().unwrap().0, id_now);
+    // m to 0 and k to 0: nothing selected.
+    let effects = press(&mut app, "M0<enter>K0<enter>");
+    settle(&mut app, &engine, effects);
+    assert!(screen_text(&render(&mut app, 200, 60)).contains("nothing selected"));
+}
+
+#[test]
+fn neuron_view_shows_what_zeroing_its_selected_weights_does() {
+    let (mut app, engine, first) = demo_with_evidence(&[]);
+    settle(&mut app, &engine, first);
+    let effects = press(&mut app, "<tab><tab><enter>");
+    assert!(matches!(app.popup, Some(Popup::Neuron { .. })));
+    assert!(
+        effects.iter().any(
+            |e| matches!(e, Effect::Evidence(r) if matches!(r.scope, saliency::tui::evidence::Scope::Neuron { .. }))
+        ),
+        "{effects:?}"
+    );
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains("zeroing its selected weights: computing"), "{s}");
+    settle(&mut app, &engine, effects);
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains("zeroing its selected weights: flips"), "{s}");
+}
+
+#[test]
+fn ablate_key_exports_ablation_json_as_saliency_ablate_writes_it() {
+    let out = tempfile::tempdir().unwrap();
+    let (mut app, engine, first) = demo_with_evidence(&["--output-dir", out.path().to_str().unwrap()]);
+    settle(&mut app, &engine, first);
+    press(&mut app, "A");
+    let msg = app.message.clone().unwrap_or_default();
+    assert!(msg.starts_with("exported") && msg.contains("ablation.json (flips"), "{msg}");
+    let cli = tempfile::tempdir().unwrap();
+    Command::cargo_bin("saliency")
+        .unwrap()
+        .args(["ablate", "-q", "--agent-path", "assets/demo", "--candidates"])
+        .arg(out.path().join("candidate_weights.json"))
+        .arg("--output-dir")
+        .arg(cli.path())
+        .assert()
+        .success();
+    assert!(read(&out.path().join("ablation.json")) == read(&cli.path().join("ablation.json")));
+    // From files there is no model to ablate: a message, no crash.
+    let mut files = demo_from_files(&[]);
+    press(&mut files, "A");
+    assert!(files.message.as_deref().unwrap().contains("needs the agent"), "{:?}", files.message);
+    assert!(screen_text(&render(&mut files, 200, 60)).contains("evidence: needs the agent"));
 }

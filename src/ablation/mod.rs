@@ -448,6 +448,7 @@ pub fn run(
 
 /// Ablation on inputs already in memory (the explorer's evidence line): the selection and
 /// `random` draws, aggregates only.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Evidence {
     pub selection: Aggregates,
     pub random: Option<Baseline>,

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use ratatui::layout::Rect;
 
 use super::color::{ColorMode, Colormap};
-use super::export::{ExportJob, ExportMsg};
+use super::evidence::{self, Scope};
+use super::export::{AblationJob, ExportJob, ExportMsg};
 use super::heatmap::{self, Grid, Mark, MatrixShape, Pooling, RangeMode, Scale, Scaler, Viewport};
 use super::keymap::Action;
 use super::layout::{self, Regions};
 use super::worker::Msg;
+use crate::ablation;
 use crate::json::Value;
 use crate::pipeline::average::Averages;
 use crate::pipeline::extract::{self, CandidateKey, Pick, Resolved, Selection};
@@ -124,6 +126,58 @@ pub enum Effect {
     Restart,
     /// Write the files, off the UI thread.
     Export(Box<ExportJob>),
+    /// Ask the evidence worker (the newest request wins).
+    Evidence(Box<evidence::Request>),
+}
+
+/// The evidence worker's state as the explorer shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EvidenceStatus {
+    /// No model to ablate (the averages were opened from files).
+    Off,
+    /// The worker is loading the agent and preparing the inputs.
+    Loading,
+    /// Inputs kept for the evidence, and whether that is all of them.
+    Ready {
+        inputs: usize,
+        all: bool,
+    },
+    Failed(String),
+}
+
+/// Requested and received evidence: the line (the whole selection) and the open neuron.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvidenceState {
+    pub status: EvidenceStatus,
+    pub next_id: u64,
+    /// The selection version last requested, and the request's id.
+    pub requested: Option<(u64, u64)>,
+    /// The newest result for the line: its request id and evidence (None: empty selection).
+    pub line: Option<(u64, Option<ablation::Evidence>)>,
+    /// The newest neuron request (id, scope) and its result.
+    pub neuron_wanted: Option<(u64, Scope)>,
+    pub neuron: Option<(u64, Scope, Option<ablation::Evidence>)>,
+}
+
+impl EvidenceState {
+    fn store(&mut self, id: u64, scope: Scope, e: Option<ablation::Evidence>) {
+        match scope {
+            Scope::Selection if self.line.as_ref().is_none_or(|(old, _)| *old < id) => self.line = Some((id, e)),
+            Scope::Neuron { .. } if self.neuron.as_ref().is_none_or(|(old, _, _)| *old < id) => {
+                self.neuron = Some((id, scope, e))
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the line shows an older selection than the current one.
+    pub fn line_stale(&self) -> bool {
+        match (self.requested, &self.line) {
+            (Some((_, want)), Some((got, _))) => *got != want,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
 }
 
 /// The screen as the last `prepare` laid it out: the regions, and where each visible list row
@@ -217,6 +271,11 @@ pub struct App {
     /// Whether export also writes average_gradients.json (averages computed here).
     pub computed_here: bool,
     pub export: ExportState,
+    /// The agent the averages come from, when it can be run (evidence and ablation need it).
+    pub model: Option<evidence::Source>,
+    pub evidence: EvidenceState,
+    /// Bumped whenever the selection changes.
+    pub selection_version: u64,
     /// The list a folded left column shows (the one that last had focus).
     pub list_shown: Focus,
     pub cache: ViewCache,
@@ -268,6 +327,16 @@ impl App {
             out_dir,
             computed_here,
             export: ExportState::Idle,
+            model: None,
+            evidence: EvidenceState {
+                status: EvidenceStatus::Off,
+                next_id: 0,
+                requested: None,
+                line: None,
+                neuron_wanted: None,
+                neuron: None,
+            },
+            selection_version: 0,
             list_shown: Focus::Layers,
             cache: ViewCache::default(),
             layout: ScreenLayout::default(),
@@ -365,6 +434,84 @@ impl App {
             }
         }
         self.target_cursor = self.target_cursor.min(self.selection.targets.len().saturating_sub(1));
+        self.selection_version += 1;
+    }
+
+    /// The current selection as elements of the agent's parameters.
+    pub fn selection_change(&self) -> ablation::Change {
+        let Some(avgs) = &self.averages else { return ablation::Change::default() };
+        let named: Vec<ablation::NamedWeight> = self
+            .selection
+            .targets
+            .iter()
+            .map(|t| {
+                let c = &self.resolved.candidates[t.candidate];
+                ablation::NamedWeight {
+                    layer_name: avgs.params[c.param].name.clone(),
+                    neuron_index: c.neuron as i64,
+                    weight_index: t.weight_index as i64,
+                }
+            })
+            .collect();
+        let mut map: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (t, n) in self.selection.targets.iter().zip(&named) {
+            let c = &self.resolved.candidates[t.candidate];
+            let cols = avgs.params[c.param].rows_cols().1;
+            map.entry(c.param).or_default().push(n.neuron_index as usize * cols + n.weight_index as usize);
+        }
+        ablation::Change {
+            per_param: map
+                .into_iter()
+                .map(|(p, mut v)| {
+                    v.sort_unstable();
+                    v.dedup();
+                    (p, v)
+                })
+                .collect(),
+        }
+    }
+
+    /// Evidence requests for what changed since the last ones: the line when the selection
+    /// changed, the open neuron when it changed or the selection did. Only on final averages
+    /// of a model the explorer can run.
+    pub fn evidence_effects(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let live = matches!(self.evidence.status, EvidenceStatus::Loading | EvidenceStatus::Ready { .. });
+        if !live || self.provisional || self.status != Status::Done || self.averages.is_none() {
+            return out;
+        }
+        let changed = self.evidence.requested.map(|(v, _)| v) != Some(self.selection_version);
+        if changed {
+            self.evidence.next_id += 1;
+            let id = self.evidence.next_id;
+            self.evidence.requested = Some((self.selection_version, id));
+            let change = self.selection_change();
+            out.push(Effect::Evidence(Box::new(evidence::Request { id, scope: Scope::Selection, change })));
+        }
+        if let Some(Popup::Neuron { param, row }) = self.popup {
+            let scope = Scope::Neuron { param, row };
+            if changed || self.evidence.neuron_wanted.map(|(_, s)| s) != Some(scope) {
+                self.evidence.next_id += 1;
+                let id = self.evidence.next_id;
+                self.evidence.neuron_wanted = Some((id, scope));
+                let cols = self.averages.as_ref().map(|a| a.params[param].rows_cols().1).unwrap_or(1);
+                let change = self.selection_change().row(param, row, cols);
+                out.push(Effect::Evidence(Box::new(evidence::Request { id, scope, change })));
+            }
+        }
+        out
+    }
+
+    /// Applies a message from the evidence worker (results for outdated requests are kept
+    /// only until a newer one arrives, and shown as stale).
+    pub fn on_evidence(&mut self, msg: evidence::Msg) {
+        let ev = &mut self.evidence;
+        match msg {
+            evidence::Msg::Ready { inputs, all } => ev.status = EvidenceStatus::Ready { inputs, all },
+            evidence::Msg::Failed(e) => ev.status = EvidenceStatus::Failed(e),
+            evidence::Msg::Result { id, scope, evidence } => ev.store(id, scope, Some(evidence)),
+            evidence::Msg::Empty { id, scope } => ev.store(id, scope, None),
+        }
     }
 
     fn sort_layers(&mut self) {
@@ -512,6 +659,7 @@ impl App {
                 Action::Quit => effects.push(Effect::Quit),
                 _ => {}
             }
+            effects.extend(self.evidence_effects());
             return effects;
         }
         match action {
@@ -590,7 +738,7 @@ impl App {
                     self.message = Some("not a conv layer: there is no kernel to show".into());
                 }
             }
-            Action::Export => match self.export_job() {
+            Action::Export | Action::Ablate => match self.export_job(action == Action::Ablate) {
                 Ok(job) => {
                     self.export = ExportState::Running { stage: "starting".into() };
                     effects.push(Effect::Export(Box::new(job)));
@@ -599,6 +747,7 @@ impl App {
             },
             other => self.update_knobs(other),
         }
+        effects.extend(self.evidence_effects());
         effects
     }
 
@@ -679,7 +828,7 @@ impl App {
     /// What `e` exports now: candidate_weights.json for the current k and m, and
     /// average_gradients.json when the averages were computed here. Refused (with the reason)
     /// while the averages are provisional or an export is running.
-    pub fn export_job(&self) -> Result<ExportJob, String> {
+    pub fn export_job(&self, ablate: bool) -> Result<ExportJob, String> {
         let Some(avgs) = self.averages.clone() else { return Err("nothing to export yet".into()) };
         if self.provisional || self.running() {
             return Err(
@@ -689,12 +838,25 @@ impl App {
         if self.export != ExportState::Idle {
             return Err("an export is already running".into());
         }
+        let ablation = if ablate {
+            let Some(source) = self.model.clone() else {
+                return Err("ablation needs the agent: these averages were opened from files (use --agent-path)".into());
+            };
+            let change = self.selection_change();
+            if change.is_empty() {
+                return Err("the selection is empty: nothing to ablate".into());
+            }
+            Some(AblationJob { source, change })
+        } else {
+            None
+        };
         Ok(ExportJob {
             averages: avgs,
             candidates: self.resolved.candidates.clone(),
             selection: self.selection.clone(),
             out_dir: self.out_dir.clone(),
             write_averages: self.computed_here,
+            ablation,
         })
     }
 
@@ -709,8 +871,8 @@ impl App {
         }
     }
 
-    /// Applies a message from the worker.
-    pub fn on_msg(&mut self, msg: Msg) {
+    /// Applies a message from the worker; returns the evidence requests it calls for.
+    pub fn on_msg(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Loaded { summary, notes } => {
                 self.arch_summary = Some(summary);
@@ -732,6 +894,7 @@ impl App {
                 self.status = Status::Cancelled(p);
             }
         }
+        self.evidence_effects()
     }
 
     /// Share of the saliency captured by the selection: of all weights, of the candidate rows.

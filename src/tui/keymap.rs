@@ -44,6 +44,8 @@ pub enum Action {
     Open,
     ToggleKernel,
     Export,
+    /// Export, plus the full ablation of the selection (ablation.json).
+    Ablate,
     /// A digit, Backspace or Enter inside a number prompt.
     Digit(u8),
     Backspace,
@@ -190,6 +192,14 @@ pub static KEYMAP: &[Binding] = &[
         None
     ),
     b!(&[(C('e'), NONE)], "e", Action::Export, Scope::Global, "export candidate_weights.json", Some("export")),
+    b!(
+        &[(C('A'), SHIFT), (C('A'), NONE)],
+        "A",
+        Action::Ablate,
+        Scope::Global,
+        "ablate on every input vs 20 random draws; export with ablation.json",
+        Some("ablate")
+    ),
     // In a number prompt (k or m): these replace the keys above. The digit binding carries the
     // digit pressed (see `lookup`).
     b!(

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod color;
 pub mod colormaps;
+pub mod evidence;
 pub mod export;
 pub mod heatmap;
 pub mod keymap;
@@ -147,7 +148,15 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
         crate::model::parse_device(&args.model.device)?;
         let overrides = args.model.overrides().map_err(|e| eyre!(e))?;
         let limits = args.model.limits();
-        let app = App::new(agent_dir.display().to_string(), keys, useful, out_dir, true);
+        let mut app = App::new(agent_dir.display().to_string(), keys, useful, out_dir, true);
+        app.model = Some(evidence::Source {
+            agent_path: agent_path.clone(),
+            inputs: inputs.clone(),
+            device: args.model.device.clone(),
+            overrides: overrides.clone(),
+            limits,
+        });
+        app.evidence.status = app::EvidenceStatus::Loading;
         let job = Job::Pipeline {
             agent_path,
             inputs,
@@ -211,32 +220,45 @@ fn start(app: &mut App, job: &Job) -> Option<Worker> {
 /// Runs a job to completion without a terminal (tests, benchmarks): the app as the explorer
 /// would hold it once the pipeline finished.
 pub fn run_to_end(plan: Plan, timeout: Duration) -> Result<App> {
+    run_to_end_with_effects(plan, timeout).map(|(app, _)| app)
+}
+
+/// `run_to_end`, also returning the effects the worker's messages called for (the evidence
+/// requests), in order.
+pub fn run_to_end_with_effects(plan: Plan, timeout: Duration) -> Result<(App, Vec<app::Effect>)> {
     let Plan { mut app, job } = plan;
-    let Some(mut worker) = start(&mut app, &job) else { return Ok(app) };
+    let mut effects = Vec::new();
+    let Some(mut worker) = start(&mut app, &job) else { return Ok((app, effects)) };
     let start = Instant::now();
     while app.running() {
         if start.elapsed() > timeout {
             bail!("the job did not finish in {timeout:?}");
         }
         if let Some(msg) = worker.recv_timeout(Duration::from_millis(100)) {
-            app.on_msg(msg);
+            effects.extend(app.on_msg(msg));
         }
         // (also notices a worker thread that died without a message)
         for msg in worker.drain() {
-            app.on_msg(msg);
+            effects.extend(app.on_msg(msg));
         }
     }
-    Ok(app)
+    Ok((app, effects))
 }
 
 /// Runs an effect the way the event loop does, but synchronously (tests: an export is written
-/// before this returns). Returns false for Quit.
-pub fn run_effect_blocking(app: &mut App, effect: app::Effect) -> bool {
+/// and the evidence computed, with `engine` when given, before this returns). Returns false
+/// for Quit.
+pub fn run_effect_blocking(app: &mut App, effect: app::Effect, engine: Option<&evidence::Engine>) -> bool {
     match effect {
         app::Effect::Quit => return false,
         app::Effect::Export(job) => {
             let last = export::run(&job, &mut |s| app.on_export(export::ExportMsg::Stage(s)));
             app.on_export(last);
+        }
+        app::Effect::Evidence(req) => {
+            if let Some(msg) = engine.and_then(|e| e.compute(&req, &|| false)) {
+                app.on_evidence(msg);
+            }
         }
         app::Effect::CancelRun | app::Effect::Restart => {}
     }
@@ -250,12 +272,26 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job, 
     let fail_after_draw = std::env::var("SALIENCY_TEST_FAIL_AFTER_DRAW").ok();
     let mut worker = start(app, &job);
     let mut exporter = export::Exporter::new();
+    let evidence = app.model.clone().and_then(|source| match evidence::Worker::spawn(source) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            app.on_evidence(evidence::Msg::Failed(format!("cannot start the evidence thread: {e}")));
+            None
+        }
+    });
+    let mut pending: Vec<app::Effect> = Vec::new();
     let mut dirty = true;
     let mut last_draw = Instant::now();
     loop {
         if let Some(w) = worker.as_mut() {
             for msg in w.drain() {
-                app.on_msg(msg);
+                pending.extend(app.on_msg(msg));
+                dirty = true;
+            }
+        }
+        if let Some(ev) = &evidence {
+            for msg in ev.drain() {
+                app.on_evidence(msg);
                 dirty = true;
             }
         }
@@ -279,26 +315,13 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job, 
                 _ => {}
             }
         }
-        if !event::poll(Duration::from_millis(40))? {
-            continue;
+        let mut effects = std::mem::take(&mut pending);
+        // Wait for input only when there is nothing else to do.
+        let wait = if effects.is_empty() { Duration::from_millis(40) } else { Duration::ZERO };
+        if event::poll(wait)? {
+            effects.extend(read_event(app)?);
+            dirty = true;
         }
-        let effects = match event::read()? {
-            Event::Key(key) if key.kind != KeyEventKind::Release => {
-                let prompt = matches!(app.popup, Some(app::Popup::Prompt { .. }));
-                keymap::lookup(key, prompt).map(|a| app.update(a)).unwrap_or_default()
-            }
-            Event::Mouse(m) => match m.kind {
-                MouseEventKind::Down(MouseButton::Left) => {
-                    app.click(m.column, m.row);
-                    Vec::new()
-                }
-                MouseEventKind::ScrollUp => app.update(keymap::Action::Up),
-                MouseEventKind::ScrollDown => app.update(keymap::Action::Down),
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        dirty = true;
         for effect in effects {
             match effect {
                 app::Effect::Quit => return Ok(()),
@@ -309,7 +332,32 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job, 
                 }
                 app::Effect::Restart => worker = start(app, &job),
                 app::Effect::Export(job) => exporter.start(*job),
+                app::Effect::Evidence(req) => {
+                    if let Some(ev) = &evidence {
+                        ev.request(*req);
+                    }
+                }
             }
         }
     }
+}
+
+/// The next terminal event (one is ready) turned into effects.
+fn read_event(app: &mut App) -> Result<Vec<app::Effect>> {
+    Ok(match event::read()? {
+        Event::Key(key) if key.kind != KeyEventKind::Release => {
+            let prompt = matches!(app.popup, Some(app::Popup::Prompt { .. }));
+            keymap::lookup(key, prompt).map(|a| app.update(a)).unwrap_or_default()
+        }
+        Event::Mouse(m) => match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                app.click(m.column, m.row);
+                Vec::new()
+            }
+            MouseEventKind::ScrollUp => app.update(keymap::Action::Up),
+            MouseEventKind::ScrollDown => app.update(keymap::Action::Down),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    })
 }

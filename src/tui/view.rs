@@ -7,11 +7,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, LineGauge, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, ExportState, Focus, Knob, Popup, Status, MIN_HEIGHT, MIN_WIDTH};
+use super::app::{App, EvidenceStatus, ExportState, Focus, Knob, Popup, Status, MIN_HEIGHT, MIN_WIDTH};
 use super::color::{self, ColorMode};
 use super::heatmap::{cell_value, HeatmapView, MatrixShape};
 use super::keymap::{self, Scope, KEYMAP};
 use super::layout::{abbreviate_names, choose_columns, fit_parts, fit_words, width, Column};
+use crate::ablation::{Evidence, Stat};
 use crate::json::pyfloat;
 use crate::pipeline::extract::Pick;
 
@@ -202,6 +203,64 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             f.render_widget(Paragraph::new(Span::styled(fit_words(&format!(" failed: {e}"), w), theme.error())), line);
         }
     }
+    draw_evidence(app, f, Rect { y: area.y + 2, height: 1, ..area }, theme);
+}
+
+/// "flips 55% (random 7%, pct 100)": a measure of the selection against the random draws.
+fn versus(name: &str, value: String, st: Option<&Stat>, fmt: &dyn Fn(f64) -> String) -> String {
+    match st {
+        Some(st) => format!("{name} {value} (random {}, pct {:.0})", fmt(st.mean), 100.0 * st.percentile),
+        None => format!("{name} {value}"),
+    }
+}
+
+/// The parts of an evidence line, most important first.
+pub fn evidence_parts(e: &Evidence) -> Vec<String> {
+    let pct = |x: f64| format!("{:.0}%", 100.0 * x);
+    let r = e.random.as_ref();
+    vec![
+        versus("flips", pct(e.selection.flip_rate), r.map(|b| &b.flip_rate), &pct),
+        versus("Q drop", num(e.selection.mean_target_drop), r.map(|b| &b.mean_target_drop), &num),
+        format!("predicted {}", num(e.selection.mean_predicted_drop)),
+        versus("KL", num(e.selection.mean_kl), r.map(|b| &b.mean_kl), &num),
+    ]
+}
+
+/// The third header line: what zeroing the selection does, against random weights.
+fn draw_evidence(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    let ev = &app.evidence;
+    let w = area.width as usize;
+    let (text, style) = match (&ev.status, &ev.line) {
+        (EvidenceStatus::Off, _) => {
+            (" evidence: needs the agent (these averages were opened from files)".to_string(), theme.dim())
+        }
+        (EvidenceStatus::Failed(e), _) => (format!(" evidence failed: {e}"), theme.error()),
+        _ if app.provisional || app.status != Status::Done => {
+            (" evidence: when the averages are final".to_string(), theme.dim())
+        }
+        (EvidenceStatus::Loading, _) | (_, None) => (" evidence: computing ...".to_string(), theme.dim()),
+        (EvidenceStatus::Ready { inputs, all }, Some((_, e))) => {
+            let head = format!(
+                " zeroing the selection ({} input{}{})",
+                inputs,
+                if *inputs == 1 { "" } else { "s" },
+                if *all { "" } else { ", the first ones" }
+            );
+            let parts = match e {
+                Some(e) => evidence_parts(e),
+                None => vec!["nothing selected".to_string()],
+            };
+            let stale = if ev.line_stale() { "updating ..." } else { "" };
+            let mut pri: Vec<(&str, u8)> = vec![(&head, 0)];
+            for (i, p) in parts.iter().enumerate() {
+                pri.push((p, i as u8 + 2));
+            }
+            pri.push((stale, 1));
+            let style = if ev.line_stale() { theme.dim() } else { Style::default() };
+            (fit_parts(&pri, " · ", w), style)
+        }
+    };
+    f.render_widget(Paragraph::new(Span::styled(fit_words(&text, w), style)), area);
 }
 
 /// The title of a list pane, from the parts that fit; in a folded column it names the other
@@ -587,6 +646,9 @@ fn draw_neuron(app: &App, f: &mut Frame, area: Rect, param: usize, row: usize, t
         }
         None => lines.push(Line::from(Span::styled("not a candidate neuron", theme.dim()))),
     }
+    if cand.is_some() {
+        lines.push(neuron_evidence(app, param, row, inner.width as usize, theme));
+    }
     lines.push(Line::from(format!(
         "{} incoming weights · sum of |grad| {} · sorted, largest first:",
         values.len(),
@@ -612,6 +674,28 @@ fn draw_neuron(app: &App, f: &mut Frame, area: Rect, param: usize, row: usize, t
         ]));
     }
     f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// What zeroing this neuron's selected weights does (against as many random weights of the
+/// same layer).
+fn neuron_evidence<'a>(app: &App, param: usize, row: usize, width: usize, theme: &Theme) -> Line<'a> {
+    use super::evidence::Scope;
+    let ev = &app.evidence;
+    let scope = Scope::Neuron { param, row };
+    let text = match (&ev.status, &ev.neuron) {
+        (EvidenceStatus::Off, _) => return Line::from(""),
+        (EvidenceStatus::Failed(_), _) => "evidence unavailable (see the header)".to_string(),
+        (_, Some((id, s, e))) if *s == scope => {
+            let stale = ev.neuron_wanted.is_some_and(|(want, _)| want != *id);
+            let parts = match e {
+                Some(e) => evidence_parts(e).join(" · "),
+                None => "no weight of this neuron is selected".to_string(),
+            };
+            format!("zeroing its selected weights: {parts}{}", if stale { " · updating ..." } else { "" })
+        }
+        _ => "zeroing its selected weights: computing ...".to_string(),
+    };
+    Line::from(Span::styled(fit_words(&text, width), theme.accent()))
 }
 
 fn pyfloat_short(v: f64) -> String {
