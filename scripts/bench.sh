@@ -2,11 +2,14 @@
 # Reproduces the README's benchmark table: `saliency run` against the Python tool's method
 # (scripts/reference/python_tool.py: SB3 + PyTorch autograd one input at a time, json.dump)
 # on the Dict-MLP demo agent and the Atari-size CNN fixture, at 100, 1,000 and 10,000 inputs;
-# then the criterion benches (float writer, selection, explorer frame).
+# then `saliency ablate` (20 random draws) against `run --raw-gradients none` on the demo with
+# 1,000 inputs and the CNN with 100; then the criterion benches (float writer, selection,
+# explorer frame, the explorer's evidence line).
 #
 #   scripts/bench.sh                 # everything (first run: ~3 GB of Python wheels, fixtures)
 #   SIZES="100 1000" scripts/bench.sh
 #   SKIP_CRITERION=1 scripts/bench.sh
+#   ONLY_ABLATION=1 scripts/bench.sh # only the ablation table (bench/ablation.md)
 #
 # Python runs whose memory would not fit this machine are skipped and reported as such
 # (PY_MAX_FLOATS below). Results: bench/results.md (and stdout). Not run by CI.
@@ -35,11 +38,19 @@ fi
 py="$venv/bin/python"
 
 # Fixtures: the demo agent with N fresh inputs; the Atari-size CNN with N inputs.
+make_fixture() { # agent n
+  if [ "$1" = demo ]; then
+    [ -f "$data/demo_$2/activation_inputs/clean_inputs.json" ] ||
+      "$py" scripts/reference/make_fixtures.py demo-inputs --inputs "$2" --out "$data/demo_$2"
+  else
+    [ -f "$data/atari_cnn_$2/activation_inputs/clean_inputs.json" ] ||
+      "$py" scripts/reference/make_fixtures.py atari --inputs "$2" --out "$data/atari_cnn_$2"
+  fi
+}
+[ -n "${ONLY_ABLATION:-}" ] && SIZES=""
 for n in $SIZES; do
-  [ -f "$data/demo_$n/activation_inputs/clean_inputs.json" ] ||
-    "$py" scripts/reference/make_fixtures.py demo-inputs --inputs "$n" --out "$data/demo_$n"
-  [ -f "$data/atari_cnn_$n/activation_inputs/clean_inputs.json" ] ||
-    "$py" scripts/reference/make_fixtures.py atari --inputs "$n" --out "$data/atari_cnn_$n"
+  make_fixture demo "$n"
+  make_fixture atari_cnn "$n"
 done
 
 # /usr/bin/time: wall seconds and peak RSS (KB); "-" when a run fails or is skipped. Each run
@@ -114,10 +125,33 @@ PY
   done
 done
 
+# Ablation: `ablate` (the selection and 20 random draws, zero mode) against the gradient pass
+# alone (`run --raw-gradients none`), same agent and inputs, one after the other.
+abl="$out/ablation.md"
+{
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores; wall time and peak RSS; ratio = ablate / run."
+  echo
+  echo "| agent | inputs | saliency run --raw-gradients none | saliency ablate (k=2 m=4, 20 draws) | ratio |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+} >"$abl"
+for spec in "demo 1000" "atari_cnn 100"; do
+  read -r agent n <<<"$spec"
+  make_fixture "$agent" "$n"
+  dir="$data/${agent}_$n"
+  rm -rf "$dir/rs_abl"
+  read -r run_wall run_rss run_steal < <(measure "run none $agent $n" "$bin" run -q --raw-gradients none --agent-path "$dir" --output-dir "$dir/rs_abl")
+  read -r ab_wall ab_rss ab_steal < <(measure "ablate $agent $n" "$bin" ablate -q --random 20 --agent-path "$dir" \
+    --candidates "$dir/rs_abl/candidate_weights.json" --output-dir "$dir/rs_abl")
+  ratio_ab=$(awk -v a="$ab_wall" -v b="$run_wall" 'BEGIN {printf "%.2fx", a / b}')
+  echo "| $agent | $n | $(cell "$run_wall" "$run_rss" "$run_steal") | $(cell "$ab_wall" "$ab_rss" "$ab_steal") | $ratio_ab |" >>"$abl"
+done
+cat "$abl"
+[ -n "${ONLY_ABLATION:-}" ] && exit 0
+
 if [ -z "${SKIP_CRITERION:-}" ]; then
   # The explorer and selection benches read the CNN fixture's averages made above.
   "$bin" run -q --raw-gradients none --agent-path "$data/atari_cnn_1000" 2>/dev/null || true
-  cargo bench --locked --bench json_floats --bench selection --bench frame 2>&1 | tee "$out/criterion.txt" |
+  cargo bench --locked --bench json_floats --bench selection --bench frame --bench evidence 2>&1 | tee "$out/criterion.txt" |
     grep -E "^[a-z_]+/|time:|thrpt:" || true
 fi
 cat "$table"

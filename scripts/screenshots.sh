@@ -36,7 +36,8 @@ PY
 shot() {
   local name="$1" cmd="$2"; shift 2
   tmux kill-session -t "$session" 2>/dev/null || true
-  tmux new-session -d -s "$session" -x "$W" -y "$H" -e COLORTERM=truecolor -e TERM=xterm-256color "$cmd; sleep 30"
+  local w="${SHOT_W:-$W}" h="${SHOT_H:-$H}"
+  tmux new-session -d -s "$session" -x "$w" -y "$h" -e COLORTERM=truecolor -e TERM=xterm-256color "$cmd; sleep 30"
   sleep 3
   for k in "$@"; do
     case "$k" in
@@ -45,12 +46,14 @@ shot() {
     esac
   done
   tmux capture-pane -t "$session" -e -p >"$out/$name.txt"
-  "$venv/bin/python" scripts/ansi2png.py "$out/$name.txt" "$out/$name.png" --cols "$W" --rows "$H"
+  "$venv/bin/python" scripts/ansi2png.py "$out/$name.txt" "$out/$name.png" --cols "$w" --rows "$h"
   rm -f "$out/$name.txt"
   echo "screenshots/$name.png"
 }
 
-shot explorer "$bin --agent-path assets/demo"
+shot explorer "$bin --agent-path assets/demo" sleep:2
+SHOT_W=80 SHOT_H=24 shot terminal-80x24 "$bin --agent-path assets/demo" sleep:2
+shot evidence "$bin --agent-path assets/demo --output-dir $big/out" sleep:2 + + ']' sleep:1 A sleep:3
 shot neuron "$bin --agent-path assets/demo" Tab n n Enter
 shot tuning "$bin --agent-path assets/demo" K 5 Enter '}' g j j Tab s
 shot cnn-kernel "$bin --agent-path tests/fixtures/cnn --colormap magma" g j j Tab x
