@@ -36,6 +36,7 @@ PY
 shot() {
   local name="$1" cmd="$2"; shift 2
   tmux kill-session -t "$session" 2>/dev/null || true
+  sleep 0.5 # (the tmux server exits with its last session; let it go before starting anew)
   local w="${SHOT_W:-$W}" h="${SHOT_H:-$H}"
   tmux new-session -d -s "$session" -x "$w" -y "$h" -e COLORTERM=truecolor -e TERM=xterm-256color "$cmd; sleep 30"
   sleep 3

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::average::{Averages, AvgParam};
 use super::gradfile::ParamMeta;
+use super::measures::ExtraSums;
 use crate::model::{BatchGrads, LayerGrads, ParamSource};
 
 /// Rows handled per rayon task (enough work to amortise scheduling).
@@ -16,16 +17,28 @@ const MIN_CHUNK: usize = 1 << 14;
 
 pub struct Accumulator {
     pub sums: Vec<Vec<f64>>,
+    /// The other measures' sums (docs/measures.md), when asked for.
+    pub extra: Option<Vec<ExtraSums>>,
     pub count: u64,
 }
 
 impl Accumulator {
     pub fn new(numels: &[usize]) -> Accumulator {
-        Accumulator { sums: numels.iter().map(|&n| vec![0.0; n]).collect(), count: 0 }
+        Accumulator { sums: numels.iter().map(|&n| vec![0.0; n]).collect(), extra: None, count: 0 }
+    }
+
+    /// Also keeps the sums every other measure needs (sum g, sum g^2, max |g|, nonzero).
+    pub fn with_measures(numels: &[usize]) -> Accumulator {
+        let mut a = Accumulator::new(numels);
+        a.extra = Some(numels.iter().map(|&n| ExtraSums::new(n)).collect());
+        a
     }
 
     /// Adds every input of the batch, in order.
     pub fn add_batch(&mut self, sources: &[ParamSource], batch: &BatchGrads) {
+        if self.extra.is_some() {
+            return self.add_batch_all(sources, batch);
+        }
         let b = batch.n;
         self.sums.par_iter_mut().zip(sources.par_iter()).for_each(|(sum, src)| match &batch.layers[src.layer] {
             LayerGrads::Outer { d, a, rows, cols } => {
@@ -60,6 +73,61 @@ impl Accumulator {
         self.count += b as u64;
     }
 
+    /// `add_batch` keeping every measure's sums: one pass per element over the batch's inputs,
+    /// in input order, each gradient formed once (the float32 value the raw file holds).
+    fn add_batch_all(&mut self, sources: &[ParamSource], batch: &BatchGrads) {
+        let b = batch.n;
+        let Some(extra) = self.extra.as_mut() else { return };
+        self.sums.par_iter_mut().zip(extra.par_iter_mut()).zip(sources.par_iter()).for_each(|((abs, ex), src)| {
+            let (width, outer) = match &batch.layers[src.layer] {
+                LayerGrads::Outer { rows, cols, .. } => (if src.bias { *rows } else { rows * cols }, !src.bias),
+                LayerGrads::Dense { numel, out, .. } => (if src.bias { *out } else { *numel }, false),
+            };
+            let _ = width;
+            // Chunks of whole rows (Outer) or of elements, small enough that the five arrays
+            // of a chunk stay in cache while every input of the batch is added.
+            let chunk = match (&batch.layers[src.layer], outer) {
+                (LayerGrads::Outer { cols, .. }, true) => (ALL_CHUNK / cols.max(&1)).max(1) * cols,
+                _ => ALL_CHUNK,
+            };
+            abs.par_chunks_mut(chunk)
+                .zip(ex.sum.par_chunks_mut(chunk))
+                .zip(ex.sq.par_chunks_mut(chunk))
+                .zip(ex.max.par_chunks_mut(chunk))
+                .zip(ex.nonzero.par_chunks_mut(chunk))
+                .enumerate()
+                .for_each(|(t, ((((a, s), q), m), z))| {
+                    let start = t * chunk;
+                    let mut acc = Sums5 { abs: a, sum: s, sq: q, max: m, nz: z };
+                    match &batch.layers[src.layer] {
+                        LayerGrads::Outer { d, a: act, rows, cols } => {
+                            let (rows, cols) = (*rows, *cols);
+                            if src.bias {
+                                for n in 0..b {
+                                    acc.add_vals(&d[n * rows + start..n * rows + start + acc.len()]);
+                                }
+                            } else {
+                                for r in 0..acc.len() / cols {
+                                    let i = start / cols + r;
+                                    let mut row = acc.rows(r * cols, cols);
+                                    for n in 0..b {
+                                        row.add_outer(d[n * rows + i], &act[n * cols..(n + 1) * cols]);
+                                    }
+                                }
+                            }
+                        }
+                        LayerGrads::Dense { w, b: bias, numel, out } => {
+                            let (vals, width) = if src.bias { (bias, *out) } else { (w, *numel) };
+                            for n in 0..b {
+                                acc.add_vals(&vals[n * width + start..n * width + start + acc.len()]);
+                            }
+                        }
+                    }
+                });
+        });
+        self.count += b as u64;
+    }
+
     /// Means: each sum divided once by the number of inputs so far.
     pub fn averages(&self, params: &[ParamMeta]) -> Averages {
         let n = self.count as f64;
@@ -76,6 +144,94 @@ impl Accumulator {
                 .collect(),
         }
     }
+}
+
+/// Elements per task when every measure is kept (five float64 arrays: 5 x 16 KB).
+const ALL_CHUNK: usize = 2048;
+
+/// The five running sums of a range of elements.
+struct Sums5<'a> {
+    abs: &'a mut [f64],
+    sum: &'a mut [f64],
+    sq: &'a mut [f64],
+    max: &'a mut [f64],
+    nz: &'a mut [f64],
+}
+
+impl Sums5<'_> {
+    fn len(&self) -> usize {
+        self.abs.len()
+    }
+
+    fn rows(&mut self, start: usize, len: usize) -> Sums5<'_> {
+        let r = start..start + len;
+        Sums5 {
+            abs: &mut self.abs[r.clone()],
+            sum: &mut self.sum[r.clone()],
+            sq: &mut self.sq[r.clone()],
+            max: &mut self.max[r.clone()],
+            nz: &mut self.nz[r],
+        }
+    }
+
+    /// Adds one input's gradients of these elements.
+    #[inline]
+    fn add_vals(&mut self, vals: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            return unsafe { add_vals_all_avx2(self, vals) };
+        }
+        add_vals_all(self, vals)
+    }
+
+    /// Adds one input's gradients fl32(di * a[j]) of a Linear weight row.
+    #[inline]
+    fn add_outer(&mut self, di: f32, a: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            return unsafe { add_outer_all_avx2(self, di, a) };
+        }
+        add_outer_all(self, di, a)
+    }
+}
+
+#[inline(always)]
+fn add_one(s: &mut Sums5, j: usize, v: f32) {
+    let x = f64::from(v);
+    let ax = x.abs();
+    s.abs[j] += ax;
+    s.sum[j] += x;
+    s.sq[j] += x * x;
+    s.max[j] = if ax > s.max[j] { ax } else { s.max[j] };
+    s.nz[j] += if v != 0.0 { 1.0 } else { 0.0 };
+}
+
+#[inline(always)]
+fn add_vals_all(s: &mut Sums5, vals: &[f32]) {
+    for (j, &v) in vals.iter().enumerate().take(s.len()) {
+        add_one(s, j, v);
+    }
+}
+
+#[inline(always)]
+fn add_outer_all(s: &mut Sums5, di: f32, a: &[f32]) {
+    for (j, &aj) in a.iter().enumerate().take(s.len()) {
+        add_one(s, j, di * aj);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_vals_all_avx2(s: &mut Sums5, vals: &[f32]) {
+    add_vals_all(s, vals)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_outer_all_avx2(s: &mut Sums5, di: f32, a: &[f32]) {
+    add_outer_all(s, di, a)
 }
 
 /// acc[j] += |vals[j]| (as f64)
@@ -145,5 +301,23 @@ mod tests {
             *s += f64::from(aj.abs());
         }
         assert_eq!(fast, slow);
+    }
+
+    #[test]
+    fn every_measure_sum_follows_the_scalar_rule() {
+        let a: Vec<f32> = (0..3001).map(|i| if i % 7 == 0 { 0.0 } else { ((i as f32) * 0.37).sin() * 1e-3 }).collect();
+        let n = a.len();
+        let (mut abs, mut ex) = (vec![0.25f64; n], ExtraSums::new(n));
+        let mut s = Sums5 { abs: &mut abs, sum: &mut ex.sum, sq: &mut ex.sq, max: &mut ex.max, nz: &mut ex.nonzero };
+        s.add_outer(-0.5, &a);
+        s.add_vals(&a);
+        for (j, &aj) in a.iter().enumerate() {
+            let (g1, g2) = (f64::from(-0.5f32 * aj), f64::from(aj));
+            assert_eq!(abs[j], 0.25 + g1.abs() + g2.abs());
+            assert_eq!(ex.sum[j], g1 + g2);
+            assert_eq!(ex.sq[j], g1 * g1 + g2 * g2);
+            assert_eq!(ex.max[j], g1.abs().max(g2.abs()));
+            assert_eq!(ex.nonzero[j], if aj == 0.0 { 0.0 } else { 2.0 });
+        }
     }
 }

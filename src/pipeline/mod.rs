@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod gradfile;
 pub mod inputs;
+pub mod measures;
 pub mod npy;
 pub mod output;
 

@@ -1,0 +1,254 @@
+//! Measures: reductions over the inputs of each element's per-input gradient, accumulated in
+//! the same pass as the averages (docs/measures.md), and `measures.safetensors`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use super::average::{AvgParam, Averages};
+use super::error::{PipelineError, Result};
+use super::gradfile::ParamMeta;
+use super::output::{write_err, AtomicFile};
+
+pub const MEASURES_FILE: &str = "measures.safetensors";
+
+/// Largest measures file read (`extract --select-by`).
+pub const MAX_MEASURES_BYTES: u64 = 16 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Measure {
+    /// (1/N) sum |g|: the averages (`average_gradients.json`), bit for bit.
+    MeanAbs,
+    /// (1/N) sum g: which way the weight pushes on average.
+    Mean,
+    /// (1/N) sum g^2.
+    MeanSq,
+    /// max |g|.
+    MaxAbs,
+    /// (1/N) sum |g w|: per-input first-order effect of zeroing the weight.
+    MeanAbsGxw,
+    /// |(1/N) sum g w|: first-order estimate of zeroing, averaged first.
+    AbsMeanGxw,
+    /// (1/N) count(g != 0).
+    Nonzero,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 7] = [
+        Measure::MeanAbs,
+        Measure::Mean,
+        Measure::MeanSq,
+        Measure::MaxAbs,
+        Measure::MeanAbsGxw,
+        Measure::AbsMeanGxw,
+        Measure::Nonzero,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::MeanAbs => "mean-abs",
+            Measure::Mean => "mean",
+            Measure::MeanSq => "mean-sq",
+            Measure::MaxAbs => "max-abs",
+            Measure::MeanAbsGxw => "mean-abs-gxw",
+            Measure::AbsMeanGxw => "abs-mean-gxw",
+            Measure::Nonzero => "nonzero",
+        }
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Measure, String> {
+        let t = text.trim();
+        Measure::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(t)).ok_or_else(|| {
+            format!("unknown measure '{t}' (known: {})", Measure::ALL.map(Measure::name).join(", "))
+        })
+    }
+
+    /// `all`, or a comma-separated list (each measure once, in the canonical order).
+    pub fn parse_list(text: &str) -> std::result::Result<Vec<Measure>, String> {
+        if text.trim().eq_ignore_ascii_case("all") {
+            return Ok(Measure::ALL.to_vec());
+        }
+        let mut v = text.split(',').filter(|s| !s.trim().is_empty()).map(Measure::parse).collect::<std::result::Result<Vec<_>, _>>()?;
+        if v.is_empty() {
+            return Err("no measure named (give a comma-separated list, or all)".into());
+        }
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+
+    /// Whether the selection can rank by it (a magnitude: large means important).
+    pub fn is_magnitude(self) -> bool {
+        !matches!(self, Measure::Mean | Measure::Nonzero)
+    }
+
+    /// `--select-by`: a magnitude measure.
+    pub fn parse_select_by(text: &str) -> std::result::Result<Measure, String> {
+        let m = Measure::parse(text)?;
+        if !m.is_magnitude() {
+            return Err(format!(
+                "--select-by {}: the selection ranks magnitudes, and {} is not one (signed or a share); use one of {}",
+                m.name(),
+                m.name(),
+                Measure::ALL.into_iter().filter(|m| m.is_magnitude()).map(Measure::name).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(m)
+    }
+}
+
+/// Running sums besides sum |g| (kept by the accumulator): sum g, sum g^2, max |g|, and the
+/// count of nonzero gradients, per element, in float64.
+#[derive(Debug, Clone)]
+pub struct ExtraSums {
+    pub sum: Vec<f64>,
+    pub sq: Vec<f64>,
+    pub max: Vec<f64>,
+    pub nonzero: Vec<f64>,
+}
+
+impl ExtraSums {
+    pub fn new(n: usize) -> ExtraSums {
+        ExtraSums { sum: vec![0.0; n], sq: vec![0.0; n], max: vec![0.0; n], nonzero: vec![0.0; n] }
+    }
+}
+
+/// Every requested measure of every parameter, float64, shaped like the parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureSet {
+    pub num_examples: u64,
+    /// Measures in canonical order; per measure the parameters in order.
+    pub measures: Vec<(Measure, Vec<AvgParam>)>,
+}
+
+impl MeasureSet {
+    /// From the sums after N inputs: `abs` (sum |g|) and the extra sums per parameter, and the
+    /// parameters' float32 values (for the g*w measures: sum |g w| = |w| sum |g| and
+    /// sum g w = w sum g, exactly in real arithmetic; each is one float64 product here).
+    pub fn from_sums(
+        params: &[ParamMeta],
+        weights: &[&[f32]],
+        abs: &[Vec<f64>],
+        extra: &[ExtraSums],
+        count: u64,
+        wanted: &[Measure],
+    ) -> MeasureSet {
+        let n = count as f64;
+        let measures = wanted
+            .iter()
+            .map(|&m| {
+                let per_param = params
+                    .iter()
+                    .enumerate()
+                    .map(|(p, meta)| {
+                        let (a, e, w) = (&abs[p], &extra[p], weights[p]);
+                        let data: Vec<f64> = match m {
+                            Measure::MeanAbs => a.iter().map(|&x| x / n).collect(),
+                            Measure::Mean => e.sum.iter().map(|&x| x / n).collect(),
+                            Measure::MeanSq => e.sq.iter().map(|&x| x / n).collect(),
+                            Measure::MaxAbs => e.max.clone(),
+                            Measure::MeanAbsGxw => {
+                                a.iter().zip(w).map(|(&x, &wj)| (x * f64::from(wj).abs()) / n).collect()
+                            }
+                            Measure::AbsMeanGxw => {
+                                e.sum.iter().zip(w).map(|(&x, &wj)| ((x * f64::from(wj)) / n).abs()).collect()
+                            }
+                            Measure::Nonzero => e.nonzero.iter().map(|&x| x / n).collect(),
+                        };
+                        AvgParam { name: meta.name.clone(), shape: meta.shape.clone(), data }
+                    })
+                    .collect();
+                (m, per_param)
+            })
+            .collect();
+        MeasureSet { num_examples: count, measures }
+    }
+
+    pub fn get(&self, m: Measure) -> Option<&[AvgParam]> {
+        self.measures.iter().find(|(x, _)| *x == m).map(|(_, v)| v.as_slice())
+    }
+
+    /// A measure as an `Averages` (what the selection ranks).
+    pub fn as_averages(&self, m: Measure) -> Option<Averages> {
+        Some(Averages { num_examples: Some(self.num_examples as i64), params: self.get(m)?.to_vec() })
+    }
+}
+
+/// File metadata: what the measures were computed from.
+pub struct Provenance<'a> {
+    pub agent: &'a str,
+    pub target: &'a str,
+}
+
+/// Writes `measures.safetensors` atomically: one float64 tensor per (measure, parameter) named
+/// `<measure>/<parameter>`; metadata `num_examples`, `target`, `agent`, `measures`, `tool`.
+pub fn write(dest: &Path, set: &MeasureSet, prov: &Provenance) -> Result<()> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = set
+        .measures
+        .iter()
+        .flat_map(|(m, params)| {
+            params.iter().map(move |p| {
+                (format!("{}/{}", m.name(), p.name), p.shape.clone(), p.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+            })
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, shape, data)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| PipelineError::Format(format!("{}: tensor {name}: {e}", dest.display())))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut meta = HashMap::new();
+    meta.insert("num_examples".to_string(), set.num_examples.to_string());
+    meta.insert("target".to_string(), prov.target.to_string());
+    meta.insert("agent".to_string(), prov.agent.to_string());
+    meta.insert("measures".to_string(), set.measures.iter().map(|(m, _)| m.name()).collect::<Vec<_>>().join(","));
+    meta.insert("tool".to_string(), format!("saliency {}", env!("CARGO_PKG_VERSION")));
+    let buf = safetensors::serialize(views, Some(meta))
+        .map_err(|e| PipelineError::Format(format!("{}: cannot serialize: {e}", dest.display())))?;
+    let mut file = AtomicFile::create(dest)?;
+    file.file().write_all(&buf).map_err(write_err(dest))?;
+    file.commit()
+}
+
+/// One measure of a `measures.safetensors`, for the parameters of `like` (same names and
+/// shapes, in that order), as an `Averages`.
+pub fn read(path: &Path, m: Measure, like: &Averages) -> Result<Averages> {
+    let shown = path.display();
+    let len = std::fs::metadata(path).map_err(PipelineError::io("open measures file", path))?.len();
+    if len > MAX_MEASURES_BYTES {
+        return Err(PipelineError::Limit(format!("measures file {shown} is {len} bytes, over the limit of {MAX_MEASURES_BYTES}")));
+    }
+    let bytes = std::fs::read(path).map_err(PipelineError::io("read measures file", path))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| PipelineError::Format(format!("{shown} is not a safetensors file: {e}")))?;
+    let num_examples = safetensors::SafeTensors::read_metadata(&bytes)
+        .ok()
+        .and_then(|(_, md)| md.metadata().as_ref().and_then(|m| m.get("num_examples").and_then(|n| n.parse().ok())));
+    let mut params = Vec::with_capacity(like.params.len());
+    for p in &like.params {
+        let name = format!("{}/{}", m.name(), p.name);
+        let t = st.tensor(&name).map_err(|_| {
+            PipelineError::Format(format!(
+                "{shown} has no tensor {name} (was it written with --measures {} for this agent?)",
+                m.name()
+            ))
+        })?;
+        if t.dtype() != safetensors::Dtype::F64 {
+            return Err(PipelineError::Format(format!("{shown}: {name} is {:?}, expected F64", t.dtype())));
+        }
+        if t.shape() != p.shape.as_slice() {
+            return Err(PipelineError::Format(format!(
+                "{shown}: {name} has shape {:?}, but the averages' {} has {:?} (measures of another agent?)",
+                t.shape(),
+                p.name,
+                p.shape
+            )));
+        }
+        let data = t.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
+        params.push(AvgParam { name: p.name.clone(), shape: p.shape.clone(), data });
+    }
+    Ok(Averages { num_examples: num_examples.or(like.num_examples), params })
+}
