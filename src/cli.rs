@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::ablation::Mode;
 use crate::agent::{Activation, AgentLimits, ArchOverrides};
+use crate::pipeline::measures::{Measure, MeasureList};
 use crate::target::Target;
 use crate::tui::color::{ColorChoice, Colormap};
 
@@ -134,6 +135,16 @@ pub struct AgentArgs {
     /// Per-input gradients: json (weight_gradients.json), npy (weight_gradients/*.npy) or none
     #[arg(long = "raw-gradients", alias = "raw_gradients", value_enum, default_value = "json")]
     pub raw_gradients: RawGradients,
+    /// The scalar differentiated per input: q (the Python tool's), margin, action:N or logsoftmax
+    #[arg(long, default_value = "q", value_parser = Target::parse, value_name = "T")]
+    pub target: Target,
+    /// Also write measures.safetensors with these measures (comma-separated, or all): mean-abs,
+    /// mean, mean-sq, max-abs, mean-abs-gxw, abs-mean-gxw, nonzero
+    #[arg(long, value_parser = MeasureList::parse, value_name = "LIST")]
+    pub measures: Option<MeasureList>,
+    /// Also write input_saliency.safetensors: the gradient with respect to the observation
+    #[arg(long = "input-saliency", alias = "input_saliency")]
+    pub input_saliency: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -211,6 +222,9 @@ pub struct RunArgs {
     pub agent: AgentArgs,
     #[command(flatten)]
     pub selection: SelectionArgs,
+    /// Rank the selection by this measure instead of mean-abs (gradient_magnitude then holds it)
+    #[arg(long = "select-by", alias = "select_by", value_parser = Measure::parse_select_by, value_name = "MEASURE")]
+    pub select_by: Option<Measure>,
     /// Also ablate the selection against random weights (writes ablation.json)
     #[arg(long)]
     pub ablate: bool,
@@ -254,6 +268,12 @@ pub struct ExtractArgs {
     /// average_gradients.json
     #[arg(long = "average-gradients-path", alias = "average_gradients_path", value_name = "FILE")]
     pub average_gradients_path: PathBuf,
+    /// Rank by this measure of measures.safetensors instead of the averages
+    #[arg(long = "select-by", alias = "select_by", value_parser = Measure::parse_select_by, value_name = "MEASURE")]
+    pub select_by: Option<Measure>,
+    /// measures.safetensors for --select-by (default: beside the averages file)
+    #[arg(long = "measures-path", alias = "measures_path", value_name = "FILE")]
+    pub measures_path: Option<PathBuf>,
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Output directory (default: the averages file's folder)

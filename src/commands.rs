@@ -17,6 +17,7 @@ use crate::cli::{
 use crate::json::Value;
 use crate::model::{parse_device, Net};
 use crate::paths::must_exist;
+use crate::pipeline::measures::Measure;
 use crate::pipeline::{self, average::Averages, extract, gradfile, Progress, RawFormat};
 use crate::target::Target;
 
@@ -223,17 +224,21 @@ fn warn_non_finite(rep: &Reporter, count: u64, what: &str) {
     }
 }
 
+/// The gradient pass with `measures` kept (the requested ones, plus any `--select-by` needs);
+/// writes the raw gradients, and the measures and input saliency files when asked for.
 fn gradient_step(
     rep: &mut Reporter,
     args: &AgentArgs,
     out_dir: &Path,
     agent: &Agent,
     net: &Net,
+    measures: &[Measure],
     cancel: &AtomicBool,
 ) -> Result<pipeline::GradientOutcome> {
     let agent_dir = agent::agent_dir(&args.agent_path);
     let inputs = pipeline::clean_inputs_path(&agent_dir);
     must_exist(&inputs, "inputs file")?;
+    args.target.check(agent.arch.n_actions).map_err(|e| eyre!(e))?;
     for n in &agent.arch.notes {
         rep.note(n);
     }
@@ -246,7 +251,9 @@ fn gradient_step(
             raw: raw_format(args.raw_gradients),
             out_dir: out_dir.to_path_buf(),
             batch_size: args.model.batch_size,
-            target: Target::Q,
+            target: args.target,
+            measures: measures.to_vec(),
+            input_saliency: args.input_saliency,
         },
         &mut |p, _| rep.progress(p),
         cancel,
@@ -255,6 +262,20 @@ fn gradient_step(
     let outcome = outcome?;
     warn_non_finite(rep, outcome.non_finite, pipeline::WEIGHT_GRADIENTS);
     let secs = start.elapsed().as_secs_f64();
+    let mut outcome = outcome;
+    let zip_name = agent.zip_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let target = args.target.to_string();
+    if let (Some(set), Some(_)) = (&outcome.measures, &args.measures) {
+        let dest = out_dir.join(pipeline::measures::MEASURES_FILE);
+        let prov = pipeline::measures::Provenance { agent: &zip_name, target: &target };
+        pipeline::measures::write(&dest, set, &prov)?;
+        rep.done(&format!("wrote {}", dest.display()));
+    }
+    if let Some(ia) = outcome.input_saliency.take() {
+        let dest = out_dir.join(pipeline::input_saliency::INPUT_SALIENCY);
+        ia.write(&dest, &zip_name, &target)?;
+        rep.done(&format!("wrote {}", dest.display()));
+    }
     match &outcome.raw_path {
         Some(p) => rep.done(&format!("wrote {} ({} inputs in {secs:.2} s)", p.display(), outcome.inputs)),
         None => rep.done(&format!(
@@ -282,14 +303,25 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     let candidates = read_candidate_inputs(&cross, &args.selection.useful_neurons_path, Some(&agent_dir))?;
     let (agent, net) = load(&args.agent)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent.agent_path));
-    let outcome = gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, cancel)?;
+    let mut measures = args.agent.measures.clone().map(|l| l.0).unwrap_or_default();
+    if let Some(m) = args.select_by {
+        if !measures.contains(&m) {
+            measures.push(m);
+            measures.sort();
+        }
+    }
+    let outcome = gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, &measures, cancel)?;
     if cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(pipeline::PipelineError::Cancelled.into());
     }
     let avg_path = out_dir.join(pipeline::AVERAGE_GRADIENTS);
     warn_non_finite(&rep, outcome.averages.write(&avg_path)?, pipeline::AVERAGE_GRADIENTS);
     rep.done(&format!("wrote {}", avg_path.display()));
-    let named = extract_and_write(&rep, &candidates, &outcome.averages, &args.selection, &out_dir)?;
+    let ranked = match args.select_by {
+        Some(m) => outcome.measures.as_ref().and_then(|set| set.as_averages(m)).unwrap_or_default(),
+        None => outcome.averages.clone(),
+    };
+    let named = extract_and_write(&rep, &candidates, &ranked, &args.selection, &out_dir)?;
     if args.ablate {
         let inputs = pipeline::clean_inputs_path(&agent_dir);
         let what = format!("the selection of k={} m={}", args.selection.k, args.selection.m);
@@ -306,7 +338,8 @@ pub fn gradients(args: &GradientsArgs, cancel: &AtomicBool) -> Result<()> {
     if args.agent.raw_gradients == RawGradients::None {
         bail!("`saliency gradients` writes the per-input gradients; --raw-gradients none makes sense only with `run`");
     }
-    gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, cancel)?;
+    let measures = args.agent.measures.clone().map(|l| l.0).unwrap_or_default();
+    gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, &measures, cancel)?;
     Ok(())
 }
 
@@ -338,7 +371,15 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
     // <agent dir>/patching_results/cross_metric_summary.json -> <agent dir>
     let agent_dir = args.cross_metric_path.parent().and_then(Path::parent);
     let candidates = read_candidate_inputs(&args.cross_metric_path, &args.selection.useful_neurons_path, agent_dir)?;
-    let avgs = Averages::read(&args.average_gradients_path)?;
+    let mut avgs = Averages::read(&args.average_gradients_path)?;
+    if let Some(m) = args.select_by {
+        let path = args
+            .measures_path
+            .clone()
+            .unwrap_or_else(|| parent_dir(&args.average_gradients_path).join(pipeline::measures::MEASURES_FILE));
+        must_exist(&path, "measures file")?;
+        avgs = pipeline::measures::read(&path, m, &avgs)?;
+    }
     let out_dir = args.output_dir.clone().unwrap_or_else(|| parent_dir(&args.average_gradients_path));
     extract_and_write(&rep, &candidates, &avgs, &args.selection, &out_dir)?;
     Ok(())
@@ -482,8 +523,14 @@ fn averages_for(
         rep.warn(&format!("{} does not fit this agent's parameters: computing the averages again", existing.display()));
     }
     rep.note("no averages yet: running the gradient pass first (nothing is written but ablation.json)");
-    let opts =
-        pipeline::PassOptions { raw: RawFormat::None, out_dir: out_dir.to_path_buf(), batch_size, target: Target::Q };
+    let opts = pipeline::PassOptions {
+        raw: RawFormat::None,
+        out_dir: out_dir.to_path_buf(),
+        batch_size,
+        target: Target::Q,
+        measures: Vec::new(),
+        input_saliency: false,
+    };
     let outcome = pipeline::gradient_pass(agent, net, inputs, &opts, &mut |p, _| rep.progress(p), cancel);
     rep.finish();
     Ok(outcome?.averages)

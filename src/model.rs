@@ -79,6 +79,8 @@ pub struct BatchGrads {
     /// The target's value per input (for `q`, the float32 Q-value, exactly).
     pub values: Vec<f64>,
     pub layers: Vec<LayerGrads>,
+    /// When asked for: per observation key, d target / d input (B x values, row after row).
+    pub inputs: Vec<Vec<f32>>,
 }
 
 /// What one forward and backward pass of a batch gives (see `Net::signals`).
@@ -90,6 +92,8 @@ pub struct Signals {
     pub values: Vec<f64>,
     /// Per parameterised layer in forward order: (input a, signal d = d target / d output).
     pub layers: Vec<(Tensor, Tensor)>,
+    /// When asked for: per observation key (branch), d target / d input, B x values.
+    pub inputs: Vec<Tensor>,
 }
 
 /// Where a parameter's gradient comes from.
@@ -283,10 +287,33 @@ impl Net {
     }
 
     fn forward(&self, weights: &[Tensor], x: &Tensor, grad: bool, record: &mut Vec<(Tensor, Tensor)>) -> Tensor {
+        self.forward_inputs(weights, x, grad, record, None)
+    }
+
+    /// `forward`; with `leaves`, each observation key's input becomes a leaf whose gradient the
+    /// backward pass gives: the values as written in the inputs (so the chain rule runs through
+    /// image scaling), or for Discrete keys the one-hot vector SB3 builds.
+    fn forward_inputs(
+        &self,
+        weights: &[Tensor],
+        x: &Tensor,
+        grad: bool,
+        record: &mut Vec<(Tensor, Tensor)>,
+        mut leaves: Option<&mut Vec<Tensor>>,
+    ) -> Tensor {
         let mut feats = Vec::new();
         for b in &self.arch.branches {
-            let xb = x.narrow(1, b.offset as i64, b.len as i64);
-            let h = self.preprocess(&xb, &b.preprocess, &b.obs_shape);
+            let mut xb = x.narrow(1, b.offset as i64, b.len as i64);
+            let one_hot = matches!(b.preprocess, Preprocess::OneHot(_) | Preprocess::MultiOneHot(_));
+            if let (Some(l), false) = (leaves.as_deref_mut(), one_hot) {
+                xb = xb.detach().set_requires_grad(true);
+                l.push(xb.shallow_clone());
+            }
+            let mut h = self.preprocess(&xb, &b.preprocess, &b.obs_shape);
+            if let (Some(l), true) = (leaves.as_deref_mut(), one_hot) {
+                h = h.detach().set_requires_grad(true);
+                l.push(h.shallow_clone());
+            }
             feats.push(self.run_ops(weights, h, &b.ops, grad, record));
         }
         let h = if feats.len() == 1 {
@@ -323,9 +350,16 @@ impl Net {
     /// and target value, and per parameterised layer its input `a` and the signal
     /// `d = d target / d z` of its output `z` (every row an input of its own).
     pub fn signals(&self, x: &Tensor, target: Target) -> Result<Signals> {
+        self.signals_with_inputs(x, target, false)
+    }
+
+    /// `signals`, and with `inputs` also the gradient of the target with respect to each
+    /// observation key's input (`Signals::inputs`).
+    pub fn signals_with_inputs(&self, x: &Tensor, target: Target, inputs: bool) -> Result<Signals> {
         let batch = x.size()[0] as usize;
         let mut record = Vec::new();
-        let out = self.forward(&self.weights, x, true, &mut record);
+        let mut leaves = Vec::new();
+        let out = self.forward_inputs(&self.weights, x, true, &mut record, inputs.then_some(&mut leaves));
         let out_cpu = to_vec(&out.detach());
         let n_actions = self.arch.n_actions;
         let mut actions = Vec::with_capacity(batch);
@@ -344,18 +378,23 @@ impl Net {
         // d objective / d out is exactly the coefficients: (out * C).sum() back-propagates them.
         let c = Tensor::from_slice(&coef).reshape([batch as i64, n_actions as i64]).to_device(self.device);
         let objective = (&out * &c).sum(Kind::Float);
-        let zs: Vec<&Tensor> = record.iter().map(|(_, z)| z).collect();
-        let ds = Tensor::f_run_backward(&[&objective], &zs, false, false)
+        let mut zs: Vec<&Tensor> = record.iter().map(|(_, z)| z).collect();
+        zs.extend(leaves.iter());
+        let mut ds = Tensor::f_run_backward(&[&objective], &zs, false, false)
             .map_err(|e| ModelError::Torch("backward pass", e))?;
+        let input_grads: Vec<Tensor> =
+            ds.split_off(record.len()).into_iter().map(|g| g.reshape([batch as i64, -1])).collect();
         let layers = record.into_iter().zip(ds).map(|((a, _), d)| (a.detach(), d)).collect();
-        Ok(Signals { n: batch, out: out_cpu, actions, values, layers })
+        Ok(Signals { n: batch, out: out_cpu, actions, values, layers, inputs: input_grads })
     }
 
     /// Per-input gradients of the target for a batch. `x_cpu` is B x input_len float32 (raw
     /// input values).
-    pub fn batch_gradients(&self, x_cpu: &[f32], batch: usize, target: Target) -> Result<BatchGrads> {
+    pub fn batch_gradients(&self, x_cpu: &[f32], batch: usize, target: Target, inputs: bool) -> Result<BatchGrads> {
         let x = self.input_tensor(x_cpu, batch);
-        let Signals { actions, values, layers: record, .. } = self.signals(&x, target)?;
+        let Signals { actions, values, layers: record, inputs: input_grads, .. } =
+            self.signals_with_inputs(&x, target, inputs)?;
+        let inputs = input_grads.iter().map(to_vec).collect();
         let actions = actions.into_iter().map(|a| a as i64).collect();
         let mut layers = Vec::with_capacity(self.layers.len());
         for (layer, (a, d)) in self.layers.iter().zip(&record) {
@@ -381,6 +420,6 @@ impl Net {
             };
             layers.push(grads);
         }
-        Ok(BatchGrads { n: batch, actions, values, layers })
+        Ok(BatchGrads { n: batch, actions, values, layers, inputs })
     }
 }

@@ -517,6 +517,87 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
         ["target action:3 is out of range: the agent has 3 actions (0..3)"]
     );
 
+    // --- targets and measures ---
+    let run_acro = |extra: &[&str]| {
+        let mut a = os(&[&"run", &"-q", &"--agent-path", &fixture("acrobot"), &"--output-dir", &out]);
+        a.extend(extra.iter().map(OsString::from));
+        a
+    };
+    case!(
+        "measure-unknown",
+        run_acro(&["--measures", "mean,median"]),
+        2,
+        [
+            "invalid value 'mean,median' for '--measures <LIST>'",
+            "unknown measure 'median' (known: mean-abs, mean, mean-sq"
+        ]
+    );
+    case!(
+        "target-unknown",
+        run_acro(&["--target", "value"]),
+        2,
+        ["invalid value 'value' for '--target <T>'", "unknown target 'value' (known: q, margin, action:N, logsoftmax)"]
+    );
+    case!(
+        "target-action-out-of-range",
+        run_acro(&["--target", "action:7"]),
+        1,
+        ["target action:7 is out of range: the agent has 3 actions (0..3)"]
+    );
+    case!(
+        "select-by-signed-measure",
+        run_acro(&["--measures", "all", "--select-by", "mean"]),
+        2,
+        ["--select-by mean: the selection ranks magnitudes, and mean is not one", "use one of mean-abs, mean-sq"]
+    );
+    // measures.safetensors of another agent (CartPole's 64x4 first layer) beside Acrobot's
+    // averages (32x6).
+    let m = dir.join("other-measures");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::copy(reference_dir("acrobot").join("average_gradients.json"), m.join("average_gradients.json")).unwrap();
+    let zeros = vec![0u8; 64 * 4 * 8];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![64, 4], &zeros).unwrap();
+    std::fs::write(
+        m.join("measures.safetensors"),
+        safetensors::serialize([("max-abs/q_net.0.weight", view)], None).unwrap(),
+    )
+    .unwrap();
+    case!(
+        "measures-of-another-agent",
+        os(&[
+            &"extract",
+            &"--select-by",
+            &"max-abs",
+            &"--cross-metric-path",
+            &fixture("acrobot").join("patching_results/cross_metric_summary.json"),
+            &"--average-gradients-path",
+            &m.join("average_gradients.json"),
+            &"--output-dir",
+            &out
+        ]),
+        1,
+        ["measures.safetensors: max-abs/q_net.0.weight has shape [64, 4], but the averages' q_net.0.weight has [32, 6] (measures of another agent?)"]
+    );
+    std::fs::write(m.join("not.safetensors"), "not a safetensors file").unwrap();
+    case!(
+        "measures-not-safetensors",
+        os(&[
+            &"extract",
+            &"--select-by",
+            &"max-abs",
+            &"--measures-path",
+            &m.join("not.safetensors"),
+            &"--cross-metric-path",
+            &fixture("acrobot").join("patching_results/cross_metric_summary.json"),
+            &"--average-gradients-path",
+            &m.join("average_gradients.json"),
+            &"--output-dir",
+            &out
+        ]),
+        1,
+        ["not.safetensors is not a safetensors file"]
+    );
+
     // --- writing ---
     let d = acro("disk-full");
     v.push(Case {

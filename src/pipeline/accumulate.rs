@@ -79,11 +79,7 @@ impl Accumulator {
         let b = batch.n;
         let Some(extra) = self.extra.as_mut() else { return };
         self.sums.par_iter_mut().zip(extra.par_iter_mut()).zip(sources.par_iter()).for_each(|((abs, ex), src)| {
-            let (width, outer) = match &batch.layers[src.layer] {
-                LayerGrads::Outer { rows, cols, .. } => (if src.bias { *rows } else { rows * cols }, !src.bias),
-                LayerGrads::Dense { numel, out, .. } => (if src.bias { *out } else { *numel }, false),
-            };
-            let _ = width;
+            let outer = matches!(batch.layers[src.layer], LayerGrads::Outer { .. }) && !src.bias;
             // Chunks of whole rows (Outer) or of elements, small enough that the five arrays
             // of a chunk stay in cache while every input of the batch is added.
             let chunk = match (&batch.layers[src.layer], outer) {

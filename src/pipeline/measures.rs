@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use super::average::{AvgParam, Averages};
+use super::average::{Averages, AvgParam};
 use super::error::{PipelineError, Result};
 use super::gradfile::ParamMeta;
 use super::output::{write_err, AtomicFile};
@@ -58,9 +58,10 @@ impl Measure {
 
     pub fn parse(text: &str) -> std::result::Result<Measure, String> {
         let t = text.trim();
-        Measure::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(t)).ok_or_else(|| {
-            format!("unknown measure '{t}' (known: {})", Measure::ALL.map(Measure::name).join(", "))
-        })
+        Measure::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(t))
+            .ok_or_else(|| format!("unknown measure '{t}' (known: {})", Measure::ALL.map(Measure::name).join(", ")))
     }
 
     /// `all`, or a comma-separated list (each measure once, in the canonical order).
@@ -68,7 +69,11 @@ impl Measure {
         if text.trim().eq_ignore_ascii_case("all") {
             return Ok(Measure::ALL.to_vec());
         }
-        let mut v = text.split(',').filter(|s| !s.trim().is_empty()).map(Measure::parse).collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut v = text
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Measure::parse)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         if v.is_empty() {
             return Err("no measure named (give a comma-separated list, or all)".into());
         }
@@ -94,6 +99,16 @@ impl Measure {
             ));
         }
         Ok(m)
+    }
+}
+
+/// A list of measures as one command-line value (`mean,max-abs` or `all`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureList(pub Vec<Measure>);
+
+impl MeasureList {
+    pub fn parse(text: &str) -> std::result::Result<MeasureList, String> {
+        Measure::parse_list(text).map(MeasureList)
     }
 }
 
@@ -188,7 +203,11 @@ pub fn write(dest: &Path, set: &MeasureSet, prov: &Provenance) -> Result<()> {
         .iter()
         .flat_map(|(m, params)| {
             params.iter().map(move |p| {
-                (format!("{}/{}", m.name(), p.name), p.shape.clone(), p.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+                (
+                    format!("{}/{}", m.name(), p.name),
+                    p.shape.clone(),
+                    p.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
             })
         })
         .collect();
@@ -219,7 +238,9 @@ pub fn read(path: &Path, m: Measure, like: &Averages) -> Result<Averages> {
     let shown = path.display();
     let len = std::fs::metadata(path).map_err(PipelineError::io("open measures file", path))?.len();
     if len > MAX_MEASURES_BYTES {
-        return Err(PipelineError::Limit(format!("measures file {shown} is {len} bytes, over the limit of {MAX_MEASURES_BYTES}")));
+        return Err(PipelineError::Limit(format!(
+            "measures file {shown} is {len} bytes, over the limit of {MAX_MEASURES_BYTES}"
+        )));
     }
     let bytes = std::fs::read(path).map_err(PipelineError::io("read measures file", path))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)

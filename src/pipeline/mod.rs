@@ -5,6 +5,7 @@ pub mod average;
 pub mod error;
 pub mod extract;
 pub mod gradfile;
+pub mod input_saliency;
 pub mod inputs;
 pub mod measures;
 pub mod npy;
@@ -72,6 +73,10 @@ pub struct GradientOutcome {
     pub non_finite: u64,
     /// Where the raw gradients went, if anywhere.
     pub raw_path: Option<PathBuf>,
+    /// The measures asked for (`PassOptions::measures`).
+    pub measures: Option<measures::MeasureSet>,
+    /// The input saliency, when asked for (written by `InputSaliency::write`).
+    pub input_saliency: Option<input_saliency::InputSaliency>,
 }
 
 pub fn param_meta(agent: &Agent) -> Vec<ParamMeta> {
@@ -105,6 +110,10 @@ pub struct PassOptions {
     pub batch_size: Option<usize>,
     /// What is differentiated (`q`: the Python tool's files).
     pub target: crate::target::Target,
+    /// Measures to keep besides the averages (docs/measures.md); empty: none.
+    pub measures: Vec<measures::Measure>,
+    /// Also the gradient with respect to the inputs (per input kept unless `raw` is None).
+    pub input_saliency: bool,
 }
 
 /// One batch on its way from the model to the sink.
@@ -126,7 +135,7 @@ pub fn gradient_pass(
     progress: &mut ProgressFn,
     cancel: &AtomicBool,
 ) -> Result<GradientOutcome> {
-    let PassOptions { raw, out_dir, batch_size, target } = opts.clone();
+    let PassOptions { raw, out_dir, batch_size, target, measures: wanted, input_saliency } = opts.clone();
     let file_size = std::fs::metadata(inputs).map(|m| m.len()).unwrap_or(0);
     let mut reader = InputReader::open(inputs, &agent.arch)?;
     let params = param_meta(agent);
@@ -144,7 +153,12 @@ pub fn gradient_pass(
         RawFormat::None => (None, None),
     };
     let numels: Vec<usize> = params.iter().map(ParamMeta::numel).collect();
-    let mut acc = Accumulator::new(&numels);
+    let mut acc = if wanted.is_empty() { Accumulator::new(&numels) } else { Accumulator::with_measures(&numels) };
+    let mut inputs_acc = if input_saliency {
+        Some(input_saliency::InputSaliency::new(input_saliency::keys(&agent.arch), raw != RawFormat::None, &out_dir)?)
+    } else {
+        None
+    };
     let batch = batch_size.unwrap_or_else(|| batch_size_for(net, agent)).max(1);
     let start = Instant::now();
     progress(Progress { done: 0, total: 0, total_exact: false, elapsed_s: 0.0 }, &acc);
@@ -177,6 +191,8 @@ pub fn gradient_pass(
         });
         let acc = &mut acc;
         let raw_writer = &mut raw_writer;
+        let inputs_acc = &mut inputs_acc;
+        let spill_dir = &out_dir;
         let sink = scope.spawn(move || -> Result<usize> {
             let mut done = 0usize;
             for c in rx_out.iter() {
@@ -186,6 +202,9 @@ pub fn gradient_pass(
                     None => {}
                 }
                 acc.add_batch(sources, &c.grads);
+                if let Some(ia) = inputs_acc.as_mut() {
+                    ia.add_batch(&c.ids, &c.grads, spill_dir)?;
+                }
                 done += c.ids.len();
                 let total = if c.finished || c.offset == 0 {
                     done
@@ -207,7 +226,7 @@ pub fn gradient_pass(
                     return Err(PipelineError::Cancelled);
                 }
                 let (ids, values, offset, finished) = item?;
-                let grads = net.batch_gradients(&values, ids.len(), target)?;
+                let grads = net.batch_gradients(&values, ids.len(), target, input_saliency)?;
                 if tx_out.send(Computed { ids, grads, offset, finished }).is_err() {
                     break; // the sink failed; its error is reported below
                 }
@@ -236,5 +255,12 @@ pub fn gradient_pass(
         None => {}
     }
     let averages = acc.averages(&params);
-    Ok(GradientOutcome { averages, inputs: done, non_finite, raw_path })
+    let measures = match (&acc.extra, wanted.is_empty()) {
+        (Some(extra), false) => {
+            let weights: Vec<&[f32]> = agent.params.iter().map(|p| p.data.as_slice()).collect();
+            Some(measures::MeasureSet::from_sums(&params, &weights, &acc.sums, extra, acc.count, &wanted))
+        }
+        _ => None,
+    };
+    Ok(GradientOutcome { averages, inputs: done, non_finite, raw_path, measures, input_saliency: inputs_acc })
 }

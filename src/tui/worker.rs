@@ -131,6 +131,8 @@ fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<Ave
                 out_dir: PathBuf::from("."),
                 batch_size,
                 target: crate::target::Target::Q,
+                measures: Vec::new(),
+                input_saliency: false,
             };
             let outcome = pipeline::gradient_pass(
                 &agent,

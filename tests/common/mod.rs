@@ -26,8 +26,26 @@ pub fn reference_dir(name: &str) -> PathBuf {
 
 /// A float32 or float64 .npy array: (shape, values as f64).
 pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not .npy", path.display());
+    npy_from_bytes(&std::fs::read(path).unwrap(), &path.display().to_string())
+}
+
+/// Every array of a .npz (numpy's zip of .npy files), by name (without ".npy").
+pub fn read_npz(path: &Path) -> std::collections::HashMap<String, (Vec<usize>, Vec<f64>)> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = std::collections::HashMap::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        let name = f.name().trim_end_matches(".npy").to_string();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        out.insert(name.clone(), npy_from_bytes(&bytes, &name));
+    }
+    out
+}
+
+fn npy_from_bytes(bytes: &[u8], what: &str) -> (Vec<usize>, Vec<f64>) {
+    let path = what;
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{path} is not .npy");
     let (header_len, start) = if bytes[6] == 1 {
         (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
     } else {
@@ -39,7 +57,9 @@ pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
         shape_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     assert!(header.contains("'fortran_order': False"));
     let data = &bytes[start + header_len..];
-    let values = if header.contains("'<f4'") {
+    let values = if header.contains("'<i8'") {
+        data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect()
+    } else if header.contains("'<f4'") {
         data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64).collect()
     } else if header.contains("'<f8'") {
         data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect()
@@ -63,8 +83,14 @@ pub const FLOOR: f64 = 1e-12;
 /// |got - want| <= RTOL * max|want| + FLOOR for every element (see `RTOL`), with a message
 /// naming the worst element.
 pub fn assert_close(what: &str, got: &[f64], want: &[f64]) {
+    assert_close_scaled(what, got, want, 0.0)
+}
+
+/// `assert_close` with the scale at least `scale` (for results that are differences of larger
+/// terms, whose float32 error is relative to the terms).
+pub fn assert_close_scaled(what: &str, got: &[f64], want: &[f64], scale: f64) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let scale = want.iter().filter(|w| w.is_finite()).fold(0.0f64, |m, w| m.max(w.abs()));
+    let scale = want.iter().filter(|w| w.is_finite()).fold(scale, |m, w| m.max(w.abs()));
     let tol = RTOL * scale + FLOOR;
     let mut worst: Option<(f64, usize)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
