@@ -10,6 +10,7 @@
 #   SIZES="100 1000" scripts/bench.sh
 #   SKIP_CRITERION=1 scripts/bench.sh
 #   ONLY_ABLATION=1 scripts/bench.sh # only the ablation table (bench/ablation.md)
+#   ONLY_MEASURES=1 scripts/bench.sh # only the measures table (bench/measures.md)
 #
 # Python runs whose memory would not fit this machine are skipped and reported as such
 # (PY_MAX_FLOATS below). Results: bench/results.md (and stdout). Not run by CI.
@@ -47,7 +48,7 @@ make_fixture() { # agent n
       "$py" scripts/reference/make_fixtures.py atari --inputs "$2" --out "$data/atari_cnn_$2"
   fi
 }
-[ -n "${ONLY_ABLATION:-}" ] && SIZES=""
+[ -n "${ONLY_ABLATION:-}${ONLY_MEASURES:-}" ] && SIZES=""
 for n in $SIZES; do
   make_fixture demo "$n"
   make_fixture atari_cnn "$n"
@@ -124,6 +125,31 @@ PY
     rm -rf "$dir/rs_json"
   done
 done
+
+# Measures: every measure (and, separately, the input saliency) kept in the same pass, against
+# the pass alone, on the demo with 10,000 inputs and the CNN with 1,000.
+if [ -z "${ONLY_ABLATION:-}" ]; then
+  mt="$out/measures.md"
+  {
+    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores; wall time and peak RSS; ratio = with / without, same run."
+    echo
+    echo "| agent | inputs | run --raw-gradients none | + --measures all | ratio | + --input-saliency | ratio |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  } >"$mt"
+  for spec in "demo 10000" "atari_cnn 1000"; do
+    read -r agent n <<<"$spec"
+    make_fixture "$agent" "$n"
+    dir="$data/${agent}_$n"
+    rm -rf "$dir/rs_m"
+    read -r a_wall a_rss a_steal < <(measure "run none $agent $n" "$bin" run -q --raw-gradients none --agent-path "$dir" --output-dir "$dir/rs_m")
+    read -r b_wall b_rss b_steal < <(measure "measures $agent $n" "$bin" run -q --raw-gradients none --measures all --agent-path "$dir" --output-dir "$dir/rs_m")
+    read -r c_wall c_rss c_steal < <(measure "input saliency $agent $n" "$bin" run -q --raw-gradients none --input-saliency --agent-path "$dir" --output-dir "$dir/rs_m")
+    r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
+    echo "| $agent | $n | $(cell "$a_wall" "$a_rss" "$a_steal") | $(cell "$b_wall" "$b_rss" "$b_steal") | $(r "$b_wall" "$a_wall") | $(cell "$c_wall" "$c_rss" "$c_steal") | $(r "$c_wall" "$a_wall") |" >>"$mt"
+  done
+  cat "$mt"
+fi
+[ -n "${ONLY_MEASURES:-}" ] && exit 0
 
 # Ablation: `ablate` (the selection and 20 random draws, zero mode) against the gradient pass
 # alone (`run --raw-gradients none`), same agent and inputs, one after the other.

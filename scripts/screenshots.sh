@@ -55,6 +55,13 @@ shot() {
 shot explorer "$bin --agent-path assets/demo" sleep:2
 SHOT_W=80 SHOT_H=24 shot terminal-80x24 "$bin --agent-path assets/demo" sleep:2
 shot evidence "$bin --agent-path assets/demo --output-dir $big/out" sleep:2 + + ']' sleep:1 A sleep:3
+"$venv/bin/python" - "$big/names.json" <<'PY'
+import json, sys
+names = [f"cell_{r}_{c}" for r in range(10) for c in range(10)] + ["pos_x", "pos_y", "head_east", "head_south", "head_west", "head_north"]
+json.dump({"MLP_input": names}, open(sys.argv[1], "w"))
+PY
+shot inputs-vector "$bin --agent-path assets/demo --feature-names $big/names.json" sleep:2 i sleep:1
+shot inputs-image "$bin --agent-path tests/fixtures/cnn" sleep:2 i sleep:1 Right sleep:1
 shot neuron "$bin --agent-path assets/demo" Tab n n Enter
 shot tuning "$bin --agent-path assets/demo" K 5 Enter '}' g j j Tab s
 shot cnn-kernel "$bin --agent-path tests/fixtures/cnn --colormap magma" g j j Tab x

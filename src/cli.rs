@@ -317,4 +317,11 @@ pub struct ExploreArgs {
     /// Capture the mouse (click to select, wheel to scroll); off by default so copy and paste work
     #[arg(long)]
     pub mouse: bool,
+    /// The scalar differentiated: q, margin, action:N or logsoftmax (`t` changes it)
+    #[arg(long, default_value = "q", value_parser = Target::parse, value_name = "T")]
+    pub target: Target,
+    /// Names of the observation's values for the input view: a JSON list, or an object from
+    /// observation key to a list
+    #[arg(long = "feature-names", alias = "feature_names", value_name = "FILE")]
+    pub feature_names: Option<PathBuf>,
 }

@@ -598,6 +598,23 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
         ["not.safetensors is not a safetensors file"]
     );
 
+    // --- the explorer's flags ---
+    let f = dir.join("feature-names");
+    write(&f.join("numbers.json"), "[1, 2, 3]");
+    case!(
+        "feature-names-not-names",
+        os(&[&"--agent-path", &fixture("demo"), &"--feature-names", &f.join("numbers.json")]),
+        1,
+        ["numbers.json[0]: expected a name (text), found an integer"]
+    );
+    write(&f.join("text.json"), "\"x\"");
+    case!(
+        "feature-names-not-a-list",
+        os(&[&"--agent-path", &fixture("demo"), &"--feature-names", &f.join("text.json")]),
+        1,
+        ["text.json: expected a list of names, or an object from observation key to a list of names, found a string"]
+    );
+
     // --- writing ---
     let d = acro("disk-full");
     v.push(Case {

@@ -502,7 +502,7 @@ fn background_run_reports_progress_snapshots_and_cancels() {
                 let _ = app.on_msg(msg);
                 break;
             }
-            Msg::Finished(_) | Msg::Failed(_) => panic!("expected a cancel, got {msg:?}"),
+            Msg::Finished(..) | Msg::Failed(_) => panic!("expected a cancel, got {msg:?}"),
             _ => {
                 let _ = app.on_msg(msg);
             }
@@ -650,4 +650,148 @@ fn ablate_key_exports_ablation_json_as_saliency_ablate_writes_it() {
     press(&mut files, "A");
     assert!(files.message.as_deref().unwrap().contains("needs the agent"), "{:?}", files.message);
     assert!(screen_text(&render(&mut files, 200, 60)).contains("evidence: needs the agent"));
+}
+
+#[test]
+fn measures_switch_live_and_the_selection_follows_magnitudes() {
+    let (mut app, _engine, _) = demo_with_evidence(&[]);
+    assert_eq!(app.measure.name(), "mean-abs");
+    let before = app.selection.clone();
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.lines().next().unwrap().contains("target q · measure mean-abs"), "{s}");
+    // mean (signed, not a magnitude): colours and statistics follow, the selection stays.
+    press(&mut app, "v");
+    assert_eq!(app.measure.name(), "mean");
+    assert_eq!(app.selection, before, "a signed measure does not rank");
+    let mean = app.measures.as_ref().unwrap().get(saliency::pipeline::measures::Measure::Mean).unwrap();
+    assert_eq!(app.averages.as_ref().unwrap().params[0].data, mean[0].data);
+    assert!(app.stats.iter().any(|s| s.min < 0.0), "signed values shown");
+    // mean-sq (a magnitude): the selection ranks by it.
+    press(&mut app, "v");
+    assert_eq!(app.measure.name(), "mean-sq");
+    assert_ne!(app.selection, before);
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.lines().next().unwrap().contains("measure mean-sq"), "{s}");
+    // The export ranks by the shown magnitude and writes the averages unchanged.
+    let out = tempfile::tempdir().unwrap();
+    app.out_dir = out.path().to_path_buf();
+    press(&mut app, "e");
+    let cand = read_json(&out.path().join("candidate_weights.json"));
+    let t = &cand.get("weight_targets").unwrap().as_array().unwrap()[0];
+    let layer = t.get("layer_name").unwrap().as_str().unwrap();
+    let sq = app.measures.as_ref().unwrap().get(saliency::pipeline::measures::Measure::MeanSq).unwrap();
+    let p = sq.iter().find(|p| p.name == layer).unwrap();
+    let cols = p.rows_cols().1;
+    let e = t.get("neuron_index").unwrap().as_i64().unwrap() as usize * cols
+        + t.get("weight_index").unwrap().as_i64().unwrap() as usize;
+    assert_eq!(t.get("gradient_magnitude").unwrap().as_f64().unwrap(), p.data[e]);
+    let avgs = saliency::pipeline::average::Averages::read(&out.path().join("average_gradients.json")).unwrap();
+    assert_eq!(avgs.params, app.mean_abs.as_ref().unwrap().params);
+    // Back round to mean-abs after the seven.
+    press(&mut app, "vvvvv");
+    assert_eq!(app.measure.name(), "mean-abs");
+    assert_eq!(app.selection, before);
+}
+
+#[test]
+fn the_target_shows_and_changing_it_runs_again() {
+    let (mut app, _engine, _) = demo_with_evidence(&[]);
+    let effects = press(&mut app, "t");
+    assert!(matches!(effects[..], [Effect::SetTarget(saliency::target::Target::Margin)]), "{effects:?}");
+    assert!(app.running());
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.lines().next().unwrap().contains("target margin"), "{s}");
+    // From files the target cannot change.
+    let mut files = demo_from_files(&[]);
+    assert!(press(&mut files, "t").is_empty());
+    assert!(files.message.as_deref().unwrap().contains("cannot change"));
+    // --target starts with it, and the run differentiates it.
+    let args = explore_args(&["--agent-path", "assets/demo", "--target", "logsoftmax"]);
+    let app = run_to_end(plan(&args).unwrap(), Duration::from_secs(120)).unwrap();
+    assert_eq!(app.target, saliency::target::Target::LogSoftmax);
+    let out = tempfile::tempdir().unwrap();
+    Command::cargo_bin("saliency")
+        .unwrap()
+        .args([
+            "run",
+            "-q",
+            "--raw-gradients",
+            "none",
+            "--target",
+            "logsoftmax",
+            "--agent-path",
+            "assets/demo",
+            "--output-dir",
+        ])
+        .arg(out.path())
+        .assert()
+        .success();
+    let want = saliency::pipeline::average::Averages::read(&out.path().join("average_gradients.json")).unwrap();
+    assert_eq!(app.mean_abs.as_ref().unwrap().params, want.params);
+}
+
+#[test]
+fn input_view_shows_vector_bars_with_feature_names_and_image_pictures() {
+    // The demo's 106-value observation, named.
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("cell{}_{}", i / 10, i % 10))
+        .chain(["x", "y", "east", "south", "west", "north"].map(String::from))
+        .collect();
+    let file = dir.path().join("names.json");
+    std::fs::write(
+        &file,
+        format!("{{\"MLP_input\": [{}]}}", names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")),
+    )
+    .unwrap();
+    let (mut app, engine, _) = demo_with_evidence(&["--feature-names", file.to_str().unwrap()]);
+    let effects = press(&mut app, "i");
+    assert!(matches!(app.popup, Some(Popup::Inputs { index: 0 })));
+    settle(&mut app, &engine, effects);
+    let s = screen_text(&render(&mut app, 170, 48));
+    assert!(s.contains("input saliency · target q · input 1/40 GridNav-0-"), "{s}");
+    assert!(s.contains("MLP_input [106]: mean |d q / d input| over 40 inputs"), "{s}");
+    // Bars sorted by saliency, labelled by name, with this input's value and gradient.
+    let means = app.input_means.as_ref().unwrap();
+    let top = (0..106).max_by(|&a, &b| means.mean_abs[0][a].total_cmp(&means.mean_abs[0][b])).unwrap();
+    assert!(s.contains(&names[top]), "the most salient feature {} is not shown:\n{s}", names[top]);
+    assert!(s.contains("value") && s.contains("grad"), "{s}");
+    // Right: the next input.
+    let effects = press(&mut app, "<right>");
+    settle(&mut app, &engine, effects);
+    assert_eq!(app.evidence.input.as_ref().unwrap().index, 1);
+    assert!(screen_text(&render(&mut app, 170, 48)).contains("input 2/40"));
+    press(&mut app, "i");
+    assert!(app.popup.is_none());
+
+    // The CNN fixture: pictures of each channel, coloured.
+    let args = explore_args(&["--agent-path", fixture("cnn").to_str().unwrap(), "--color", "truecolor"]);
+    let plan = plan(&args).unwrap();
+    let engine = saliency::tui::evidence::Engine::load(plan.app.model.as_ref().unwrap()).unwrap();
+    let (mut app, _) = saliency::tui::run_to_end_with_effects(plan, Duration::from_secs(120)).unwrap();
+    app.on_evidence(saliency::tui::evidence::Msg::Ready { inputs: engine.prepared.sig.n, all: engine.all });
+    let effects = press(&mut app, "i");
+    settle(&mut app, &engine, effects);
+    let t = render(&mut app, 170, 48);
+    let s = screen_text(&t);
+    assert!(s.contains("obs [2, 44, 44]") && s.contains("channel 1: saliency") && s.contains("its saliency"), "{s}");
+    let buf = t.backend().buffer();
+    let colored = (0..48u16)
+        .flat_map(|y| (0..170u16).map(move |x| (x, y)))
+        .filter(|&(x, y)| buf[(x, y)].symbol() == "▀" && matches!(buf[(x, y)].fg, Color::Rgb(..)))
+        .count();
+    assert!(colored > 500, "only {colored} picture cells");
+}
+
+#[test]
+fn neuron_view_shows_the_signed_mean() {
+    let (mut app, _engine, _) = demo_with_evidence(&[]);
+    press(&mut app, "<tab><tab><enter>");
+    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(s.contains("signed mean beside") && s.contains(" mean "), "{s}");
+    // The signed mean shown is the measure's value for that weight.
+    let Some(Popup::Neuron { param, row }) = app.popup else { panic!() };
+    let mean = &app.measures.as_ref().unwrap().get(saliency::pipeline::measures::Measure::Mean).unwrap()[param];
+    let first = mean.row(row)[88];
+    assert!(s.contains(&format!("mean {:>9}", saliency::tui::view::num(first))), "{s}");
 }

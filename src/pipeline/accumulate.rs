@@ -79,13 +79,9 @@ impl Accumulator {
         let b = batch.n;
         let Some(extra) = self.extra.as_mut() else { return };
         self.sums.par_iter_mut().zip(extra.par_iter_mut()).zip(sources.par_iter()).for_each(|((abs, ex), src)| {
-            let outer = matches!(batch.layers[src.layer], LayerGrads::Outer { .. }) && !src.bias;
-            // Chunks of whole rows (Outer) or of elements, small enough that the five arrays
-            // of a chunk stay in cache while every input of the batch is added.
-            let chunk = match (&batch.layers[src.layer], outer) {
-                (LayerGrads::Outer { cols, .. }, true) => (ALL_CHUNK / cols.max(&1)).max(1) * cols,
-                _ => ALL_CHUNK,
-            };
+            // Blocks of ALL_CHUNK elements: the five arrays of a block stay in L1 while every
+            // input of the batch is added to it (in input order).
+            let chunk = ALL_CHUNK;
             abs.par_chunks_mut(chunk)
                 .zip(ex.sum.par_chunks_mut(chunk))
                 .zip(ex.sq.par_chunks_mut(chunk))
@@ -95,27 +91,31 @@ impl Accumulator {
                 .for_each(|(t, ((((a, s), q), m), z))| {
                     let start = t * chunk;
                     let mut acc = Sums5 { abs: a, sum: s, sq: q, max: m, nz: z };
+                    let len = acc.len();
                     match &batch.layers[src.layer] {
-                        LayerGrads::Outer { d, a: act, rows, cols } => {
+                        LayerGrads::Outer { d, a: act, rows, cols } if !src.bias => {
                             let (rows, cols) = (*rows, *cols);
-                            if src.bias {
+                            // The block may span rows: each row's columns c0..c1 in turn.
+                            let mut e = start;
+                            while e < start + len {
+                                let (i, c0) = (e / cols, e % cols);
+                                let c1 = cols.min(c0 + (start + len - e));
+                                let mut part = acc.rows(e - start, c1 - c0);
                                 for n in 0..b {
-                                    acc.add_vals(&d[n * rows + start..n * rows + start + acc.len()]);
+                                    part.add_outer(d[n * rows + i], &act[n * cols + c0..n * cols + c1]);
                                 }
-                            } else {
-                                for r in 0..acc.len() / cols {
-                                    let i = start / cols + r;
-                                    let mut row = acc.rows(r * cols, cols);
-                                    for n in 0..b {
-                                        row.add_outer(d[n * rows + i], &act[n * cols..(n + 1) * cols]);
-                                    }
-                                }
+                                e += c1 - c0;
+                            }
+                        }
+                        LayerGrads::Outer { d, rows, .. } => {
+                            for n in 0..b {
+                                acc.add_vals(&d[n * rows + start..n * rows + start + len]);
                             }
                         }
                         LayerGrads::Dense { w, b: bias, numel, out } => {
                             let (vals, width) = if src.bias { (bias, *out) } else { (w, *numel) };
                             for n in 0..b {
-                                acc.add_vals(&vals[n * width + start..n * width + start + acc.len()]);
+                                acc.add_vals(&vals[n * width + start..n * width + start + len]);
                             }
                         }
                     }
@@ -142,16 +142,16 @@ impl Accumulator {
     }
 }
 
-/// Elements per task when every measure is kept (five float64 arrays: 5 x 16 KB).
-const ALL_CHUNK: usize = 2048;
+/// Elements per block when every measure is kept (five float64 arrays: 5 x 4 KB, in L1).
+const ALL_CHUNK: usize = 512;
 
 /// The five running sums of a range of elements.
 struct Sums5<'a> {
     abs: &'a mut [f64],
     sum: &'a mut [f64],
     sq: &'a mut [f64],
-    max: &'a mut [f64],
-    nz: &'a mut [f64],
+    max: &'a mut [f32],
+    nz: &'a mut [u32],
 }
 
 impl Sums5<'_> {
@@ -193,29 +193,31 @@ impl Sums5<'_> {
     }
 }
 
+/// The five updates for each gradient `g(v)` of `vals`, in lockstep over the five arrays (zipped
+/// iterators: no bounds checks, so the loop vectorises).
 #[inline(always)]
-fn add_one(s: &mut Sums5, j: usize, v: f32) {
-    let x = f64::from(v);
-    let ax = x.abs();
-    s.abs[j] += ax;
-    s.sum[j] += x;
-    s.sq[j] += x * x;
-    s.max[j] = if ax > s.max[j] { ax } else { s.max[j] };
-    s.nz[j] += if v != 0.0 { 1.0 } else { 0.0 };
+fn add_each(s: &mut Sums5, vals: &[f32], g: impl Fn(f32) -> f32) {
+    let it = s.abs.iter_mut().zip(s.sum.iter_mut()).zip(s.sq.iter_mut()).zip(s.max.iter_mut()).zip(s.nz.iter_mut());
+    for (((((a, su), q), m), z), &v) in it.zip(vals) {
+        let gv = g(v);
+        let x = f64::from(gv);
+        *a += x.abs();
+        *su += x;
+        *q += x * x;
+        let ag = gv.abs();
+        *m = if ag > *m { ag } else { *m };
+        *z += u32::from(gv != 0.0);
+    }
 }
 
 #[inline(always)]
 fn add_vals_all(s: &mut Sums5, vals: &[f32]) {
-    for (j, &v) in vals.iter().enumerate().take(s.len()) {
-        add_one(s, j, v);
-    }
+    add_each(s, vals, |v| v)
 }
 
 #[inline(always)]
 fn add_outer_all(s: &mut Sums5, di: f32, a: &[f32]) {
-    for (j, &aj) in a.iter().enumerate().take(s.len()) {
-        add_one(s, j, di * aj);
-    }
+    add_each(s, a, |aj| di * aj)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -312,8 +314,8 @@ mod tests {
             assert_eq!(abs[j], 0.25 + g1.abs() + g2.abs());
             assert_eq!(ex.sum[j], g1 + g2);
             assert_eq!(ex.sq[j], g1 * g1 + g2 * g2);
-            assert_eq!(ex.max[j], g1.abs().max(g2.abs()));
-            assert_eq!(ex.nonzero[j], if aj == 0.0 { 0.0 } else { 2.0 });
+            assert_eq!(f64::from(ex.max[j]), g1.abs().max(g2.abs()));
+            assert_eq!(ex.nonzero[j], if aj == 0.0 { 0 } else { 2 });
         }
     }
 }

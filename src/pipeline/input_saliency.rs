@@ -50,6 +50,15 @@ pub fn keys(arch: &Arch) -> Vec<InputKey> {
         .collect()
 }
 
+/// The input saliency's means per key (what the explorer's input view draws).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputMeans {
+    pub keys: Vec<InputKey>,
+    pub mean_abs: Vec<Vec<f64>>,
+    pub mean: Vec<Vec<f64>>,
+    pub count: u64,
+}
+
 /// Running sums of |g| and g per key (float64, input order), and the per-input gradients.
 pub struct InputSaliency {
     pub keys: Vec<InputKey>,
@@ -106,6 +115,13 @@ impl InputSaliency {
         Ok(())
     }
 
+    /// The means so far.
+    pub fn means(&self) -> InputMeans {
+        let n = self.count.max(1) as f64;
+        let div = |v: &Vec<Vec<f64>>| v.iter().map(|k| k.iter().map(|x| x / n).collect()).collect();
+        InputMeans { keys: self.keys.clone(), mean_abs: div(&self.abs), mean: div(&self.sum), count: self.count }
+    }
+
     /// Writes `input_saliency.safetensors` atomically: `mean-abs/<key>` and `mean/<key>`
     /// (float64), `per_input/<key>` (float32, N x shape) when kept; metadata as for the
     /// measures plus `input_ids` (a JSON list).
@@ -119,8 +135,15 @@ impl InputSaliency {
             small.push((format!("mean/{}", key.name), key.shape.clone(), mean));
         }
         // Header: every tensor with its offsets (small ones first, then the per-input spills).
-        let mut entries: Vec<(String, &str, Vec<usize>, u64)> =
-            small.iter().map(|(name, shape, b)| (name.clone(), "F64", shape.clone(), b.len() as u64)).collect();
+        let mut entries: Vec<HeaderEntry> = small
+            .iter()
+            .map(|(name, shape, b)| HeaderEntry {
+                name: name.clone(),
+                dtype: "F64",
+                shape: shape.clone(),
+                bytes: b.len() as u64,
+            })
+            .collect();
         let mut spills = Vec::new();
         if let Some(sp) = self.spill.take() {
             for (key, w) in self.keys.iter().zip(sp) {
@@ -131,7 +154,7 @@ impl InputSaliency {
                 f.seek(SeekFrom::Start(0)).map_err(PipelineError::io("read a temporary file for", dest))?;
                 let mut shape = vec![self.count as usize];
                 shape.extend_from_slice(&key.shape);
-                entries.push((format!("per_input/{}", key.name), "F32", shape, len));
+                entries.push(HeaderEntry { name: format!("per_input/{}", key.name), dtype: "F32", shape, bytes: len });
                 spills.push(f);
             }
         }
@@ -170,9 +193,17 @@ impl InputSaliency {
     }
 }
 
+/// One tensor of a safetensors header.
+pub struct HeaderEntry {
+    pub name: String,
+    pub dtype: &'static str,
+    pub shape: Vec<usize>,
+    pub bytes: u64,
+}
+
 /// A safetensors header: `{"__metadata__": {...}, "<name>": {"dtype", "shape", "data_offsets"}}`,
 /// data in the order given, padded with spaces to a multiple of 8 bytes.
-fn header_json(entries: &[(String, &str, Vec<usize>, u64)], meta: &[(&str, String)]) -> Vec<u8> {
+pub fn header_json(entries: &[HeaderEntry], meta: &[(&str, String)]) -> Vec<u8> {
     let mut h = Vec::new();
     h.extend_from_slice(b"{\"__metadata__\":{");
     for (i, (k, v)) in meta.iter().enumerate() {
@@ -185,7 +216,7 @@ fn header_json(entries: &[(String, &str, Vec<usize>, u64)], meta: &[(&str, Strin
     }
     h.push(b'}');
     let mut offset = 0u64;
-    for (name, dtype, shape, len) in entries {
+    for HeaderEntry { name, dtype, shape, bytes: len } in entries {
         h.push(b',');
         push_json_string(&mut h, name);
         let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();

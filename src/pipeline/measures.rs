@@ -1,7 +1,6 @@
 //! Measures: reductions over the inputs of each element's per-input gradient, accumulated in
 //! the same pass as the averages (docs/measures.md), and `measures.safetensors`.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -112,19 +111,19 @@ impl MeasureList {
     }
 }
 
-/// Running sums besides sum |g| (kept by the accumulator): sum g, sum g^2, max |g|, and the
-/// count of nonzero gradients, per element, in float64.
+/// Running sums besides sum |g| (kept by the accumulator), per element: sum g and sum g^2 in
+/// float64; max |g| in float32 and the count of nonzero gradients as an integer (both exact).
 #[derive(Debug, Clone)]
 pub struct ExtraSums {
     pub sum: Vec<f64>,
     pub sq: Vec<f64>,
-    pub max: Vec<f64>,
-    pub nonzero: Vec<f64>,
+    pub max: Vec<f32>,
+    pub nonzero: Vec<u32>,
 }
 
 impl ExtraSums {
     pub fn new(n: usize) -> ExtraSums {
-        ExtraSums { sum: vec![0.0; n], sq: vec![0.0; n], max: vec![0.0; n], nonzero: vec![0.0; n] }
+        ExtraSums { sum: vec![0.0; n], sq: vec![0.0; n], max: vec![0.0; n], nonzero: vec![0; n] }
     }
 }
 
@@ -161,14 +160,14 @@ impl MeasureSet {
                             Measure::MeanAbs => a.iter().map(|&x| x / n).collect(),
                             Measure::Mean => e.sum.iter().map(|&x| x / n).collect(),
                             Measure::MeanSq => e.sq.iter().map(|&x| x / n).collect(),
-                            Measure::MaxAbs => e.max.clone(),
+                            Measure::MaxAbs => e.max.iter().map(|&x| f64::from(x)).collect(),
                             Measure::MeanAbsGxw => {
                                 a.iter().zip(w).map(|(&x, &wj)| (x * f64::from(wj).abs()) / n).collect()
                             }
                             Measure::AbsMeanGxw => {
                                 e.sum.iter().zip(w).map(|(&x, &wj)| ((x * f64::from(wj)) / n).abs()).collect()
                             }
-                            Measure::Nonzero => e.nonzero.iter().map(|&x| x / n).collect(),
+                            Measure::Nonzero => e.nonzero.iter().map(|&x| f64::from(x) / n).collect(),
                         };
                         AvgParam { name: meta.name.clone(), shape: meta.shape.clone(), data }
                     })
@@ -197,38 +196,47 @@ pub struct Provenance<'a> {
 
 /// Writes `measures.safetensors` atomically: one float64 tensor per (measure, parameter) named
 /// `<measure>/<parameter>`; metadata `num_examples`, `target`, `agent`, `measures`, `tool`.
+/// Streamed: the header, then each tensor's bytes (no copy of the whole file in memory).
 pub fn write(dest: &Path, set: &MeasureSet, prov: &Provenance) -> Result<()> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = set
+    let tensors: Vec<(String, &AvgParam)> = set
         .measures
         .iter()
-        .flat_map(|(m, params)| {
-            params.iter().map(move |p| {
-                (
-                    format!("{}/{}", m.name(), p.name),
-                    p.shape.clone(),
-                    p.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                )
-            })
+        .flat_map(|(m, params)| params.iter().map(move |p| (format!("{}/{}", m.name(), p.name), p)))
+        .collect();
+    let entries: Vec<super::input_saliency::HeaderEntry> = tensors
+        .iter()
+        .map(|(name, p)| super::input_saliency::HeaderEntry {
+            name: name.clone(),
+            dtype: "F64",
+            shape: p.shape.clone(),
+            bytes: 8 * p.data.len() as u64,
         })
         .collect();
-    let views = bytes
-        .iter()
-        .map(|(name, shape, data)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, shape.clone(), data)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| PipelineError::Format(format!("{}: tensor {name}: {e}", dest.display())))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut meta = HashMap::new();
-    meta.insert("num_examples".to_string(), set.num_examples.to_string());
-    meta.insert("target".to_string(), prov.target.to_string());
-    meta.insert("agent".to_string(), prov.agent.to_string());
-    meta.insert("measures".to_string(), set.measures.iter().map(|(m, _)| m.name()).collect::<Vec<_>>().join(","));
-    meta.insert("tool".to_string(), format!("saliency {}", env!("CARGO_PKG_VERSION")));
-    let buf = safetensors::serialize(views, Some(meta))
-        .map_err(|e| PipelineError::Format(format!("{}: cannot serialize: {e}", dest.display())))?;
+    let measures = set.measures.iter().map(|(m, _)| m.name()).collect::<Vec<_>>().join(",");
+    let meta = [
+        ("agent", prov.agent.to_string()),
+        ("measures", measures),
+        ("num_examples", set.num_examples.to_string()),
+        ("target", prov.target.to_string()),
+        ("tool", format!("saliency {}", env!("CARGO_PKG_VERSION"))),
+    ];
+    let header = super::input_saliency::header_json(&entries, &meta);
     let mut file = AtomicFile::create(dest)?;
-    file.file().write_all(&buf).map_err(write_err(dest))?;
+    let res: std::io::Result<()> = (|| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file.file());
+        w.write_all(&(header.len() as u64).to_le_bytes())?;
+        w.write_all(&header)?;
+        let mut buf = Vec::with_capacity(1 << 16);
+        for (_, p) in &tensors {
+            for chunk in p.data.chunks(8192) {
+                buf.clear();
+                buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+                w.write_all(&buf)?;
+            }
+        }
+        w.flush()
+    })();
+    res.map_err(write_err(dest))?;
     file.commit()
 }
 

@@ -12,6 +12,7 @@ use ratatui::layout::Rect;
 use super::color::{ColorMode, Colormap};
 use super::evidence::{self, Scope};
 use super::export::{AblationJob, ExportJob, ExportMsg};
+use super::features::FeatureNames;
 use super::heatmap::{self, Grid, Mark, MatrixShape, Pooling, RangeMode, Scale, Scaler, Viewport};
 use super::keymap::Action;
 use super::layout::{self, Regions};
@@ -20,7 +21,10 @@ use crate::ablation;
 use crate::json::Value;
 use crate::pipeline::average::Averages;
 use crate::pipeline::extract::{self, CandidateKey, Pick, Resolved, Selection};
+use crate::pipeline::input_saliency::{InputKey, InputMeans};
+use crate::pipeline::measures::{Measure, MeasureSet};
 use crate::pipeline::Progress;
+use crate::target::Target;
 
 /// Smallest terminal the explorer draws in.
 pub const MIN_WIDTH: u16 = 60;
@@ -59,6 +63,10 @@ pub enum Popup {
     Prompt {
         knob: Knob,
         text: String,
+    },
+    /// The input view: input saliency, and input `index`'s values and own saliency.
+    Inputs {
+        index: usize,
     },
 }
 
@@ -128,6 +136,8 @@ pub enum Effect {
     Export(Box<ExportJob>),
     /// Ask the evidence worker (the newest request wins).
     Evidence(Box<evidence::Request>),
+    /// Run the pipeline (and the evidence) again for another target.
+    SetTarget(Target),
 }
 
 /// The evidence worker's state as the explorer shows it.
@@ -157,6 +167,9 @@ pub struct EvidenceState {
     /// The newest neuron request (id, scope) and its result.
     pub neuron_wanted: Option<(u64, Scope)>,
     pub neuron: Option<(u64, Scope, Option<ablation::Evidence>)>,
+    /// The newest input-view request (id, input index) and its answer.
+    pub input_wanted: Option<(u64, usize)>,
+    pub input: Option<evidence::InputSample>,
 }
 
 impl EvidenceState {
@@ -244,7 +257,23 @@ pub struct App {
     pub status: Status,
     pub arch_summary: Option<String>,
     pub notes: Vec<String>,
+    /// What is shown: the averages (mean-abs), or the measure chosen with `v`.
     pub averages: Option<Arc<Averages>>,
+    /// The averages themselves (mean-abs): what export writes as average_gradients.json, and
+    /// what the selection ranks while the shown measure is not a magnitude.
+    pub mean_abs: Option<Arc<Averages>>,
+    /// Every measure, once a run in the explorer finished.
+    pub measures: Option<Arc<MeasureSet>>,
+    /// The measure shown (and, when a magnitude, ranked by).
+    pub measure: Measure,
+    /// What the run differentiates.
+    pub target: Target,
+    pub n_actions: Option<usize>,
+    /// The observation keys, their input saliency means (after a run), and feature names.
+    pub input_keys: Vec<InputKey>,
+    pub input_lens: Vec<usize>,
+    pub input_means: Option<Arc<InputMeans>>,
+    pub feature_names: Option<FeatureNames>,
     /// Averages of a run still in progress (or cancelled).
     pub provisional: bool,
     pub generation: u64,
@@ -296,6 +325,15 @@ impl App {
             arch_summary: None,
             notes: Vec::new(),
             averages: None,
+            mean_abs: None,
+            measures: None,
+            measure: Measure::MeanAbs,
+            target: Target::Q,
+            n_actions: None,
+            input_keys: Vec::new(),
+            input_lens: Vec::new(),
+            input_means: None,
+            feature_names: None,
             provisional: false,
             generation: 0,
             keys,
@@ -335,6 +373,8 @@ impl App {
                 line: None,
                 neuron_wanted: None,
                 neuron: None,
+                input_wanted: None,
+                input: None,
             },
             selection_version: 0,
             list_shown: Focus::Layers,
@@ -354,6 +394,16 @@ impl App {
 
     /// Takes new averages (provisional or final) and recomputes what depends on them.
     pub fn set_averages(&mut self, avgs: Arc<Averages>, provisional: bool) {
+        self.mean_abs = Some(avgs.clone());
+        let shown = match (&self.measures, self.measure) {
+            (Some(set), m) if m != Measure::MeanAbs && !provisional => set.as_averages(m).map(Arc::new).unwrap_or(avgs),
+            _ => avgs,
+        };
+        self.show_averages(shown, provisional);
+    }
+
+    /// Shows `avgs` (the averages or a measure) and recomputes what depends on it.
+    fn show_averages(&mut self, avgs: Arc<Averages>, provisional: bool) {
         let first = self.averages.is_none();
         let shapes_changed = self
             .averages
@@ -422,7 +472,7 @@ impl App {
 
     /// Re-runs the selection for the current k and m (pure, cheap).
     pub fn reselect(&mut self) {
-        let Some(avgs) = self.averages.clone() else { return };
+        let Some(avgs) = self.ranking() else { return };
         self.selection = extract::select(&avgs, &self.resolved.candidates, self.k, self.m);
         for s in &mut self.stats {
             s.selected = 0;
@@ -435,6 +485,28 @@ impl App {
         }
         self.target_cursor = self.target_cursor.min(self.selection.targets.len().saturating_sub(1));
         self.selection_version += 1;
+    }
+
+    /// What the selection ranks: the shown measure when it is a magnitude, else the averages.
+    pub fn ranking(&self) -> Option<Arc<Averages>> {
+        if self.measure.is_magnitude() {
+            self.averages.clone()
+        } else {
+            self.mean_abs.clone()
+        }
+    }
+
+    /// Switches the shown measure (no re-run: every measure is kept).
+    pub fn set_measure(&mut self, m: Measure) {
+        let Some(set) = self.measures.clone() else {
+            self.message = Some("the other measures come with the finished run".into());
+            return;
+        };
+        self.measure = m;
+        let shown = if m == Measure::MeanAbs { self.mean_abs.clone() } else { set.as_averages(m).map(Arc::new) };
+        if let Some(a) = shown {
+            self.show_averages(a, self.provisional);
+        }
     }
 
     /// The current selection as elements of the agent's parameters.
@@ -488,6 +560,15 @@ impl App {
             let change = self.selection_change();
             out.push(Effect::Evidence(Box::new(evidence::Request { id, scope: Scope::Selection, change })));
         }
+        if let Some(Popup::Inputs { index }) = self.popup {
+            if self.evidence.input_wanted.map(|(_, i)| i) != Some(index) {
+                self.evidence.next_id += 1;
+                let id = self.evidence.next_id;
+                self.evidence.input_wanted = Some((id, index));
+                let change = ablation::Change::default();
+                out.push(Effect::Evidence(Box::new(evidence::Request { id, scope: Scope::Input { index }, change })));
+            }
+        }
         if let Some(Popup::Neuron { param, row }) = self.popup {
             let scope = Scope::Neuron { param, row };
             if changed || self.evidence.neuron_wanted.map(|(_, s)| s) != Some(scope) {
@@ -511,6 +592,11 @@ impl App {
             evidence::Msg::Failed(e) => ev.status = EvidenceStatus::Failed(e),
             evidence::Msg::Result { id, scope, evidence } => ev.store(id, scope, Some(evidence)),
             evidence::Msg::Empty { id, scope } => ev.store(id, scope, None),
+            evidence::Msg::Input(sample) => {
+                if ev.input.as_ref().is_none_or(|old| old.id < sample.id) {
+                    ev.input = Some(*sample);
+                }
+            }
         }
     }
 
@@ -691,10 +777,48 @@ impl App {
             Action::ToggleHelp => {
                 self.popup = if self.popup == Some(Popup::Help) { None } else { Some(Popup::Help) };
             }
+            Action::Left | Action::Right if matches!(self.popup, Some(Popup::Inputs { .. })) => {
+                if let Some(Popup::Inputs { index }) = &mut self.popup {
+                    let last = match &self.evidence.status {
+                        EvidenceStatus::Ready { inputs, .. } => inputs.saturating_sub(1),
+                        _ => 0,
+                    };
+                    *index = if action == Action::Left { index.saturating_sub(1) } else { (*index + 1).min(last) };
+                }
+            }
+            Action::InputView if matches!(self.popup, Some(Popup::Inputs { .. })) => self.popup = None,
             _ if self.popup.is_some() => {
                 // Popups take only closing keys and knob changes (so k/m can be tuned while
                 // looking at a neuron).
                 self.update_knobs(action);
+            }
+            Action::CycleMeasure => {
+                let i = Measure::ALL.iter().position(|&m| m == self.measure).unwrap_or(0);
+                self.set_measure(Measure::ALL[(i + 1) % Measure::ALL.len()]);
+            }
+            Action::CycleTarget => match self.next_target() {
+                Ok(t) => {
+                    self.target = t;
+                    self.status = Status::Loading;
+                    self.measures = None;
+                    self.input_means = None;
+                    self.measure = Measure::MeanAbs;
+                    self.evidence.requested = None;
+                    self.evidence.line = None;
+                    if self.model.is_some() {
+                        self.evidence.status = EvidenceStatus::Loading;
+                    }
+                    effects.push(Effect::SetTarget(t));
+                }
+                Err(why) => self.message = Some(why),
+            },
+            Action::InputView => {
+                if self.model.is_none() {
+                    self.message =
+                        Some("the input view needs the agent (these averages were opened from files)".into());
+                } else {
+                    self.popup = Some(Popup::Inputs { index: 0 });
+                }
             }
             Action::FocusNext | Action::FocusPrev => {
                 let order = [Focus::Layers, Focus::Heatmap, Focus::Targets];
@@ -749,6 +873,22 @@ impl App {
         }
         effects.extend(self.evidence_effects());
         effects
+    }
+
+    /// The target after the current one: q, margin, logsoftmax, action:0 .. action:N-1, q.
+    fn next_target(&self) -> Result<Target, String> {
+        if !self.computed_here {
+            return Err("these averages were read from a file; the target cannot change".into());
+        }
+        let n = self.n_actions.ok_or("the agent is not loaded yet")?;
+        let mut all = vec![Target::Q];
+        if n >= 2 {
+            all.push(Target::Margin);
+        }
+        all.push(Target::LogSoftmax);
+        all.extend((0..n).map(Target::Action));
+        let i = all.iter().position(|&t| t == self.target).unwrap_or(0);
+        Ok(all[(i + 1) % all.len()])
     }
 
     fn set_focus(&mut self, focus: Focus) {
@@ -851,7 +991,8 @@ impl App {
             None
         };
         Ok(ExportJob {
-            averages: avgs,
+            averages: self.mean_abs.clone().unwrap_or(avgs.clone()),
+            ranked: self.ranking().unwrap_or(avgs),
             candidates: self.resolved.candidates.clone(),
             selection: self.selection.clone(),
             out_dir: self.out_dir.clone(),
@@ -874,15 +1015,22 @@ impl App {
     /// Applies a message from the worker; returns the evidence requests it calls for.
     pub fn on_msg(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
-            Msg::Loaded { summary, notes } => {
+            Msg::Loaded { summary, notes, n_actions, keys, input_lens } => {
+                self.input_lens = input_lens;
                 self.arch_summary = Some(summary);
                 self.notes.extend(notes);
+                self.n_actions = Some(n_actions);
+                self.input_keys = keys;
                 self.status = Status::Running(Progress { done: 0, total: 0, total_exact: false, elapsed_s: 0.0 });
             }
             Msg::Progress(p) => self.status = Status::Running(p),
             Msg::Snapshot(a) => self.set_averages(a, true),
-            Msg::Finished(a) => {
+            Msg::Finished(a, extras) => {
                 self.status = Status::Done;
+                if let Some(x) = extras {
+                    self.measures = Some(Arc::new(x.measures.clone()));
+                    self.input_means = Some(Arc::new(x.inputs.clone()));
+                }
                 self.set_averages(a, false);
             }
             Msg::Failed(e) => self.status = Status::Failed(e),

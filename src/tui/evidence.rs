@@ -29,6 +29,8 @@ pub struct Source {
     pub device: String,
     pub overrides: ArchOverrides,
     pub limits: AgentLimits,
+    /// The target the evidence measures (and the input view differentiates).
+    pub target: Target,
 }
 
 /// What to measure.
@@ -38,6 +40,8 @@ pub enum Scope {
     Selection,
     /// The selected weights of one neuron (the neuron view).
     Neuron { param: usize, row: usize },
+    /// One input's values and its own input saliency (the input view).
+    Input { index: usize },
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +68,21 @@ pub enum Msg {
         id: u64,
         scope: Scope,
     },
+    /// One kept input (`index` clamped to those kept): its id, greedy action, values as written
+    /// and, per observation key, the gradient of the target with respect to it.
+    Input(Box<InputSample>),
     Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSample {
+    pub id: u64,
+    pub index: usize,
+    pub inputs: usize,
+    pub input_id: String,
+    pub action: usize,
+    pub values: Vec<f32>,
+    pub saliency: Vec<Vec<f32>>,
 }
 
 /// The loaded agent and prepared inputs; `compute` answers one request.
@@ -75,6 +93,9 @@ pub struct Engine {
     pub opts: Options,
     /// Whether every input of the file was kept.
     pub all: bool,
+    /// The kept inputs: ids and values as read.
+    pub ids: Vec<String>,
+    pub values: Vec<f32>,
 }
 
 impl Engine {
@@ -88,14 +109,57 @@ impl Engine {
         let (mut ids, mut values) = (Vec::new(), Vec::new());
         let n = reader.next_batch(cap, &mut ids, &mut values)?;
         let all = reader.finished() || reader.next_batch(1, &mut Vec::new(), &mut Vec::new())? == 0;
-        let prepared = ablation::prepare(&net, &values, n, Target::Q)?;
-        let opts =
-            Options { mode: Mode::Zero, target: Target::Q, random: ablation::DEFAULT_DRAWS, seed: 0, batch_size: None };
-        Ok(Engine { agent, net, prepared, opts, all })
+        source.target.check(agent.arch.n_actions).map_err(|e| color_eyre::eyre::eyre!(e))?;
+        let prepared = ablation::prepare(&net, &values, n, source.target)?;
+        let opts = Options {
+            mode: Mode::Zero,
+            target: source.target,
+            random: ablation::DEFAULT_DRAWS,
+            seed: 0,
+            batch_size: None,
+        };
+        Ok(Engine { agent, net, prepared, opts, all, ids, values })
+    }
+
+    /// One kept input and its input saliency.
+    fn input(&self, id: u64, index: usize) -> Msg {
+        let n = self.ids.len();
+        let index = index.min(n.saturating_sub(1));
+        let len = self.agent.arch.input_len;
+        let row = &self.values[index * len..(index + 1) * len];
+        let x = self.net.input_tensor(row, 1);
+        match self.net.signals_with_inputs(&x, self.opts.target, true) {
+            Ok(sig) => {
+                let saliency = sig
+                    .inputs
+                    .iter()
+                    .map(|g| {
+                        let g = g.to_device(tch::Device::Cpu).contiguous().view(-1);
+                        let n = g.numel();
+                        let mut v = vec![0f32; n];
+                        g.copy_data(&mut v, n);
+                        v
+                    })
+                    .collect();
+                Msg::Input(Box::new(InputSample {
+                    id,
+                    index,
+                    inputs: n,
+                    input_id: self.ids[index].clone(),
+                    action: sig.actions[0],
+                    values: row.to_vec(),
+                    saliency,
+                }))
+            }
+            Err(e) => Msg::Failed(crate::error_text(&e)),
+        }
     }
 
     /// The evidence for a request; None when `stale()` says a newer request came in.
     pub fn compute(&self, req: &Request, stale: &dyn Fn() -> bool) -> Option<Msg> {
+        if let Scope::Input { index } = req.scope {
+            return Some(self.input(req.id, index));
+        }
         if req.change.is_empty() {
             return Some(Msg::Empty { id: req.id, scope: req.scope });
         }

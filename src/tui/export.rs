@@ -20,7 +20,10 @@ use crate::target::Target;
 /// Everything an export needs, copied out of the explorer's state.
 #[derive(Debug, Clone)]
 pub struct ExportJob {
+    /// The averages (mean-abs): average_gradients.json.
     pub averages: Arc<Averages>,
+    /// What the selection ranked (the averages, or the measure shown): candidate_weights.json.
+    pub ranked: Arc<Averages>,
     pub candidates: Vec<Candidate>,
     pub selection: Selection,
     pub out_dir: PathBuf,
@@ -63,7 +66,7 @@ pub fn run(job: &ExportJob, stage: &mut dyn FnMut(String)) -> ExportMsg {
     }
     next(CANDIDATE_WEIGHTS, stage);
     let dest = job.out_dir.join(CANDIDATE_WEIGHTS);
-    if let Err(e) = extract::write_candidates(&dest, &job.averages, &job.candidates, &job.selection) {
+    if let Err(e) = extract::write_candidates(&dest, &job.ranked, &job.candidates, &job.selection) {
         return ExportMsg::Failed(format!("export failed: {}", crate::error_text(&e)));
     }
     let done = format!("exported {} (k={}, m={})", dest.display(), job.selection.k, job.selection.m);

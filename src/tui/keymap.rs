@@ -46,6 +46,12 @@ pub enum Action {
     Export,
     /// Export, plus the full ablation of the selection (ablation.json).
     Ablate,
+    /// Show the next measure.
+    CycleMeasure,
+    /// Differentiate the next target (re-runs).
+    CycleTarget,
+    /// The input saliency view.
+    InputView,
     /// A digit, Backspace or Enter inside a number prompt.
     Digit(u8),
     Backspace,
@@ -199,6 +205,30 @@ pub static KEYMAP: &[Binding] = &[
         Scope::Global,
         "ablate on every input vs 20 random draws; export with ablation.json",
         Some("ablate")
+    ),
+    b!(
+        &[(C('v'), NONE)],
+        "v",
+        Action::CycleMeasure,
+        Scope::Global,
+        "next measure: mean-abs, mean, mean-sq, max-abs, mean-abs-gxw, abs-mean-gxw, nonzero",
+        Some("measure")
+    ),
+    b!(
+        &[(C('t'), NONE)],
+        "t",
+        Action::CycleTarget,
+        Scope::Global,
+        "target: q / margin / logsoftmax / action:N (runs again)",
+        None
+    ),
+    b!(
+        &[(C('i'), NONE)],
+        "i",
+        Action::InputView,
+        Scope::Global,
+        "input saliency view (left/right: inputs)",
+        Some("inputs")
     ),
     // In a number prompt (k or m): these replace the keys above. The digit binding carries the
     // digit pressed (see `lookup`).

@@ -5,6 +5,7 @@ pub mod color;
 pub mod colormaps;
 pub mod evidence;
 pub mod export;
+pub mod features;
 pub mod heatmap;
 pub mod keymap;
 pub mod layout;
@@ -155,7 +156,9 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
             device: args.model.device.clone(),
             overrides: overrides.clone(),
             limits,
+            target: args.target,
         });
+        app.target = args.target;
         app.evidence.status = app::EvidenceStatus::Loading;
         let job = Job::Pipeline {
             agent_path,
@@ -164,11 +167,16 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
             overrides,
             limits,
             batch_size: args.model.batch_size,
+            target: args.target,
         };
         (app, job)
     };
     let mut app = app;
     app.notes = notes;
+    if let Some(path) = &args.feature_names {
+        crate::paths::must_exist(path, "feature-names file")?;
+        app.feature_names = Some(features::FeatureNames::read(path)?);
+    }
     app.k = args.k;
     app.m = args.m;
     app.hm.colormap = args.colormap;
@@ -178,13 +186,14 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
 
 /// Opens the explorer. Refuses without a terminal, naming the headless command instead.
 pub fn explore(args: &ExploreArgs, stop: &AtomicBool) -> Result<()> {
+    // The flags and files first (mistakes are plain errors, terminal or not).
+    let Plan { mut app, job } = plan(args)?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
             "the explorer needs an interactive terminal (stdin and stdout must be a TTY). For headless use: \
              `saliency run --agent-path DIR` (or `gradients`, `average`, `extract`; see `saliency --help`)"
         );
     }
-    let Plan { mut app, job } = plan(args)?;
     // ratatui::init chains a panic hook that leaves raw mode and the alternate screen before
     // color-eyre's report is printed; ours in front of it also releases the mouse.
     let mut terminal = ratatui::init();
@@ -260,25 +269,19 @@ pub fn run_effect_blocking(app: &mut App, effect: app::Effect, engine: Option<&e
                 app.on_evidence(msg);
             }
         }
-        app::Effect::CancelRun | app::Effect::Restart => {}
+        app::Effect::CancelRun | app::Effect::Restart | app::Effect::SetTarget(_) => {}
     }
     true
 }
 
 /// `stop` is raised by SIGTERM or SIGHUP (the terminal went away): leave at once.
-fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job, stop: &AtomicBool) -> Result<()> {
+fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, mut job: Job, stop: &AtomicBool) -> Result<()> {
     // Test hooks (tests/crash.rs): fail after the first frame, to check that the terminal is
     // restored on a panic and on an error.
     let fail_after_draw = std::env::var("SALIENCY_TEST_FAIL_AFTER_DRAW").ok();
     let mut worker = start(app, &job);
     let mut exporter = export::Exporter::new();
-    let evidence = app.model.clone().and_then(|source| match evidence::Worker::spawn(source) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            app.on_evidence(evidence::Msg::Failed(format!("cannot start the evidence thread: {e}")));
-            None
-        }
-    });
+    let mut evidence = app.model.clone().and_then(|source| spawn_evidence(app, source));
     let mut pending: Vec<app::Effect> = Vec::new();
     let mut dirty = true;
     let mut last_draw = Instant::now();
@@ -337,7 +340,29 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, job: Job, 
                         ev.request(*req);
                     }
                 }
+                app::Effect::SetTarget(t) => {
+                    if let Job::Pipeline { target, .. } = &mut job {
+                        *target = t;
+                    }
+                    worker = start(app, &job);
+                    if let Some(mut source) = app.model.clone() {
+                        source.target = t;
+                        app.model = Some(source.clone());
+                        evidence = spawn_evidence(app, source);
+                    }
+                }
             }
+        }
+    }
+}
+
+/// Starts the evidence worker, or turns a failure to start it into the evidence line's error.
+fn spawn_evidence(app: &mut App, source: evidence::Source) -> Option<evidence::Worker> {
+    match evidence::Worker::spawn(source) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            app.on_evidence(evidence::Msg::Failed(format!("cannot start the evidence thread: {e}")));
+            None
         }
     }
 }

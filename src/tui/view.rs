@@ -116,6 +116,7 @@ pub fn draw(app: &App, f: &mut Frame) {
         Some(Popup::Help) => draw_help(app, f, area, &theme),
         Some(Popup::Neuron { param, row }) => draw_neuron(app, f, area, *param, *row, &theme),
         Some(Popup::Prompt { knob, text }) => draw_prompt(f, area, *knob, text, &theme),
+        Some(Popup::Inputs { index }) => draw_inputs(app, f, area, *index, &theme),
         None => {}
     }
 }
@@ -124,10 +125,20 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let w = area.width as usize;
     let name = " saliency ";
     let source = fit_words(&format!(" {} ", app.source), w.saturating_sub(width(name)));
-    let rest = w.saturating_sub(width(name) + width(&source));
+    // Target and measure: what the numbers are (the measure only when others exist).
+    let what = if app.computed_here || app.measures.is_some() {
+        let measure =
+            if app.measures.is_some() { format!(" · measure {}", app.measure.name()) } else { String::new() };
+        format!("· target {}{measure} ", app.target)
+    } else {
+        String::new()
+    };
+    let what = fit_words(&what, w.saturating_sub(width(name) + width(&source)));
+    let rest = w.saturating_sub(width(name) + width(&source) + width(&what));
     let title = Line::from(vec![
         Span::styled(name, theme.accent()),
         Span::raw(source),
+        Span::styled(what, theme.accent()),
         Span::styled(fit_words(app.arch_summary.as_deref().unwrap_or(""), rest), theme.dim()),
     ]);
     f.render_widget(Paragraph::new(title), Rect { height: 1, ..area });
@@ -649,15 +660,23 @@ fn draw_neuron(app: &App, f: &mut Frame, area: Rect, param: usize, row: usize, t
     if cand.is_some() {
         lines.push(neuron_evidence(app, param, row, inner.width as usize, theme));
     }
+    // The signed mean beside the magnitude: which way each weight pushes.
+    let signed: Option<&[f64]> = app
+        .measures
+        .as_ref()
+        .and_then(|m| m.get(crate::pipeline::measures::Measure::Mean))
+        .map(|params| params[param].row(row));
     lines.push(Line::from(format!(
-        "{} incoming weights · sum of |grad| {} · sorted, largest first:",
+        "{} incoming weights by {} (sum {}), largest first{}:",
         values.len(),
-        num(sum)
+        app.measure.name(),
+        num(sum),
+        if signed.is_some() { "; signed mean beside" } else { "" }
     )));
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
     let max = values.iter().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
-    let bar_w = inner.width.saturating_sub(34) as usize;
+    let bar_w = inner.width.saturating_sub(if signed.is_some() { 50 } else { 34 }) as usize;
     let room = (inner.height as usize).saturating_sub(lines.len());
     for (rank, &j) in order.iter().take(room).enumerate() {
         let v = values[j];
@@ -667,8 +686,9 @@ fn draw_neuron(app: &App, f: &mut Frame, area: Rect, param: usize, row: usize, t
             Some(Pick::Additional) => ("add".into(), theme.additional()),
             None => (String::new(), Style::default()),
         };
+        let mean = signed.map(|m| format!("mean {:>9} ", num(m[j]))).unwrap_or_default();
         lines.push(Line::from(vec![
-            Span::raw(format!("{:>4} w{:<5} {:>10} ", rank + 1, j, pyfloat_short(v))),
+            Span::raw(format!("{:>4} w{:<5} {:>10} {mean}", rank + 1, j, pyfloat_short(v))),
             Span::styled("█".repeat(filled.min(bar_w)), style),
             Span::styled(format!(" {tag}"), style),
         ]));
@@ -705,4 +725,190 @@ fn pyfloat_short(v: f64) -> String {
     } else {
         s
     }
+}
+
+/// The input view: per observation key, the input saliency (mean |d target / d input| over the
+/// inputs), and input `index`'s own values and saliency. Images are pictures per channel (half
+/// blocks, pooled by max to fit); vectors are bars sorted by saliency, labelled by
+/// `--feature-names` when given.
+fn draw_inputs(app: &App, f: &mut Frame, area: Rect, index: usize, theme: &Theme) {
+    let r = Rect {
+        x: area.x + 1,
+        y: area.y + 1,
+        width: area.width.saturating_sub(2),
+        height: area.height.saturating_sub(2),
+    };
+    f.render_widget(Clear, r);
+    let sample = app.evidence.input.as_ref().filter(|s| s.index == index.min(s.inputs.saturating_sub(1)));
+    let title = match sample {
+        Some(s) => format!(
+            " input saliency · target {} · input {}/{} {} (action {}) · ←/→ inputs · i or Esc closes ",
+            app.target,
+            s.index + 1,
+            s.inputs,
+            s.input_id,
+            s.action
+        ),
+        None => format!(" input saliency · target {} · i or Esc closes ", app.target),
+    };
+    let b = block(fit_words(&title, r.width.saturating_sub(2) as usize), true, theme);
+    let inner = b.inner(r);
+    f.render_widget(b, r);
+    let Some(means) = &app.input_means else {
+        f.render_widget(Paragraph::new("the input saliency comes with the finished run"), inner);
+        return;
+    };
+    let n_keys = means.keys.len().max(1) as u16;
+    let per_key = inner.height / n_keys;
+    let mut offset = 0usize;
+    for (k, key) in means.keys.iter().enumerate() {
+        let area = Rect { y: inner.y + per_key * k as u16, height: per_key, ..inner };
+        let own = sample.map(|s| (&s.values[offset..offset + key_input_len(app, k, key)], &s.saliency[k]));
+        offset += key_input_len(app, k, key);
+        let head =
+            format!("{} {:?}: mean |d {} / d input| over {} inputs", key.name, key.shape, app.target, means.count);
+        f.render_widget(
+            Paragraph::new(Span::styled(fit_words(&head, area.width as usize), theme.accent())),
+            Rect { height: 1, ..area },
+        );
+        let body = Rect { y: area.y + 1, height: area.height.saturating_sub(1), ..area };
+        if key.shape.len() == 3 {
+            draw_image_key(app, f, body, key, &means.mean_abs[k], own, theme);
+        } else {
+            draw_vector_key(app, f, body, k, key, &means.mean_abs[k], own, theme);
+        }
+    }
+}
+
+/// Values of key `k` in an input as written: its saliency's length, except for a Discrete key
+/// (one value as written, a one-hot vector of saliency).
+fn key_input_len(app: &App, k: usize, key: &crate::pipeline::input_saliency::InputKey) -> usize {
+    app.input_lens.get(k).copied().unwrap_or_else(|| key.len())
+}
+
+type Own<'a> = Option<(&'a [f32], &'a Vec<f32>)>;
+
+fn draw_image_key(
+    app: &App,
+    f: &mut Frame,
+    area: Rect,
+    key: &crate::pipeline::input_saliency::InputKey,
+    mean_abs: &[f64],
+    own: Own,
+    theme: &Theme,
+) {
+    let (c, h, w) = (key.shape[0], key.shape[1], key.shape[2]);
+    let shown = c.min(4);
+    let rows = (area.height as usize / shown.max(1)).max(1) as u16;
+    let col_w = area.width / 3;
+    for ch in 0..shown {
+        let y = area.y + rows * ch as u16;
+        let plane = |v: &[f64]| v[ch * h * w..(ch + 1) * h * w].to_vec();
+        let label = |f: &mut Frame, x: u16, text: String| {
+            f.render_widget(Paragraph::new(Span::styled(text, theme.dim())), Rect { x, y, width: col_w, height: 1 })
+        };
+        let pic = |x: u16| Rect { x, y: y + 1, width: col_w.saturating_sub(1), height: rows.saturating_sub(1) };
+        label(f, area.x, format!("channel {ch}: saliency (all inputs)"));
+        draw_picture(app, f, pic(area.x), &plane(mean_abs), h, w);
+        if let Some((values, sal)) = own {
+            let vals: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+            let sal: Vec<f64> = sal.iter().map(|&v| f64::from(v).abs()).collect();
+            label(f, area.x + col_w, "this input".to_string());
+            draw_picture(app, f, pic(area.x + col_w), &plane(&vals), h, w);
+            label(f, area.x + 2 * col_w, "its saliency".to_string());
+            draw_picture(app, f, pic(area.x + 2 * col_w), &plane(&sal), h, w);
+        }
+    }
+}
+
+/// An h x w plane as half-block pixels, pooled by max to fit `area`, coloured from 0 to the
+/// plane's largest value.
+fn draw_picture(app: &App, f: &mut Frame, area: Rect, data: &[f64], h: usize, w: usize) {
+    if area.width == 0 || area.height == 0 || h == 0 || w == 0 {
+        return;
+    }
+    let per_cell = if app.color_mode == ColorMode::None { 1 } else { 2 };
+    let (px_w, px_h) = (area.width as usize, area.height as usize * per_cell);
+    let step = h.div_ceil(px_h).max(w.div_ceil(px_w)).max(1);
+    let (ph, pw) = (h.div_ceil(step), w.div_ceil(step));
+    let max = data.iter().copied().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
+    let pixel = |py: usize, px: usize| -> Option<f64> {
+        if py >= ph || px >= pw {
+            return None;
+        }
+        let mut m = 0.0f64;
+        for y in py * step..((py + 1) * step).min(h) {
+            for x in px * step..((px + 1) * step).min(w) {
+                m = m.max(data[y * w + x].abs());
+            }
+        }
+        Some(if max > 0.0 { m / max } else { 0.0 })
+    };
+    let buf = f.buffer_mut();
+    for cy in 0..(ph.div_ceil(per_cell)).min(area.height as usize) {
+        for cx in 0..pw.min(area.width as usize) {
+            let cell = &mut buf[(area.x + cx as u16, area.y + cy as u16)];
+            if per_cell == 1 {
+                if let Some(t) = pixel(cy, cx) {
+                    cell.set_symbol(&color::glyph(t).to_string());
+                }
+                continue;
+            }
+            let (up, down) = (pixel(2 * cy, cx), pixel(2 * cy + 1, cx));
+            if let Some(u) = up {
+                cell.set_symbol("▀").set_fg(app.color_mode.color(app.hm.colormap.rgb(u)));
+                if let Some(d) = down {
+                    cell.set_bg(app.color_mode.color(app.hm.colormap.rgb(d)));
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_vector_key(
+    app: &App,
+    f: &mut Frame,
+    area: Rect,
+    k: usize,
+    key: &crate::pipeline::input_saliency::InputKey,
+    mean_abs: &[f64],
+    own: Own,
+    theme: &Theme,
+) {
+    let single = app.input_means.as_ref().is_some_and(|m| m.keys.len() == 1);
+    let names = app.feature_names.as_ref().map(|n| n.for_key(key, single));
+    let mut lines = Vec::new();
+    let names: Option<&[String]> = match names {
+        Some(Ok(n)) => n,
+        Some(Err(note)) => {
+            lines.push(Line::from(Span::styled(note, theme.fg(Color::Yellow))));
+            None
+        }
+        None => None,
+    };
+    let _ = k;
+    let mut order: Vec<usize> = (0..mean_abs.len()).collect();
+    order.sort_by(|&a, &b| mean_abs[b].total_cmp(&mean_abs[a]).then(a.cmp(&b)));
+    let max = mean_abs.iter().copied().fold(0.0f64, f64::max);
+    let label_w = names.map(|n| n.iter().map(|s| width(s)).max().unwrap_or(4)).unwrap_or(6).clamp(4, 24);
+    let own_w = if own.is_some() { 34 } else { 0 };
+    let bar_w = (area.width as usize).saturating_sub(label_w + 12 + own_w).max(4);
+    let room = (area.height as usize).saturating_sub(lines.len());
+    for &j in order.iter().take(room) {
+        let label = names.map(|n| crate::tui::layout::tail(&n[j], label_w)).unwrap_or_else(|| format!("[{j}]"));
+        let filled = if max > 0.0 { ((mean_abs[j] / max) * bar_w as f64).round() as usize } else { 0 };
+        let mut spans = vec![
+            Span::raw(format!("{label:>label_w$} ")),
+            Span::styled(format!("{:<bar_w$}", "█".repeat(filled.min(bar_w))), theme.fg(Color::Cyan)),
+            Span::raw(format!(" {:>9}", num(mean_abs[j]))),
+        ];
+        if let Some((values, sal)) = own {
+            // (a Discrete key's saliency is over its one-hot vector: no value per element)
+            let value = if values.len() == mean_abs.len() { num(f64::from(values[j])) } else { "-".into() };
+            spans.push(Span::styled(format!("  value {value:>8} · grad {:>9}", num(f64::from(sal[j]))), theme.dim()));
+        }
+        lines.push(Line::from(spans));
+    }
+    f.render_widget(Paragraph::new(lines), area);
 }

@@ -13,7 +13,10 @@ use color_eyre::eyre::{eyre, Result};
 
 use crate::agent::{self, AgentLimits, ArchOverrides};
 use crate::model::{parse_device, Net};
+use crate::pipeline::input_saliency::{self, InputKey, InputMeans};
+use crate::pipeline::measures::{Measure, MeasureSet};
 use crate::pipeline::{self, average::Averages, PassOptions, Progress, RawFormat};
+use crate::target::Target;
 
 /// How often provisional averages are sent while the pipeline runs.
 const SNAPSHOT_EVERY: Duration = Duration::from_millis(300);
@@ -28,6 +31,8 @@ pub enum Job {
         overrides: ArchOverrides,
         limits: AgentLimits,
         batch_size: Option<usize>,
+        /// What is differentiated.
+        target: Target,
     },
     /// Read a finished average_gradients.json (this tool's or the Python tool's).
     Averages { path: PathBuf },
@@ -35,17 +40,29 @@ pub enum Job {
 
 #[derive(Debug)]
 pub enum Msg {
-    /// The agent is loaded: its architecture and notes.
+    /// The agent is loaded: its architecture, notes, number of actions and observation keys.
     Loaded {
         summary: String,
         notes: Vec<String>,
+        n_actions: usize,
+        keys: Vec<InputKey>,
+        /// Values of each key in an input as written (a Discrete key: one).
+        input_lens: Vec<usize>,
     },
     Progress(Progress),
     /// Averages over the inputs done so far.
     Snapshot(Arc<Averages>),
-    Finished(Arc<Averages>),
+    /// The final averages, and (when a model ran) every measure and the input saliency means.
+    Finished(Arc<Averages>, Option<Arc<Extras>>),
     Failed(String),
     Cancelled,
+}
+
+/// What a finished pipeline adds to the averages.
+#[derive(Debug)]
+pub struct Extras {
+    pub measures: MeasureSet,
+    pub inputs: InputMeans,
 }
 
 pub struct Worker {
@@ -65,7 +82,7 @@ impl Worker {
                 let _ = tx.send(m);
             };
             match run(job, &stop, &send) {
-                Ok(avgs) => send(Msg::Finished(Arc::new(avgs))),
+                Ok((avgs, extras)) => send(Msg::Finished(Arc::new(avgs), extras.map(Arc::new))),
                 Err(e) if pipeline::is_cancelled(e.as_ref()) => send(Msg::Cancelled),
                 Err(e) => send(Msg::Failed(crate::error_text(e.as_ref()))),
             }
@@ -110,29 +127,38 @@ impl Drop for Worker {
     }
 }
 
-fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<Averages> {
+fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<(Averages, Option<Extras>)> {
     match job {
         Job::Averages { path } => {
             let avgs = Averages::read(&path)?;
             if avgs.params.is_empty() {
                 return Err(eyre!("{} holds no parameters (was it made from an empty input set?)", path.display()));
             }
-            Ok(avgs)
+            Ok((avgs, None))
         }
-        Job::Pipeline { agent_path, inputs, device, overrides, limits, batch_size } => {
+        Job::Pipeline { agent_path, inputs, device, overrides, limits, batch_size, target } => {
             let device = parse_device(&device)?;
             let agent = agent::load_agent(&agent_path, &overrides, &limits)?;
+            target.check(agent.arch.n_actions).map_err(|e| eyre!(e))?;
             let net = Net::new(&agent, device)?;
-            send(Msg::Loaded { summary: agent.arch.summary.clone(), notes: agent.arch.notes.clone() });
+            send(Msg::Loaded {
+                summary: agent.arch.summary.clone(),
+                notes: agent.arch.notes.clone(),
+                n_actions: agent.arch.n_actions,
+                keys: input_saliency::keys(&agent.arch),
+                input_lens: agent.arch.branches.iter().map(|b| b.len).collect(),
+            });
             let params = pipeline::param_meta(&agent);
             let mut last = Instant::now() - SNAPSHOT_EVERY;
             let opts = PassOptions {
                 raw: RawFormat::None,
                 out_dir: PathBuf::from("."),
                 batch_size,
-                target: crate::target::Target::Q,
-                measures: Vec::new(),
-                input_saliency: false,
+                target,
+                // Every measure, to switch between them without a re-run; the input saliency's
+                // means for the input view.
+                measures: Measure::ALL.to_vec(),
+                input_saliency: true,
             };
             let outcome = pipeline::gradient_pass(
                 &agent,
@@ -148,7 +174,11 @@ fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<Ave
                 },
                 cancel,
             )?;
-            Ok(outcome.averages)
+            let extras = match (outcome.measures, outcome.input_saliency) {
+                (Some(measures), Some(ia)) => Some(Extras { measures, inputs: ia.means() }),
+                _ => None,
+            };
+            Ok((outcome.averages, extras))
         }
     }
 }
