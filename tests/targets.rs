@@ -18,6 +18,8 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use common::*;
+use saliency::pipeline::average::{Averages, AvgParam};
+use saliency::pipeline::extract;
 
 const FIXTURES: [&str; 6] = ["cartpole", "acrobot", "demo", "cnn", "combined", "frozenlake"];
 
@@ -238,6 +240,59 @@ fn check(name: &str) {
                 }
             }
         }
+        // --select-by: the selection from our measures is the one PyTorch's measures give (the
+        // same rule on both; only a near-tie could order two weights differently).
+        if target == "q" {
+            for m in ["max-abs", "mean-sq", "mean-abs-gxw"] {
+                let ours = Averages {
+                    num_examples: Some(n as i64),
+                    params: params
+                        .iter()
+                        .map(|(pname, shape)| AvgParam {
+                            name: pname.clone(),
+                            shape: shape.clone(),
+                            data: measures[&format!("{m}/{pname}")].1.clone(),
+                        })
+                        .collect(),
+                };
+                let theirs = Averages {
+                    num_examples: Some(n as i64),
+                    params: params
+                        .iter()
+                        .enumerate()
+                        .map(|(p, (pname, shape))| {
+                            let rows: Vec<&[f64]> = per_param_rows[p].iter().map(Vec::as_slice).collect();
+                            AvgParam {
+                                name: pname.clone(),
+                                shape: shape.clone(),
+                                data: measures_of(&rows, &agent.params[p].data)[m].clone(),
+                            }
+                        })
+                        .collect(),
+                };
+                let cross = read_json(&fixture(name).join("patching_results/cross_metric_summary.json"));
+                let keys = extract::candidate_keys(&cross, "cross").unwrap();
+                let useful = (name == "demo").then(|| read_json(&fixture("demo").join("useful_neurons.json")));
+                let resolved = extract::resolve(&keys, useful.as_ref(), &ours);
+                let (a, b) = (
+                    extract::select(&ours, &resolved.candidates, 2, 4),
+                    extract::select(&theirs, &resolved.candidates, 2, 4),
+                );
+                assert_eq!(a.targets.len(), b.targets.len(), "{what} --select-by {m}");
+                let scale = b.targets.iter().map(|t| t.magnitude).fold(0.0, f64::max);
+                for (x, y) in a.targets.iter().zip(&b.targets) {
+                    let same = (x.candidate, x.weight_index) == (y.candidate, y.weight_index);
+                    assert!(
+                        same || (x.magnitude - y.magnitude).abs() <= 10.0 * RTOL * scale,
+                        "{what} --select-by {m}: {x:?} vs {y:?}"
+                    );
+                }
+                assert!(
+                    a.targets.iter().zip(&b.targets).filter(|(x, y)| x.weight_index != y.weight_index).count()
+                        <= a.targets.len() / 4
+                );
+            }
+        }
         // Input saliency.
         let (ins, imd) = safetensors_f64(&out.path().join("input_saliency.safetensors"));
         let ids: Vec<String> = serde_like_list(imd.get("input_ids").unwrap());
@@ -320,7 +375,7 @@ fn mean_abs_is_the_averages_file_bit_for_bit_and_default_files_do_not_change() {
         for f in ["weight_gradients.json", "average_gradients.json", "candidate_weights.json"] {
             assert!(read(&plain.path().join(f)) == read(&all.path().join(f)), "{name}: {f}");
         }
-        let avgs = saliency::pipeline::average::Averages::read(&all.path().join("average_gradients.json")).unwrap();
+        let avgs = Averages::read(&all.path().join("average_gradients.json")).unwrap();
         let (m, _) = safetensors_f64(&all.path().join("measures.safetensors"));
         for p in &avgs.params {
             assert!(m[&format!("mean-abs/{}", p.name)].1 == p.data, "{name}: mean-abs/{} is not the averages", p.name);
