@@ -100,6 +100,13 @@ pub struct ModelArgs {
     /// Inputs per batch (default: chosen from the network's size)
     #[arg(long = "batch-size", alias = "batch_size", value_parser = count, value_name = "N")]
     pub batch_size: Option<usize>,
+    /// VecNormalize statistics to apply to the raw inputs (default: vec_normalize.pkl or
+    /// vecnormalize.pkl beside the zip, or the RL Zoo's <zip name>/vecnormalize.pkl, when present)
+    #[arg(long = "vec-normalize", alias = "vec_normalize", value_name = "FILE", conflicts_with = "no_vec_normalize")]
+    pub vec_normalize: Option<PathBuf>,
+    /// Do not apply VecNormalize statistics found beside the agent
+    #[arg(long = "no-vec-normalize", alias = "no_vec_normalize")]
+    pub no_vec_normalize: bool,
 }
 
 impl ModelArgs {
@@ -113,9 +120,15 @@ impl ModelArgs {
                     .ok_or_else(|| format!("{flag} {t}: unknown activation (known: {})", Activation::names())),
             }
         };
+        let vec_normalize = match (&self.vec_normalize, self.no_vec_normalize) {
+            (_, true) => crate::agent::vecnorm::Choice::Off,
+            (Some(f), false) => crate::agent::vecnorm::Choice::File(f.clone()),
+            (None, false) => crate::agent::vecnorm::Choice::Auto,
+        };
         Ok(ArchOverrides {
             activation: parse(&self.activation, "--activation")?,
             extractor_activation: parse(&self.extractor_activation, "--extractor-activation")?,
+            vec_normalize,
         })
     }
 
@@ -135,9 +148,10 @@ pub struct AgentArgs {
     /// Per-input gradients: json (weight_gradients.json), npy (weight_gradients/*.npy) or none
     #[arg(long = "raw-gradients", alias = "raw_gradients", value_enum, default_value = "json")]
     pub raw_gradients: RawGradients,
-    /// The scalar differentiated per input: q (the Python tool's), margin, action:N or logsoftmax
-    #[arg(long, default_value = "q", value_parser = Target::parse, value_name = "T")]
-    pub target: Target,
+    /// The scalar differentiated per input: q (default; the Python tool's), margin, action:N or
+    /// logsoftmax for DQN and QR-DQN; logprob (default), logit, margin, action:N or value for PPO and A2C
+    #[arg(long, value_parser = Target::parse, value_name = "T")]
+    pub target: Option<Target>,
     /// Also write measures.safetensors with these measures (comma-separated, or all): mean-abs,
     /// mean, mean-sq, max-abs, mean-abs-gxw, abs-mean-gxw, nonzero
     #[arg(long, value_parser = MeasureList::parse, value_name = "LIST")]
@@ -204,9 +218,9 @@ pub struct AblateArgs {
     /// useful_neurons.json, for exp_<N>_<layer> candidate keys (with --k/--m)
     #[arg(long = "useful-neurons-path", alias = "useful_neurons_path", value_name = "FILE")]
     pub useful_neurons_path: Option<PathBuf>,
-    /// The scalar compared before and after: q, margin, action:N or logsoftmax
-    #[arg(long, default_value = "q", value_parser = Target::parse, value_name = "T")]
-    pub target: Target,
+    /// The scalar compared before and after (default: q, or logprob for a policy; see `run --help`)
+    #[arg(long, value_parser = Target::parse, value_name = "T")]
+    pub target: Option<Target>,
     #[command(flatten)]
     pub ablation: AblationArgs,
     /// Output directory (default: <agent dir>/gradient_analysis)
@@ -317,9 +331,9 @@ pub struct ExploreArgs {
     /// Capture the mouse (click to select, wheel to scroll); off by default so copy and paste work
     #[arg(long)]
     pub mouse: bool,
-    /// The scalar differentiated: q, margin, action:N or logsoftmax (`t` changes it)
-    #[arg(long, default_value = "q", value_parser = Target::parse, value_name = "T")]
-    pub target: Target,
+    /// The scalar differentiated (default: q, or logprob for a policy; `t` changes it)
+    #[arg(long, value_parser = Target::parse, value_name = "T")]
+    pub target: Option<Target>,
     /// Names of the observation's values for the input view: a JSON list, or an object from
     /// observation key to a list
     #[arg(long = "feature-names", alias = "feature_names", value_name = "FILE")]

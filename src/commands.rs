@@ -79,18 +79,17 @@ impl Reporter {
     }
 }
 
-/// Loads the agent and its network as the flags say.
-pub fn load(args: &AgentArgs) -> Result<(Agent, Net)> {
-    load_model(&args.agent_path, &args.model)
+/// Loads the agent (the head its target runs on) and its network as the flags say, and the
+/// target as it applies to the agent.
+pub fn load(args: &AgentArgs) -> Result<(Agent, Net, Target)> {
+    load_model(&args.agent_path, &args.model, args.target)
 }
 
-fn load_model(agent_path: &Path, model: &ModelArgs) -> Result<(Agent, Net)> {
+fn load_model(agent_path: &Path, model: &ModelArgs, target: Option<Target>) -> Result<(Agent, Net, Target)> {
     let overrides = model.overrides().map_err(|e| eyre!(e))?;
     let limits = model.limits();
     let device = parse_device(&model.device)?;
-    let agent = agent::load_agent(agent_path, &overrides, &limits)?;
-    let net = Net::new(&agent, device)?;
-    Ok((agent, net))
+    Ok(crate::model::load_for_target(agent_path, &overrides, &limits, device, target)?)
 }
 
 fn raw_format(r: RawGradients) -> RawFormat {
@@ -224,6 +223,7 @@ fn warn_non_finite(rep: &Reporter, count: u64, what: &str) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 /// The gradient pass with `measures` kept (the requested ones, plus any `--select-by` needs);
 /// writes the raw gradients, and the measures and input saliency files when asked for.
 fn gradient_step(
@@ -232,13 +232,13 @@ fn gradient_step(
     out_dir: &Path,
     agent: &Agent,
     net: &Net,
+    target: Target,
     measures: &[Measure],
     cancel: &AtomicBool,
 ) -> Result<pipeline::GradientOutcome> {
     let agent_dir = agent::agent_dir(&args.agent_path);
     let inputs = pipeline::clean_inputs_path(&agent_dir);
     must_exist(&inputs, "inputs file")?;
-    args.target.check(agent.arch.n_actions).map_err(|e| eyre!(e))?;
     for n in &agent.arch.notes {
         rep.note(n);
     }
@@ -251,7 +251,7 @@ fn gradient_step(
             raw: raw_format(args.raw_gradients),
             out_dir: out_dir.to_path_buf(),
             batch_size: args.model.batch_size,
-            target: args.target,
+            target,
             measures: measures.to_vec(),
             input_saliency: args.input_saliency,
         },
@@ -264,7 +264,7 @@ fn gradient_step(
     let secs = start.elapsed().as_secs_f64();
     let mut outcome = outcome;
     let zip_name = agent.zip_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let target = args.target.to_string();
+    let target = target.to_string();
     if let (Some(set), Some(_)) = (&outcome.measures, &args.measures) {
         let dest = out_dir.join(pipeline::measures::MEASURES_FILE);
         let prov = pipeline::measures::Provenance { agent: &zip_name, target: &target };
@@ -301,7 +301,7 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     must_exist(&cross, "cross-metric file")?;
     // The candidate files are read and checked before any work, as the master script does.
     let candidates = read_candidate_inputs(&cross, &args.selection.useful_neurons_path, Some(&agent_dir))?;
-    let (agent, net) = load(&args.agent)?;
+    let (agent, net, target) = load(&args.agent)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent.agent_path));
     let mut measures = args.agent.measures.clone().map(|l| l.0).unwrap_or_default();
     if let Some(m) = args.select_by {
@@ -310,7 +310,7 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
             measures.sort();
         }
     }
-    let outcome = gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, &measures, cancel)?;
+    let outcome = gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, target, &measures, cancel)?;
     if cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(pipeline::PipelineError::Cancelled.into());
     }
@@ -333,13 +333,13 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
 
 pub fn gradients(args: &GradientsArgs, cancel: &AtomicBool) -> Result<()> {
     let mut rep = Reporter::new(args.quiet.quiet);
-    let (agent, net) = load(&args.agent)?;
+    let (agent, net, target) = load(&args.agent)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| default_out(&args.agent.agent_path));
     if args.agent.raw_gradients == RawGradients::None {
         bail!("`saliency gradients` writes the per-input gradients; --raw-gradients none makes sense only with `run`");
     }
     let measures = args.agent.measures.clone().map(|l| l.0).unwrap_or_default();
-    gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, &measures, cancel)?;
+    gradient_step(&mut rep, &args.agent, &out_dir, &agent, &net, target, &measures, cancel)?;
     Ok(())
 }
 
@@ -419,7 +419,6 @@ fn run_ablation(
     cancel: &AtomicBool,
 ) -> Result<()> {
     check_draws(args)?;
-    job.target.check(job.agent.arch.n_actions).map_err(|e| eyre!(e))?;
     let change = Change::from_named(job.agent, named, what).map_err(|e| eyre!(e))?;
     if change.is_empty() {
         bail!("{what} selects no weights: there is nothing to ablate");
@@ -485,8 +484,7 @@ pub fn ablate(args: &AblateArgs, cancel: &AtomicBool) -> Result<()> {
             file.display()
         );
     }
-    let (agent, net) = load_model(&args.agent_path, &args.model)?;
-    args.target.check(agent.arch.n_actions).map_err(|e| eyre!(e))?;
+    let (agent, net, target) = load_model(&args.agent_path, &args.model, args.target)?;
     let (named, what) = match candidates {
         None => (ablation::report::read_weight_targets(&file)?, file.display().to_string()),
         Some(cands) => {
@@ -496,7 +494,7 @@ pub fn ablate(args: &AblateArgs, cancel: &AtomicBool) -> Result<()> {
             (named_weights(&avgs, &resolved, &sel), format!("the selection of k={k} m={m}"))
         }
     };
-    let job = AblationJob { agent: &agent, net: &net, inputs: &inputs, target: args.target, out_dir: &out_dir };
+    let job = AblationJob { agent: &agent, net: &net, inputs: &inputs, target, out_dir: &out_dir };
     run_ablation(&mut rep, &job, &named, &what, &args.ablation, args.model.batch_size, cancel)
 }
 

@@ -28,6 +28,11 @@ pub enum ModelError {
     Orphan(String),
     #[error("{0} failed")]
     Torch(&'static str, #[source] tch::TchError),
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    /// A target that does not apply to the agent.
+    #[error("{0}")]
+    Target(String),
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;
@@ -53,6 +58,30 @@ pub fn parse_device(text: &str) -> Result<Device> {
         }
     }
     Ok(device)
+}
+
+/// Loads an agent for `target` (None: the family's default): the head the target is computed
+/// on, its network on `device` (for the critic's `value`, with the policy for the greedy
+/// actions), and the target as it applies to the family.
+pub fn load_for_target(
+    path: &std::path::Path,
+    overrides: &crate::agent::ArchOverrides,
+    limits: &crate::agent::AgentLimits,
+    device: Device,
+    target: Option<Target>,
+) -> Result<(Agent, Net, Target)> {
+    let agent = crate::agent::load_agent(path, overrides, limits)?;
+    let target = target
+        .unwrap_or_else(|| Target::default_for(agent.family))
+        .for_family(agent.family, agent.arch.n_actions)
+        .map_err(ModelError::Target)?;
+    if target.head() == Some(crate::agent::Head::Critic) {
+        let critic = crate::agent::load_agent_head(path, overrides, limits, Some(crate::agent::Head::Critic))?;
+        let net = Net::new(&critic, device)?.with_actor(Net::new(&agent, device)?);
+        return Ok((critic, net, target));
+    }
+    let net = Net::new(&agent, device)?;
+    Ok((agent, net, target))
 }
 
 /// A parameterised layer, in forward order.
@@ -135,6 +164,8 @@ impl BatchGrads {
 pub struct Net {
     pub device: Device,
     weights: Vec<Tensor>,
+    /// For a critic: the policy, for the greedy actions.
+    actor: Option<Box<Net>>,
     pub layers: Vec<Layer>,
     /// For each parameter (file order): which layer, weight or bias.
     pub sources: Vec<ParamSource>,
@@ -219,7 +250,7 @@ impl Net {
             .enumerate()
             .map(|(i, s)| s.ok_or_else(|| ModelError::Orphan(agent.params[i].name.clone())))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Net { device, weights, layers, sources, arch: agent.arch.clone() })
+        Ok(Net { device, weights, layers, sources, arch: agent.arch.clone(), actor: None })
     }
 
     fn preprocess(&self, x: &Tensor, pre: &Preprocess, obs_shape: &[usize]) -> Tensor {
@@ -281,6 +312,9 @@ impl Net {
                 }
                 Op::Act(a) => activate(&h, a),
                 Op::Flatten => h.flatten(1, -1),
+                Op::QuantileMean { n_quantiles, n_actions } => h
+                    .reshape([-1, n_quantiles as i64, n_actions as i64])
+                    .mean_dim([1i64].as_slice(), false, Kind::Float),
             };
         }
         h
@@ -309,6 +343,11 @@ impl Net {
                 xb = xb.detach().set_requires_grad(true);
                 l.push(xb.shallow_clone());
             }
+            if let Some(n) = &b.normalize {
+                // VecNormalize, as SB3's numpy does it: float64, clip, then float32.
+                let (mean, std) = self.norm_tensors(n);
+                xb = ((xb.to_kind(Kind::Double) - mean) / std).clamp(-n.clip, n.clip).to_kind(Kind::Float);
+            }
             let mut h = self.preprocess(&xb, &b.preprocess, &b.obs_shape);
             if let (Some(l), true) = (leaves.as_deref_mut(), one_hot) {
                 h = h.detach().set_requires_grad(true);
@@ -324,14 +363,28 @@ impl Net {
         self.run_ops(weights, h, &self.arch.trunk, grad, record)
     }
 
+    /// A key's VecNormalize mean and sqrt(var + epsilon), float64 on the device.
+    fn norm_tensors(&self, n: &crate::agent::vecnorm::ObsNorm) -> (Tensor, Tensor) {
+        let mean = Tensor::from_slice(&n.mean).to_device(self.device);
+        let std: Vec<f64> = n.var.iter().map(|v| (v + n.epsilon).sqrt()).collect();
+        (mean, Tensor::from_slice(&std).to_device(self.device))
+    }
+
     /// The agent's parameters as tensors on the device, in parameter order.
     pub fn weights(&self) -> &[Tensor] {
         &self.weights
     }
 
-    /// Outputs per action.
+    /// Outputs per input (one per action, or one for a value function).
     pub fn n_outputs(&self) -> usize {
-        self.arch.n_actions
+        self.arch.outputs
+    }
+
+    /// For a critic: the policy network whose greedy action is reported (and fixed) for each
+    /// input.
+    pub fn with_actor(mut self, actor: Net) -> Net {
+        self.actor = Some(Box::new(actor));
+        self
     }
 
     /// A batch of raw inputs (B x input_len float32, row after row) on the device.
@@ -361,13 +414,18 @@ impl Net {
         let mut leaves = Vec::new();
         let out = self.forward_inputs(&self.weights, x, true, &mut record, inputs.then_some(&mut leaves));
         let out_cpu = to_vec(&out.detach());
-        let n_actions = self.arch.n_actions;
+        let n_actions = self.arch.outputs;
         let mut actions = Vec::with_capacity(batch);
         let mut values = Vec::with_capacity(batch);
         let mut coef = vec![0f32; batch * n_actions];
         let mut row_coef = vec![0f64; n_actions];
+        // A critic's greedy action is the policy's.
+        let actor_out = self.actor.as_ref().map(|actor| (actor.outputs_with(&actor.weights, x), actor.arch.outputs));
         for (n, row) in out_cpu.chunks_exact(n_actions).enumerate() {
-            let a = greedy(row);
+            let a = match &actor_out {
+                Some((logits, k)) => greedy(&logits[n * k..(n + 1) * k]),
+                None => greedy(row),
+            };
             actions.push(a);
             values.push(target.value(row, a));
             target.coefficients(row, a, &mut row_coef);

@@ -2,8 +2,9 @@
 //! compared before and after), and the greedy action. One definition for the gradients, the
 //! ablation and the explorer (docs/targets.md).
 //!
-//! For a Q-network the outputs are Q-values and the greedy action a* is their argmax, the lowest
-//! index on ties (NaN counting as largest, as `torch.argmax`).
+//! The outputs are Q-values (DQN; QR-DQN's quantile means) or an actor-critic policy's logits;
+//! the greedy action a* is their argmax, the lowest index on ties (NaN counting as largest, as
+//! `torch.argmax`). The `value` target is the critic's output, with a* from the policy.
 
 use std::fmt;
 
@@ -19,6 +20,14 @@ pub enum Target {
     Action(usize),
     /// log softmax(out)[a*], computed in float64.
     LogSoftmax,
+    /// Actor-critic: the logit of a* (the same quantity as `q` on a Q-network).
+    Logit,
+    /// Actor-critic: log pi(a* | s), log softmax of the logits (the same as `logsoftmax`).
+    LogProb,
+    /// Actor-critic: log pi(N | s) for a fixed action N (`action:N` on a policy).
+    ActionLogProb(usize),
+    /// Actor-critic: the critic's V(s).
+    Value,
 }
 
 impl fmt::Display for Target {
@@ -26,14 +35,18 @@ impl fmt::Display for Target {
         match self {
             Target::Q => f.write_str("q"),
             Target::Margin => f.write_str("margin"),
-            Target::Action(n) => write!(f, "action:{n}"),
+            Target::Action(n) | Target::ActionLogProb(n) => write!(f, "action:{n}"),
             Target::LogSoftmax => f.write_str("logsoftmax"),
+            Target::Logit => f.write_str("logit"),
+            Target::LogProb => f.write_str("logprob"),
+            Target::Value => f.write_str("value"),
         }
     }
 }
 
-/// The names `--target` accepts.
-pub const TARGET_NAMES: &str = "q, margin, action:N, logsoftmax";
+/// The names `--target` accepts: for Q-networks, and for actor-critic policies.
+pub const TARGET_NAMES: &str =
+    "q, margin, action:N, logsoftmax (DQN, QR-DQN); logprob, logit, margin, action:N, value (PPO, A2C)";
 
 impl Target {
     /// Parses `q`, `margin`, `action:N`, `logsoftmax`.
@@ -43,6 +56,9 @@ impl Target {
             "q" => return Ok(Target::Q),
             "margin" => return Ok(Target::Margin),
             "logsoftmax" | "log-softmax" => return Ok(Target::LogSoftmax),
+            "logprob" => return Ok(Target::LogProb),
+            "logit" => return Ok(Target::Logit),
+            "value" => return Ok(Target::Value),
             _ => {}
         }
         if let Some(n) = t.strip_prefix("action:") {
@@ -55,10 +71,54 @@ impl Target {
         Err(format!("unknown target '{text}' (known: {TARGET_NAMES})"))
     }
 
-    /// Whether the target makes sense for a network with `n_actions` outputs.
+    /// The target for an agent of `family` with `n_actions` actions (`action:N` on a policy
+    /// is its log-probability), or why it does not apply.
+    pub fn for_family(self, family: crate::agent::Family, n_actions: usize) -> Result<Target, String> {
+        use crate::agent::Family;
+        let actor_critic = matches!(family, Family::ActorCritic { .. });
+        let q_only = matches!(self, Target::Q | Target::LogSoftmax);
+        let ac_only = matches!(self, Target::Logit | Target::LogProb | Target::Value);
+        if actor_critic && q_only {
+            return Err(format!(
+                "target {self} is for Q-networks; a {} policy has logprob (default), logit, margin, action:N and value",
+                family.name()
+            ));
+        }
+        if !actor_critic && ac_only {
+            return Err(format!(
+                "target {self} is for actor-critic policies; a {} agent has q (default), margin, action:N and logsoftmax",
+                family.name()
+            ));
+        }
+        self.check(n_actions)?;
+        Ok(match self {
+            Target::Action(n) if actor_critic => Target::ActionLogProb(n),
+            t => t,
+        })
+    }
+
+    /// The family's default target: q, or logprob for a policy.
+    pub fn default_for(family: crate::agent::Family) -> Target {
+        match family {
+            crate::agent::Family::ActorCritic { .. } => Target::LogProb,
+            _ => Target::Q,
+        }
+    }
+
+    /// Whether the target is computed on the critic (the other targets use the Q-network or the
+    /// policy).
+    pub fn head(self) -> Option<crate::agent::Head> {
+        match self {
+            Target::Value => Some(crate::agent::Head::Critic),
+            Target::Logit | Target::LogProb | Target::ActionLogProb(_) => Some(crate::agent::Head::Actor),
+            _ => None,
+        }
+    }
+
+    /// Whether the target makes sense for a network with `n_actions` actions.
     pub fn check(self, n_actions: usize) -> Result<(), String> {
         match self {
-            Target::Action(n) if n >= n_actions => {
+            Target::Action(n) | Target::ActionLogProb(n) if n >= n_actions => {
                 Err(format!("target action:{n} is out of range: the agent has {n_actions} actions (0..{n_actions})"))
             }
             Target::Margin if n_actions < 2 => {
@@ -72,10 +132,12 @@ impl Target {
     /// float32 outputs).
     pub fn value(self, out: &[f32], a: usize) -> f64 {
         match self {
-            Target::Q => f64::from(out[a]),
+            Target::Q | Target::Logit => f64::from(out[a]),
             Target::Action(n) => f64::from(out[n]),
             Target::Margin => f64::from(out[a]) - f64::from(out[runner_up(out, a)]),
-            Target::LogSoftmax => log_softmax(out)[a],
+            Target::LogSoftmax | Target::LogProb => log_softmax(out)[a],
+            Target::ActionLogProb(n) => log_softmax(out)[n],
+            Target::Value => f64::from(out[0]),
         }
     }
 
@@ -85,26 +147,32 @@ impl Target {
     pub fn coefficients(self, out: &[f32], a: usize, coef: &mut [f64]) {
         coef.iter_mut().for_each(|c| *c = 0.0);
         match self {
-            Target::Q => coef[a] = 1.0,
+            Target::Q | Target::Logit => coef[a] = 1.0,
             Target::Action(n) => coef[n] = 1.0,
+            Target::Value => coef[0] = 1.0,
             Target::Margin => {
                 coef[a] = 1.0;
                 coef[runner_up(out, a)] = -1.0;
             }
-            Target::LogSoftmax => {
-                let ls = log_softmax(out);
-                let mut others = 0.0;
-                for (j, c) in coef.iter_mut().enumerate() {
-                    if j != a {
-                        let p = ls[j].exp();
-                        *c = -p;
-                        others += p;
-                    }
-                }
-                coef[a] = others;
-            }
+            Target::LogSoftmax | Target::LogProb => log_softmax_coefficients(out, a, coef),
+            Target::ActionLogProb(n) => log_softmax_coefficients(out, n, coef),
         }
     }
+}
+
+/// d log softmax(out)[a] / d out: one-hot(a) - p, the a-th entry computed as the sum of the
+/// other probabilities (never 1 - p, which loses its digits when p is near 1).
+fn log_softmax_coefficients(out: &[f32], a: usize, coef: &mut [f64]) {
+    let ls = log_softmax(out);
+    let mut others = 0.0;
+    for (j, c) in coef.iter_mut().enumerate() {
+        if j != a {
+            let p = ls[j].exp();
+            *c = -p;
+            others += p;
+        }
+    }
+    coef[a] = others;
 }
 
 /// argmax with the lowest index on ties; NaN counts as the largest (as `torch.argmax`).
@@ -155,11 +223,20 @@ mod tests {
 
     #[test]
     fn parse_and_names() {
-        for t in ["q", "margin", "action:3", "logsoftmax"] {
+        for t in ["q", "margin", "action:3", "logsoftmax", "logprob", "logit", "value"] {
             assert_eq!(Target::parse(t).unwrap().to_string(), t);
         }
         assert!(Target::parse("action:x").unwrap_err().contains("whole number"));
-        assert!(Target::parse("value").unwrap_err().contains("known: q, margin"));
+        assert!(Target::parse("entropy").unwrap_err().contains("known: q, margin"));
+        // Per family: the Q-network's and the policy's names; action:N of a policy is its
+        // log-probability.
+        use crate::agent::Family;
+        let ppo = Family::ActorCritic { algorithm: "PPO" };
+        assert!(Target::Q.for_family(ppo, 3).unwrap_err().contains("is for Q-networks"));
+        assert!(Target::Value.for_family(Family::Dqn, 3).unwrap_err().contains("is for actor-critic"));
+        assert_eq!(Target::Action(2).for_family(ppo, 3), Ok(Target::ActionLogProb(2)));
+        assert_eq!(Target::Action(2).for_family(Family::QrDqn, 3), Ok(Target::Action(2)));
+        assert_eq!(Target::default_for(ppo), Target::LogProb);
         assert!(Target::Action(5).check(5).unwrap_err().contains("out of range"));
         assert!(Target::Margin.check(1).unwrap_err().contains("two actions"));
     }

@@ -534,9 +534,15 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
     );
     case!(
         "target-unknown",
-        run_acro(&["--target", "value"]),
+        run_acro(&["--target", "entropy"]),
         2,
-        ["invalid value 'value' for '--target <T>'", "unknown target 'value' (known: q, margin, action:N, logsoftmax)"]
+        ["invalid value 'entropy' for '--target <T>'", "unknown target 'entropy' (known: q, margin, action:N, logsoftmax (DQN, QR-DQN); logprob, logit, margin, action:N, value (PPO, A2C))"]
+    );
+    case!(
+        "target-of-another-family",
+        run_acro(&["--target", "value"]),
+        1,
+        ["target value is for actor-critic policies; a DQN agent has q (default), margin, action:N and logsoftmax"]
     );
     case!(
         "target-action-out-of-range",

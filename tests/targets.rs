@@ -31,27 +31,6 @@ fn saliency() -> Command {
     Command::cargo_bin("saliency").unwrap()
 }
 
-/// A copy of a fixture's agent directory holding only its first `n` inputs.
-fn first_inputs(name: &str, n: usize) -> tempfile::TempDir {
-    let dir = copy_fixture(name);
-    let path = saliency::pipeline::clean_inputs_path(dir.path());
-    let all = read_json(&path);
-    let mut w = saliency::json::PyJsonWriter::new(std::fs::File::create(&path).unwrap());
-    w.begin_object().unwrap();
-    for (id, entry) in all.as_object().unwrap().iter().take(n) {
-        w.key(id).unwrap();
-        w.begin_object().unwrap();
-        w.key("input").unwrap();
-        let mut flat = Vec::new();
-        flatten_numbers(entry.get("input").unwrap(), &mut flat);
-        w.nested(&[flat.len()], |i| flat[i]).unwrap();
-        w.end_object().unwrap();
-    }
-    w.end_object().unwrap();
-    w.finish().unwrap();
-    dir
-}
-
 type Arrays = HashMap<String, (Vec<usize>, Vec<f64>)>;
 
 fn safetensors_f64(path: &Path) -> (Arrays, HashMap<String, String>) {

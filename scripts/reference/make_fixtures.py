@@ -21,6 +21,14 @@ Fixtures (each an agent directory in the research project's layout):
   tests/fixtures/combined   Dict {'image': 1x36x36 uint8, 'vec': 3 floats}, MultiInputPolicy
                             (CombinedExtractor: NatureCNN + flatten), net_arch [32]
   tests/fixtures/frozenlake FrozenLake-v1 (Discrete(16) observations, one-hot), MlpPolicy [16]
+  tests/fixtures/qrdqn      QR-DQN (sb3-contrib) CartPole-v1, 25 quantiles, net_arch [32, 32]
+  tests/fixtures/ppo_cartpole  PPO CartPole-v1 with SB3's defaults (Tanh, pi and vf [64, 64])
+  tests/fixtures/a2c_acrobot   A2C Acrobot-v1, ReLU, net_arch pi [32, 16] / vf [24]
+  tests/fixtures/ppo_cnn    PPO CnnPolicy on 3x36x36 uint8 images (shared NatureCNN, features 32,
+                            no mlp_extractor layers)
+  tests/fixtures/ppo_vecnormalize  PPO on observations in mixed units, trained under VecNormalize
+                            (clip_obs 1.5, so some inputs are clipped); vec_normalize.pkl beside
+  tests/fixtures/maskable_ppo  MaskablePPO (sb3-contrib) CartPole-v1, net_arch [32, 32]
   fixtures-large/atari_cnn  4x84x84 uint8 frames, CnnPolicy (NatureCNN, 1.7 M weights): benchmarks
                             (`atari --inputs N --out DIR`; `demo-inputs --inputs N --out DIR` makes a
                             copy of the demo with N fresh inputs)
@@ -535,9 +543,155 @@ def stream_inputs(model, env, n, path, seed=0):
         f.write("}")
 
 
+# --------------------------------------------------------------------------------------------
+# Beyond DQN: QR-DQN and actor-critic agents (sb3-contrib for QR-DQN and MaskablePPO)
+# --------------------------------------------------------------------------------------------
+def hand_picked(out, keys):
+    summary = {"description": "hand-picked candidates", "methodology": "none", "summary_statistics": {},
+               "metrics_info": {}, "common_count": len(keys),
+               "common_neurons": {k: {"final_average_importance": 1.0 - 0.05 * i} for i, k in enumerate(keys)}}
+    write_json(summary, os.path.join(out, "patching_results", "cross_metric_summary.json"))
+
+
+def save_agent(model, out, env, n_inputs, prefix, keys, every=3, vec_normalize=None):
+    """Saves the agent as SB3 does, the clean inputs (raw observations met by the trained agent)
+    and hand-picked candidates."""
+    model.save(os.path.join(out, "agent"))
+    if vec_normalize is not None:
+        vec_normalize.save(os.path.join(out, "vec_normalize.pkl"))
+    policy_model = model
+
+    class Greedy:
+        def predict(self, obs, deterministic=True):
+            o = vec_normalize.normalize_obs(obs) if vec_normalize is not None else obs
+            return policy_model.predict(o, deterministic=True)
+
+    inputs = collect_inputs(Greedy(), env, n_inputs, lambda i, o: f"{prefix}-{i:04d}", every=every)
+    write_json(inputs, os.path.join(out, "activation_inputs", "clean_inputs.json"))
+    hand_picked(out, keys)
+
+
+def make_qrdqn():
+    from sb3_contrib import QRDQN
+    out = os.path.join(ROOT, "tests", "fixtures", "qrdqn")
+    fresh_dir(out)
+    th.manual_seed(0)
+    model = QRDQN("MlpPolicy", "CartPole-v1", seed=0, learning_starts=500, target_update_interval=250,
+                  policy_kwargs=dict(n_quantiles=25, net_arch=[32, 32]))
+    model.learn(total_timesteps=8000)
+    save_agent(model, out, gym.make("CartPole-v1"), 12, "CartPole-v1-0",
+               [neuron_key("quantile_net.0", u) for u in (1, 5, 9)] + [neuron_key("quantile_net.2", 3)])
+
+
+def make_ppo_cartpole():
+    from stable_baselines3 import PPO
+    out = os.path.join(ROOT, "tests", "fixtures", "ppo_cartpole")
+    fresh_dir(out)
+    th.manual_seed(0)
+    model = PPO("MlpPolicy", "CartPole-v1", seed=0, n_steps=512, batch_size=64)
+    model.learn(total_timesteps=12000)
+    save_agent(model, out, gym.make("CartPole-v1"), 12, "CartPole-v1-0",
+               [neuron_key("mlp_extractor.policy_net.0", u) for u in (2, 7)]
+               + [neuron_key("mlp_extractor.policy_net.2", 11), neuron_key("mlp_extractor.value_net.0", 4)])
+
+
+def make_a2c_separate():
+    from stable_baselines3 import A2C
+    out = os.path.join(ROOT, "tests", "fixtures", "a2c_acrobot")
+    fresh_dir(out)
+    th.manual_seed(0)
+    model = A2C("MlpPolicy", "Acrobot-v1", seed=0,
+                policy_kwargs=dict(activation_fn=th.nn.ReLU, net_arch=dict(pi=[32, 16], vf=[24])))
+    model.learn(total_timesteps=10000)
+    save_agent(model, out, gym.make("Acrobot-v1"), 12, "Acrobot-v1-0",
+               [neuron_key("mlp_extractor.policy_net.0", u) for u in (0, 3)]
+               + [neuron_key("mlp_extractor.policy_net.2", 5), neuron_key("mlp_extractor.value_net.0", 2)])
+
+
+def make_ppo_cnn():
+    from stable_baselines3 import PPO
+    out = os.path.join(ROOT, "tests", "fixtures", "ppo_cnn")
+    fresh_dir(out)
+    th.manual_seed(0)
+    env = Blobs((3, 36, 36), 4)
+    model = PPO("CnnPolicy", env, seed=0, n_steps=256, batch_size=64,
+                policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=32)))
+    model.learn(total_timesteps=2048)
+    save_agent(model, out, Blobs((3, 36, 36), 4), 4, "Blobs-0",
+               [neuron_key("features_extractor.linear.0", u) for u in (1, 6)] + [neuron_key("action_net", 2)],
+               every=2)
+
+
+class Drift(gym.Env):
+    """A point drifting on a plane with observations in wildly different units (position in
+    metres around 100, velocity around 0.01, a heading in degrees): the case VecNormalize is
+    for. The action that moves the point back to the origin is rewarded."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_space = spaces.Box(-np.inf, np.inf, (5,), np.float32)
+        self.action_space = spaces.Discrete(3)
+
+    def _obs(self):
+        return np.array([100 + self.x, 100 - self.x, 0.01 * self.v, 0.01 * self.v ** 3, 180 + 40 * np.sin(self.t)],
+                        dtype=np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.v, self.t = float(self.np_random.normal(0, 3)), float(self.np_random.normal(0, 1)), 0.0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.v += (action - 1) * 0.5 + float(self.np_random.normal(0, 0.2))
+        self.x += self.v
+        self.t += 0.3
+        reward = -abs(self.x) / 10
+        return self._obs(), reward, False, self.t > 15, {}
+
+
+def make_ppo_vecnormalize():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    out = os.path.join(ROOT, "tests", "fixtures", "ppo_vecnormalize")
+    fresh_dir(out)
+    th.manual_seed(0)
+    venv = VecNormalize(DummyVecEnv([Drift]), norm_obs=True, norm_reward=True, clip_obs=1.5)
+    model = PPO("MlpPolicy", venv, seed=0, n_steps=256, batch_size=64)
+    model.learn(total_timesteps=4096)
+    venv.training = False
+    save_agent(model, out, Drift(), 16, "Drift-0",
+               [neuron_key("mlp_extractor.policy_net.0", u) for u in (1, 8, 30)], every=2, vec_normalize=venv)
+
+
+class MaskedCartPole(gym.Wrapper):
+    def action_masks(self):
+        return np.array([True, True])
+
+
+def make_maskable():
+    from sb3_contrib import MaskablePPO
+    out = os.path.join(ROOT, "tests", "fixtures", "maskable_ppo")
+    fresh_dir(out)
+    th.manual_seed(0)
+    model = MaskablePPO("MlpPolicy", MaskedCartPole(gym.make("CartPole-v1")), seed=0, n_steps=512, batch_size=64,
+                        policy_kwargs=dict(net_arch=[32, 32]))
+    model.learn(total_timesteps=4096)
+
+    class Unmasked:
+        def predict(self, obs, deterministic=True):
+            return model.predict(obs, deterministic=True, action_masks=np.array([True, True]))
+
+    model.save(os.path.join(out, "agent"))
+    inputs = collect_inputs(Unmasked(), gym.make("CartPole-v1"), 8, lambda i, o: f"CartPole-v1-0-{i:04d}")
+    write_json(inputs, os.path.join(out, "activation_inputs", "clean_inputs.json"))
+    hand_picked(out, [neuron_key("mlp_extractor.policy_net.0", u) for u in (3, 9)])
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("which", nargs="*", default=["demo", "cartpole", "acrobot", "cnn", "combined", "frozenlake"])
+    parser.add_argument("which", nargs="*", default=["demo", "cartpole", "acrobot", "cnn", "combined", "frozenlake",
+                                                     "qrdqn", "ppo_cartpole", "a2c_acrobot", "ppo_cnn",
+                                                     "ppo_vecnormalize", "maskable_ppo"])
     parser.add_argument("--inputs", type=int, default=1000, help="inputs of the atari fixture")
     parser.add_argument("--out", default=os.path.join(ROOT, "fixtures-large", "atari_cnn"))
     args = parser.parse_args()
@@ -556,6 +710,18 @@ def main():
             make_combined()
         elif which == "frozenlake":
             make_frozenlake()
+        elif which == "qrdqn":
+            make_qrdqn()
+        elif which == "ppo_cartpole":
+            make_ppo_cartpole()
+        elif which == "a2c_acrobot":
+            make_a2c_separate()
+        elif which == "ppo_cnn":
+            make_ppo_cnn()
+        elif which == "ppo_vecnormalize":
+            make_ppo_vecnormalize()
+        elif which == "maskable_ppo":
+            make_maskable()
         elif which == "demo-inputs":
             make_demo_inputs(args.out, args.inputs)
         elif which == "atari":

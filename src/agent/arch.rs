@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use super::data::{Activation, AgentInfo, Space};
+use super::family::{Family, Head};
 use super::torchzip::Param;
+use super::vecnorm::{Choice, ObsNorm};
 
 /// SB3's `preprocess_obs` for one observation (sub-)space.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,10 +23,22 @@ pub enum Preprocess {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Op {
-    Linear { weight: usize, bias: Option<usize> },
-    Conv { weight: usize, bias: Option<usize>, stride: usize },
+    Linear {
+        weight: usize,
+        bias: Option<usize>,
+    },
+    Conv {
+        weight: usize,
+        bias: Option<usize>,
+        stride: usize,
+    },
     Act(Activation),
     Flatten,
+    /// QR-DQN: outputs (quantiles x actions, quantile-major) averaged over the quantiles.
+    QuantileMean {
+        n_quantiles: usize,
+        n_actions: usize,
+    },
 }
 
 /// One observation key's path: a slice of the flat input, preprocessed, through its layers.
@@ -40,6 +54,8 @@ pub struct Branch {
     pub ops: Vec<Op>,
     /// Features this branch contributes.
     pub out_dim: usize,
+    /// VecNormalize statistics applied to this key's raw values first, if any.
+    pub normalize: Option<ObsNorm>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +66,9 @@ pub struct Arch {
     /// Values per input in `clean_inputs.json`.
     pub input_len: usize,
     pub n_actions: usize,
+    /// Outputs of the network: one per action (Q-values, quantile-mean Q-values or logits), or
+    /// one for a value function.
+    pub outputs: usize,
     /// e.g. "custom mlp extractor (Linear 106->64, ReLU) + q_net 64->64->64->5 (ReLU)".
     pub summary: String,
     /// Assumptions the user should know about (printed as notes).
@@ -57,6 +76,36 @@ pub struct Arch {
 }
 
 impl Arch {
+    /// Applies VecNormalize statistics to the observation keys they name (checked: a key of
+    /// the observation, with as many values as statistics, not a Discrete or image key).
+    pub fn apply_vec_normalize(&mut self, vn: &super::vecnorm::VecNormalize) -> Result<(), String> {
+        let shown = vn.path.display();
+        for (key, stats) in &vn.keys {
+            let b = match key {
+                None if self.branches.len() == 1 => &mut self.branches[0],
+                None => return Err(format!("{shown}: statistics for a single observation, but the agent's is a Dict")),
+                Some(k) => {
+                    self.branches.iter_mut().find(|b| b.key.as_deref() == Some(k.as_str())).ok_or_else(|| {
+                        format!("{shown}: statistics for key '{k}', which the observation space lacks")
+                    })?
+                }
+            };
+            let name = b.key.clone().unwrap_or_else(|| "observation".into());
+            if stats.mean.len() != b.len {
+                return Err(format!(
+                    "{shown}: {} statistics for the {name}, which has {} values (another environment's file?)",
+                    stats.mean.len(),
+                    b.len
+                ));
+            }
+            if !matches!(b.preprocess, Preprocess::Float) {
+                return Err(format!("{shown}: statistics for the {name}, which is not a plain Box of numbers"));
+            }
+            b.normalize = Some(stats.clone());
+        }
+        Ok(())
+    }
+
     /// One unkeyed observation of `obs_shape` and no layers: all that the inputs reader looks
     /// at (for tests and fuzzing of the readers).
     pub fn input_only(obs_shape: Vec<usize>, preprocess: Preprocess) -> Arch {
@@ -70,10 +119,12 @@ impl Arch {
                 preprocess,
                 ops: vec![Op::Flatten],
                 out_dim: len,
+                normalize: None,
             }],
             trunk: vec![],
             input_len: len,
             n_actions: 2,
+            outputs: 2,
             summary: String::new(),
             notes: vec![],
         }
@@ -87,6 +138,8 @@ pub struct ArchOverrides {
     pub activation: Option<Activation>,
     /// The activation after each Linear of a custom `features_extractor.mlp`.
     pub extractor_activation: Option<Activation>,
+    /// Where the VecNormalize statistics are (found beside the zip by default).
+    pub vec_normalize: Choice,
 }
 
 const HOW_TO_STATE: &str =
@@ -233,14 +286,45 @@ fn describe_ops(ops: &[Op], params: &[Param]) -> String {
             }
             Op::Act(a) => parts.push(a.name().to_string()),
             Op::Flatten => parts.push("Flatten".into()),
+            Op::QuantileMean { n_quantiles, .. } => parts.push(format!("mean of {n_quantiles} quantiles")),
         }
     }
     parts.join(", ")
 }
 
-/// Works out the network. Errors say what was found and how to state what cannot be known.
-pub fn infer(info: &AgentInfo, params: &[Param], overrides: &ArchOverrides) -> Result<Arch, String> {
-    let act = match (overrides.activation, info.activation) {
+/// One Linear layer named `<name>.weight` / `<name>.bias` (SB3's `action_net`, `value_net`).
+fn single_linear(p: &mut Params, name: &str, in_dim: usize, ops: &mut Vec<Op>) -> Result<usize, String> {
+    let wname = format!("{name}.weight");
+    let w = p.get(&wname).ok_or_else(|| format!("missing {wname}"))?;
+    let b = p.get(&format!("{name}.bias"));
+    let shape = p.shape(w).to_vec();
+    if shape.len() != 2 || shape[1] != in_dim {
+        return Err(format!("{wname} has shape {shape:?}, expected (out, {in_dim})"));
+    }
+    if let Some(b) = b {
+        if p.shape(b) != [shape[0]] {
+            return Err(format!("{name}.bias has shape {:?}, expected [{}]", p.shape(b), shape[0]));
+        }
+    }
+    ops.push(Op::Linear { weight: w, bias: b });
+    Ok(shape[0])
+}
+
+/// Works out the network of `head` for an agent of `family` from `params` (the head's own,
+/// see `Family::select`). Errors say what was found and how to state what cannot be known.
+pub fn infer(
+    info: &AgentInfo,
+    params: &[Param],
+    overrides: &ArchOverrides,
+    family: Family,
+    head: Head,
+) -> Result<Arch, String> {
+    // SB3's default activation: Tanh for actor-critic policies, ReLU for DQN and QR-DQN.
+    let default_act = match family {
+        Family::ActorCritic { .. } if info.activation_text.is_none() => Some(Activation::Tanh),
+        _ => info.activation,
+    };
+    let act = match (overrides.activation, default_act) {
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) => {
             return Err(format!(
@@ -260,6 +344,8 @@ pub fn infer(info: &AgentInfo, params: &[Param], overrides: &ArchOverrides) -> R
         other => vec![(None, other.clone())],
     };
     let has = |prefix: &str| params.iter().any(|x| x.name.starts_with(prefix));
+    // The critic's own extractor when the extractors are separate.
+    let fx = if has("vf_features_extractor.") { "vf_features_extractor." } else { "features_extractor." };
     let fe_class = info.features_extractor_class.clone().unwrap_or_default();
 
     let mut branches = Vec::new();
@@ -273,12 +359,21 @@ pub fn infer(info: &AgentInfo, params: &[Param], overrides: &ArchOverrides) -> R
         let what = key.clone().unwrap_or_else(|| "observation".into());
         let (pre, obs_shape, out) = preprocess_for(space, info.normalize_images, &what)?;
         let len = space.input_len();
-        let b = Branch { key, offset: *offset, len, obs_shape, preprocess: pre, ops: vec![Op::Flatten], out_dim: out };
+        let b = Branch {
+            key,
+            offset: *offset,
+            len,
+            obs_shape,
+            preprocess: pre,
+            ops: vec![Op::Flatten],
+            out_dim: out,
+            normalize: None,
+        };
         *offset += len;
         Ok(b)
     };
 
-    if has("features_extractor.mlp.") {
+    if has(&format!("{fx}mlp.")) {
         extractor = format!(
             "custom mlp extractor{}",
             if fe_class.is_empty() { String::new() } else { format!(" ({fe_class})") }
@@ -299,10 +394,9 @@ pub fn infer(info: &AgentInfo, params: &[Param], overrides: &ArchOverrides) -> R
             notes.push("custom mlp extractor: assuming the observation keys are concatenated in key order".into());
         }
         let mut dims = Vec::new();
-        feature_dim =
-            linear_stack(&mut p, "features_extractor.mlp.", feature_dim, ext_act, true, &mut trunk, &mut dims)
-                .map_err(|e| format!("custom feature extractor: {e}"))?;
-    } else if has("features_extractor.cnn.") {
+        feature_dim = linear_stack(&mut p, &format!("{fx}mlp."), feature_dim, ext_act, true, &mut trunk, &mut dims)
+            .map_err(|e| format!("custom feature extractor: {e}"))?;
+    } else if has(&format!("{fx}cnn.")) {
         extractor = "NatureCNN".to_string();
         let (key, space) = &keyed[0];
         if keyed.len() > 1 || key.is_some() {
@@ -310,24 +404,40 @@ pub fn infer(info: &AgentInfo, params: &[Param], overrides: &ArchOverrides) -> R
         }
         let (pre, obs_shape, _) = preprocess_for(space, info.normalize_images, "observation")?;
         let mut ops = Vec::new();
-        let out = nature_cnn(&mut p, "features_extractor.", &obs_shape, &mut ops)?;
+        let out = nature_cnn(&mut p, fx, &obs_shape, &mut ops)?;
         let len = space.input_len();
-        branches.push(Branch { key: None, offset: 0, len, obs_shape, preprocess: pre, ops, out_dim: out });
+        branches.push(Branch {
+            key: None,
+            offset: 0,
+            len,
+            obs_shape,
+            preprocess: pre,
+            ops,
+            out_dim: out,
+            normalize: None,
+        });
         offset = len;
         feature_dim = out;
-    } else if has("features_extractor.extractors.")
-        || (matches!(info.observation_space, Space::Dict(_)) && !has("features_extractor."))
-    {
+    } else if has(&format!("{fx}extractors.")) || (matches!(info.observation_space, Space::Dict(_)) && !has(fx)) {
         extractor = "CombinedExtractor".to_string();
         for (key, space) in &keyed {
             let k = key.clone().unwrap_or_default();
-            let prefix = format!("features_extractor.extractors.{k}.");
+            let prefix = format!("{fx}extractors.{k}.");
             if has(&format!("{prefix}cnn.")) {
                 let (pre, obs_shape, _) = preprocess_for(space, info.normalize_images, &k)?;
                 let mut ops = Vec::new();
                 let out = nature_cnn(&mut p, &prefix, &obs_shape, &mut ops).map_err(|e| format!("key '{k}': {e}"))?;
                 let len = space.input_len();
-                branches.push(Branch { key: key.clone(), offset, len, obs_shape, preprocess: pre, ops, out_dim: out });
+                branches.push(Branch {
+                    key: key.clone(),
+                    offset,
+                    len,
+                    obs_shape,
+                    preprocess: pre,
+                    ops,
+                    out_dim: out,
+                    normalize: None,
+                });
                 offset += len;
                 feature_dim += out;
             } else {
@@ -336,15 +446,14 @@ pub fn infer(info: &AgentInfo, params: &[Param], overrides: &ArchOverrides) -> R
                 branches.push(b);
             }
         }
-    } else if !has("features_extractor.") {
+    } else if !has(fx) {
         extractor = "FlattenExtractor".to_string();
         let (key, space) = &keyed[0];
         let b = flatten_branch(key.clone(), space, &mut offset)?;
         feature_dim = b.out_dim;
         branches.push(b);
     } else {
-        let names: Vec<&str> =
-            params.iter().map(|x| x.name.as_str()).filter(|n| n.starts_with("features_extractor.")).take(8).collect();
+        let names: Vec<&str> = params.iter().map(|x| x.name.as_str()).filter(|n| n.starts_with(fx)).take(8).collect();
         return Err(format!(
             "unrecognised feature extractor{} with parameters [{}]; saliency knows FlattenExtractor, NatureCNN \
              (features_extractor.cnn/linear), CombinedExtractor (features_extractor.extractors.<key>) and a custom \
@@ -356,14 +465,61 @@ pub fn infer(info: &AgentInfo, params: &[Param], overrides: &ArchOverrides) -> R
 
     let mut dims = Vec::new();
     let q_start = trunk.len();
-    let out = linear_stack(&mut p, "q_net.", feature_dim, act, false, &mut trunk, &mut dims)
-        .map_err(|e| format!("q_net: {e}"))?;
-    if out != info.n_actions {
-        return Err(format!(
-            "q_net's last layer has {out} outputs, but the action space has {} actions",
-            info.n_actions
-        ));
-    }
+    let n_actions = info.n_actions;
+    let (outputs, head_name) = match (family, head) {
+        (Family::Dqn, _) => {
+            let out = linear_stack(&mut p, "q_net.", feature_dim, act, false, &mut trunk, &mut dims)
+                .map_err(|e| format!("q_net: {e}"))?;
+            if out != n_actions {
+                return Err(format!(
+                    "q_net's last layer has {out} outputs, but the action space has {n_actions} actions"
+                ));
+            }
+            (n_actions, "q_net".to_string())
+        }
+        (Family::QrDqn, _) => {
+            let out = linear_stack(&mut p, "quantile_net.", feature_dim, act, false, &mut trunk, &mut dims)
+                .map_err(|e| format!("quantile_net: {e}"))?;
+            if out == 0 || out % n_actions != 0 {
+                return Err(format!(
+                    "quantile_net's last layer has {out} outputs, not a multiple of the {n_actions} actions"
+                ));
+            }
+            let n_quantiles = out / n_actions;
+            if let Some(n) = info.n_quantiles.filter(|&n| n != n_quantiles) {
+                return Err(format!(
+                    "policy_kwargs says n_quantiles {n}, but quantile_net's last layer has {out} outputs for \
+                     {n_actions} actions ({n_quantiles} quantiles)"
+                ));
+            }
+            trunk.push(Op::QuantileMean { n_quantiles, n_actions });
+            (n_actions, format!("quantile_net, mean of {n_quantiles} quantiles"))
+        }
+        (Family::ActorCritic { .. }, Head::Actor | Head::Q) => {
+            let mut dim = feature_dim;
+            if has("mlp_extractor.policy_net.") {
+                dim = linear_stack(&mut p, "mlp_extractor.policy_net.", dim, act, true, &mut trunk, &mut dims)
+                    .map_err(|e| format!("mlp_extractor.policy_net: {e}"))?;
+            }
+            let out = single_linear(&mut p, "action_net", dim, &mut trunk).map_err(|e| format!("action_net: {e}"))?;
+            if out != n_actions {
+                return Err(format!("action_net has {out} outputs, but the action space has {n_actions} actions"));
+            }
+            (n_actions, "policy: logits".to_string())
+        }
+        (Family::ActorCritic { .. }, Head::Critic) => {
+            let mut dim = feature_dim;
+            if has("mlp_extractor.value_net.") {
+                dim = linear_stack(&mut p, "mlp_extractor.value_net.", dim, act, true, &mut trunk, &mut dims)
+                    .map_err(|e| format!("mlp_extractor.value_net: {e}"))?;
+            }
+            let out = single_linear(&mut p, "value_net", dim, &mut trunk).map_err(|e| format!("value_net: {e}"))?;
+            if out != 1 {
+                return Err(format!("value_net has {out} outputs; a value function has one"));
+            }
+            (1, "value".to_string())
+        }
+    };
     let unused: Vec<&str> =
         params.iter().zip(&p.used).filter(|(_, u)| !**u).map(|(x, _)| x.name.as_str()).take(8).collect();
     if !unused.is_empty() {
@@ -381,13 +537,14 @@ pub fn infer(info: &AgentInfo, params: &[Param], overrides: &ArchOverrides) -> R
     if q_start > 0 {
         summary.push_str(&format!("[extractor: {}] ", describe_ops(&trunk[..q_start], params)));
     }
-    summary.push_str(&format!("[q_net: {}]", describe_ops(&trunk[q_start..], params)));
+    summary.push_str(&format!("[{head_name}: {}]", describe_ops(&trunk[q_start..], params)));
     Ok(Arch {
         branches,
         trunk,
         input_len: offset,
-        n_actions: info.n_actions,
-        summary: format!("{extractor}, {act}: {summary}"),
+        n_actions,
+        outputs,
+        summary: format!("{} {extractor}, {act}: {summary}", family.name()),
         notes,
     })
 }

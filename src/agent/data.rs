@@ -145,6 +145,17 @@ impl Space {
 pub struct AgentInfo {
     /// `MlpPolicy` (SB3's `DQNPolicy`), `CnnPolicy`, `MultiInputPolicy`, or another class name.
     pub policy_class: String,
+    /// `policy_class["__module__"]` (`stable_baselines3.dqn.policies`, ...): tells the algorithm.
+    pub policy_module: String,
+    /// The class name as written (`ActorCriticPolicy`, `QRDQNPolicy`, ...).
+    pub policy_class_raw: String,
+    /// `policy_kwargs["n_quantiles"]` (QR-DQN), when given.
+    pub n_quantiles: Option<usize>,
+    /// `policy_kwargs["share_features_extractor"]` (actor-critic), when given.
+    pub share_features_extractor: Option<bool>,
+    /// Top-level keys of `data` (what else the save says about the algorithm, e.g. PPO's
+    /// `clip_range`).
+    pub data_keys: Vec<String>,
     /// `policy_kwargs["activation_fn"]` as written, if any.
     pub activation_text: Option<String>,
     /// The activation, or None when the text names one we do not know.
@@ -371,6 +382,17 @@ pub fn parse_agent_data(bytes: &[u8], what: &str) -> Result<AgentInfo> {
         return Err(AgentError::Data(format!("{what}: expected a JSON object, found {}", data.type_name())));
     }
     let policy_class = data.get("policy_class").map(policy_class_name).unwrap_or_else(|| "unknown".into());
+    let policy_module =
+        data.get("policy_class").and_then(|pc| pc.get("__module__")).and_then(Value::as_str).unwrap_or("").to_string();
+    let policy_class_raw = data
+        .get("policy_class")
+        .and_then(|pc| pc.get("__init__"))
+        .and_then(Value::as_str)
+        .and_then(|t| t.strip_prefix("<function "))
+        .and_then(|t| t.split(".__init__").next())
+        .unwrap_or("")
+        .to_string();
+    let data_keys = data.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
     let kwargs = data.get("policy_kwargs");
     let kw = |k: &str| kwargs.and_then(|v| v.get(k));
     let activation_text = kw("activation_fn").and_then(Value::as_str).map(str::to_string);
@@ -379,6 +401,8 @@ pub fn parse_agent_data(bytes: &[u8], what: &str) -> Result<AgentInfo> {
         None => Some(Activation::ReLU),
     };
     let normalize_images = kw("normalize_images").and_then(Value::as_bool).unwrap_or(true);
+    let n_quantiles = kw("n_quantiles").and_then(Value::as_i64).filter(|&n| n > 0).map(|n| n as usize);
+    let share_features_extractor = kw("share_features_extractor").and_then(Value::as_bool);
     let net_arch = kw("net_arch").and_then(Value::as_array).and_then(|a| a.iter().map(Value::as_i64).collect());
     let features_extractor_class = kw("features_extractor_class").and_then(class_text);
     let obs =
@@ -389,13 +413,19 @@ pub fn parse_agent_data(bytes: &[u8], what: &str) -> Result<AgentInfo> {
         Space::Discrete { n } if n > 0 => n,
         other => {
             return Err(AgentError::Data(format!(
-                "{what}: action_space is {}, but a DQN agent has a Discrete action space",
+                "{what}: action_space is {}; saliency supports Discrete action spaces (DQN, QR-DQN, PPO, A2C, \
+                 MaskablePPO), not continuous or multi-discrete actions",
                 other.describe()
             )))
         }
     };
     Ok(AgentInfo {
         policy_class,
+        policy_module,
+        policy_class_raw,
+        n_quantiles,
+        share_features_extractor,
+        data_keys,
         activation_text,
         activation,
         normalize_images,

@@ -3,23 +3,30 @@
 pub mod arch;
 pub mod data;
 pub mod error;
+pub mod family;
 pub mod pickle;
+pub mod pypickle;
 pub mod torchzip;
+pub mod vecnorm;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{AgentError, Result};
+pub use family::{Family, Head};
 
 pub use arch::{Arch, ArchOverrides};
 pub use data::{Activation, AgentInfo, Space};
 pub use torchzip::{AgentLimits, Param};
 
-/// A loaded agent: its settings, its online Q-network's parameters and their architecture.
+/// A loaded agent, for one head: its settings, the parameters on that head's path (named as
+/// PyTorch's `named_parameters()` names them) and their architecture.
 #[derive(Debug, Clone)]
 pub struct Agent {
     pub zip_path: PathBuf,
     pub info: AgentInfo,
     pub sb3_version: Option<String>,
+    pub family: Family,
+    pub head: Head,
     pub params: Vec<Param>,
     pub arch: Arch,
 }
@@ -75,13 +82,47 @@ pub fn peek_has_conv(path: &Path) -> bool {
     }
 }
 
-/// Loads `agent.zip` (resolved from `path`) and works out its network.
+/// Loads `agent.zip` (resolved from `path`) and works out the network of its default head (the
+/// Q-network, or an actor-critic's policy).
 pub fn load_agent(path: &Path, overrides: &ArchOverrides, limits: &AgentLimits) -> Result<Agent> {
+    load_agent_head(path, overrides, limits, None)
+}
+
+/// `load_agent` for a given head (None: the family's default).
+pub fn load_agent_head(
+    path: &Path,
+    overrides: &ArchOverrides,
+    limits: &AgentLimits,
+    head: Option<Head>,
+) -> Result<Agent> {
     let zip_path = resolve_agent_zip(path)?;
-    let zip = torchzip::read_agent_zip(&zip_path, limits)?;
+    let mut zip = torchzip::read_agent_zip(&zip_path, limits)?;
     let what = format!("{}: data", zip_path.display());
     let info = data::parse_agent_data(&zip.data, &what)?;
-    let arch = arch::infer(&info, &zip.params, overrides)
-        .map_err(|detail| AgentError::Arch { path: zip_path.clone(), detail })?;
-    Ok(Agent { zip_path, info, sb3_version: zip.sb3_version, params: zip.params, arch })
+    let arch_err = |detail: String| AgentError::Arch { path: zip_path.clone(), detail };
+    let family = Family::detect(&info, &zip.policy.keys()).map_err(arch_err)?;
+    let head = match (family, head) {
+        (Family::Dqn | Family::QrDqn, _) => Head::Q,
+        (_, Some(h)) => h,
+        (f, None) => f.default_head(),
+    };
+    let wanted = family.select(head, &zip.policy.entries);
+    let params = zip.policy.read(&wanted, limits, &format!("tensors of the {} network", family.name()))?;
+    let arch = arch::infer(&info, &params, overrides, family, head).map_err(arch_err)?;
+    let mut arch = arch;
+    if let Some(file) = vecnorm::find(&zip_path, &overrides.vec_normalize) {
+        let vn = vecnorm::read(&file)?;
+        if vn.norm_obs {
+            arch.apply_vec_normalize(&vn).map_err(arch_err)?;
+            arch.notes.push(format!(
+                "applying the VecNormalize observation statistics of {} (clip {}); --no-vec-normalize turns this off",
+                file.display(),
+                vn.clip
+            ));
+        }
+    }
+    if let Family::ActorCritic { algorithm: "MaskablePPO" } = family {
+        arch.notes.push("MaskablePPO: the clean inputs carry no action masks, so none is applied".into());
+    }
+    Ok(Agent { zip_path, info, sb3_version: zip.sb3_version, family, head, params, arch })
 }

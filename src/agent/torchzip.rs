@@ -78,7 +78,7 @@ impl Seek for Window {
     }
 }
 
-trait ReadSeek: Read + Seek {}
+pub trait ReadSeek: Read + Seek {}
 impl<T: Read + Seek> ReadSeek for T {}
 
 fn open_zip<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<ZipArchive<R>> {
@@ -127,14 +127,15 @@ fn read_member<R: Read + Seek>(archive: &mut ZipArchive<R>, name: &str, max: u64
     Ok(out)
 }
 
-/// The two members of `agent.zip` that matter: `data` (text) and the online network's tensors.
+/// The two members of `agent.zip` that matter: `data` (text) and `policy.pth` (its state
+/// dict's entries read, its tensors read on demand).
 pub struct AgentZip {
     pub data: Vec<u8>,
     pub sb3_version: Option<String>,
-    pub params: Vec<Param>,
+    pub policy: TorchZip<Box<dyn ReadSeek>>,
 }
 
-/// Reads `agent.zip`: the `data` member and the `q_net.*` tensors of `policy.pth`.
+/// Reads `agent.zip`: the `data` member and the state dict of `policy.pth`.
 pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
     let shown = path.display().to_string();
     let file = open(path)?;
@@ -186,8 +187,8 @@ pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
     } else {
         Box::new(io::Cursor::new(read_member(&mut outer, "policy.pth", limits.max_policy_bytes, &shown)?))
     };
-    let params = read_state_dict(inner, &what, limits)?;
-    Ok(AgentZip { data, sb3_version, params })
+    let policy = open_torch_zip(inner, &what, limits)?;
+    Ok(AgentZip { data, sb3_version, policy })
 }
 
 /// The state dict's tensor names only (no tensor data is read).
@@ -229,9 +230,17 @@ fn list_names(names: &[String]) -> String {
     }
 }
 
-/// Reads the `q_net.*` tensors of a `torch.save` zip (the online network; `q_net_target.*`
-/// is skipped), named without the leading `q_net.`, in file order.
-pub fn read_state_dict<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<Vec<Param>> {
+/// A `torch.save` zip with its state dict read: every entry's name and tensor reference.
+pub struct TorchZip<R> {
+    zip: ZipArchive<R>,
+    /// The folder holding data.pkl (`archive/` for SB3).
+    prefix: String,
+    pub entries: Vec<(String, TensorRef)>,
+    what: String,
+}
+
+/// Opens a `torch.save` zip and reads its state dict (`data.pkl`); no tensor data is read.
+pub fn open_torch_zip<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<TorchZip<R>> {
     let mut zip = ZipArchive::new(reader).map_err(|source| AgentError::Zip {
         what: what.to_string(),
         context: " is not a torch.save zip archive (is it an old-format or non-PyTorch file?)".into(),
@@ -250,50 +259,72 @@ pub fn read_state_dict<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimi
     let pickle_bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, what)?;
     let entries = pickle::read_state_dict(&pickle_bytes, &pickle::Limits::default())
         .map_err(|source| AgentError::Pickle { what: format!("{what}: {pkl}"), source })?;
+    Ok(TorchZip { zip, prefix, entries, what: what.to_string() })
+}
 
-    let mut params = Vec::new();
-    let mut total: u64 = 0;
-    for (key, tensor) in entries {
-        let Some(name) = key.strip_prefix("q_net.") else {
-            continue;
-        };
-        if !tensor.dtype.is_float() {
-            return Err(AgentError::Malformed(format!(
-                "{what}: tensor '{key}' has dtype {:?}; parameters must be floating point",
-                tensor.dtype
-            )));
-        }
-        let bytes = tensor.storage_numel * tensor.dtype.size() as u64;
-        total += bytes;
-        if total > limits.max_policy_bytes {
-            return Err(AgentError::Limit(format!(
-                "{what}: tensors add up to more than {} bytes (raise the limit with --max-agent-mb)",
-                limits.max_policy_bytes
-            )));
-        }
-        let member = format!("{prefix}data/{}", tensor.storage_key);
-        if member.contains("..") || tensor.storage_key.contains('/') {
-            return Err(AgentError::Malformed(format!(
-                "{what}: tensor '{key}' names storage '{}', which is not a plain key",
-                tensor.storage_key
-            )));
-        }
-        let raw = read_member(&mut zip, &member, bytes, what)?;
-        if raw.len() as u64 != bytes {
-            return Err(AgentError::Malformed(format!(
-                "{what}: storage '{member}' of tensor '{key}' holds {} bytes, expected {bytes} ({} x {:?})",
-                raw.len(),
-                tensor.storage_numel,
-                tensor.dtype
-            )));
-        }
-        let data = gather(&raw, &tensor);
-        params.push(Param { name: name.to_string(), shape: tensor.shape.iter().map(|&s| s as usize).collect(), data });
+impl<R: Read + Seek> TorchZip<R> {
+    /// The entries' names.
+    pub fn keys(&self) -> Vec<&str> {
+        self.entries.iter().map(|(k, _)| k.as_str()).collect()
     }
-    if params.is_empty() {
-        return Err(AgentError::Malformed(format!("{what} has no 'q_net.*' tensors (is this a DQN policy?)")));
+
+    /// Reads the tensors `wanted` names (state-dict key, reported name), in that order, as
+    /// float32, contiguous, row-major. An empty selection is an error naming `empty_why`.
+    pub fn read(&mut self, wanted: &[(String, String)], limits: &AgentLimits, empty_why: &str) -> Result<Vec<Param>> {
+        let what = self.what.clone();
+        if wanted.is_empty() {
+            return Err(AgentError::Malformed(format!("{what} has no {empty_why}")));
+        }
+        let mut params = Vec::new();
+        let mut total: u64 = 0;
+        for (key, name) in wanted {
+            let Some((_, tensor)) = self.entries.iter().find(|(k, _)| k == key).cloned() else {
+                return Err(AgentError::Malformed(format!("{what} has no tensor '{key}'")));
+            };
+            if !tensor.dtype.is_float() {
+                return Err(AgentError::Malformed(format!(
+                    "{what}: tensor '{key}' has dtype {:?}; parameters must be floating point",
+                    tensor.dtype
+                )));
+            }
+            let bytes = tensor.storage_numel * tensor.dtype.size() as u64;
+            total += bytes;
+            if total > limits.max_policy_bytes {
+                return Err(AgentError::Limit(format!(
+                    "{what}: tensors add up to more than {} bytes (raise the limit with --max-agent-mb)",
+                    limits.max_policy_bytes
+                )));
+            }
+            let member = format!("{}data/{}", self.prefix, tensor.storage_key);
+            if member.contains("..") || tensor.storage_key.contains('/') {
+                return Err(AgentError::Malformed(format!(
+                    "{what}: tensor '{key}' names storage '{}', which is not a plain key",
+                    tensor.storage_key
+                )));
+            }
+            let raw = read_member(&mut self.zip, &member, bytes, &what)?;
+            if raw.len() as u64 != bytes {
+                return Err(AgentError::Malformed(format!(
+                    "{what}: storage '{member}' of tensor '{key}' holds {} bytes, expected {bytes} ({} x {:?})",
+                    raw.len(),
+                    tensor.storage_numel,
+                    tensor.dtype
+                )));
+            }
+            let data = gather(&raw, &tensor);
+            params.push(Param { name: name.clone(), shape: tensor.shape.iter().map(|&s| s as usize).collect(), data });
+        }
+        Ok(params)
     }
-    Ok(params)
+}
+
+/// Reads the `q_net.*` tensors of a `torch.save` zip (a DQN's online network; `q_net_target.*`
+/// is skipped), named without the leading `q_net.`, in file order.
+pub fn read_state_dict<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<Vec<Param>> {
+    let mut tz = open_torch_zip(reader, what, limits)?;
+    let wanted: Vec<(String, String)> =
+        tz.entries.iter().filter_map(|(k, _)| k.strip_prefix("q_net.").map(|n| (k.clone(), n.to_string()))).collect();
+    tz.read(&wanted, limits, "'q_net.*' tensors (is this a DQN policy?)")
 }
 
 fn element(raw: &[u8], dtype: DType, i: usize) -> f32 {

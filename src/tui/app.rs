@@ -268,6 +268,8 @@ pub struct App {
     pub measure: Measure,
     /// What the run differentiates.
     pub target: Target,
+    /// The targets the agent offers (`t` steps through them).
+    pub targets: Vec<Target>,
     pub n_actions: Option<usize>,
     /// The observation keys, their input saliency means (after a run), and feature names.
     pub input_keys: Vec<InputKey>,
@@ -329,6 +331,7 @@ impl App {
             measures: None,
             measure: Measure::MeanAbs,
             target: Target::Q,
+            targets: Vec::new(),
             n_actions: None,
             input_keys: Vec::new(),
             input_lens: Vec::new(),
@@ -875,18 +878,15 @@ impl App {
         effects
     }
 
-    /// The target after the current one: q, margin, logsoftmax, action:0 .. action:N-1, q.
+    /// The target after the current one, among those the agent offers.
     fn next_target(&self) -> Result<Target, String> {
         if !self.computed_here {
             return Err("these averages were read from a file; the target cannot change".into());
         }
-        let n = self.n_actions.ok_or("the agent is not loaded yet")?;
-        let mut all = vec![Target::Q];
-        if n >= 2 {
-            all.push(Target::Margin);
+        if self.targets.is_empty() {
+            return Err("the agent is not loaded yet".into());
         }
-        all.push(Target::LogSoftmax);
-        all.extend((0..n).map(Target::Action));
+        let all = &self.targets;
         let i = all.iter().position(|&t| t == self.target).unwrap_or(0);
         Ok(all[(i + 1) % all.len()])
     }
@@ -1015,8 +1015,10 @@ impl App {
     /// Applies a message from the worker; returns the evidence requests it calls for.
     pub fn on_msg(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
-            Msg::Loaded { summary, notes, n_actions, keys, input_lens } => {
+            Msg::Loaded { summary, notes, n_actions, keys, input_lens, target, targets } => {
                 self.input_lens = input_lens;
+                self.target = target;
+                self.targets = targets;
                 self.arch_summary = Some(summary);
                 self.notes.extend(notes);
                 self.n_actions = Some(n_actions);

@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
 use crate::ablation::{self, Change, Evidence, Mode, Options, Prepared};
-use crate::agent::{self, Agent, AgentLimits, ArchOverrides};
+use crate::agent::{Agent, AgentLimits, ArchOverrides};
 use crate::model::{parse_device, Net};
 use crate::pipeline::inputs::InputReader;
 use crate::target::Target;
@@ -29,8 +29,9 @@ pub struct Source {
     pub device: String,
     pub overrides: ArchOverrides,
     pub limits: AgentLimits,
-    /// The target the evidence measures (and the input view differentiates).
-    pub target: Target,
+    /// The target the evidence measures (and the input view differentiates); None: the
+    /// agent's default.
+    pub target: Option<Target>,
 }
 
 /// What to measure.
@@ -101,23 +102,21 @@ pub struct Engine {
 impl Engine {
     pub fn load(source: &Source) -> color_eyre::Result<Engine> {
         let device = parse_device(&source.device)?;
-        let agent = agent::load_agent(&source.agent_path, &source.overrides, &source.limits)?;
-        let net = Net::new(&agent, device)?;
+        let (agent, net, target) = crate::model::load_for_target(
+            &source.agent_path,
+            &source.overrides,
+            &source.limits,
+            device,
+            source.target,
+        )?;
         let mut reader = InputReader::open(&source.inputs, &agent.arch)?;
         let per = agent.arch.input_len.max(1);
         let cap = (MAX_VALUES / per).max(1);
         let (mut ids, mut values) = (Vec::new(), Vec::new());
         let n = reader.next_batch(cap, &mut ids, &mut values)?;
         let all = reader.finished() || reader.next_batch(1, &mut Vec::new(), &mut Vec::new())? == 0;
-        source.target.check(agent.arch.n_actions).map_err(|e| color_eyre::eyre::eyre!(e))?;
-        let prepared = ablation::prepare(&net, &values, n, source.target)?;
-        let opts = Options {
-            mode: Mode::Zero,
-            target: source.target,
-            random: ablation::DEFAULT_DRAWS,
-            seed: 0,
-            batch_size: None,
-        };
+        let prepared = ablation::prepare(&net, &values, n, target)?;
+        let opts = Options { mode: Mode::Zero, target, random: ablation::DEFAULT_DRAWS, seed: 0, batch_size: None };
         Ok(Engine { agent, net, prepared, opts, all, ids, values })
     }
 

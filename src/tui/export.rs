@@ -10,12 +10,10 @@ use std::sync::atomic::AtomicBool;
 
 use super::evidence::Source;
 use crate::ablation::{self, Change, Mode, Options};
-use crate::agent;
-use crate::model::{parse_device, Net};
+use crate::model::parse_device;
 use crate::pipeline::average::Averages;
 use crate::pipeline::extract::{self, Candidate, Selection};
 use crate::pipeline::{AVERAGE_GRADIENTS, CANDIDATE_WEIGHTS};
-use crate::target::Target;
 
 /// Everything an export needs, copied out of the explorer's state.
 #[derive(Debug, Clone)]
@@ -84,10 +82,9 @@ fn ablate(job: &AblationJob, out_dir: &std::path::Path, stage: &mut dyn FnMut(St
     let s = &job.source;
     stage("ablating: loading the agent".into());
     let device = parse_device(&s.device).map_err(|e| text(&e))?;
-    let agent = agent::load_agent(&s.agent_path, &s.overrides, &s.limits).map_err(|e| text(&e))?;
-    let net = Net::new(&agent, device).map_err(|e| text(&e))?;
-    let opts =
-        Options { mode: Mode::Zero, target: Target::Q, random: ablation::DEFAULT_DRAWS, seed: 0, batch_size: None };
+    let (agent, net, target) = crate::model::load_for_target(&s.agent_path, &s.overrides, &s.limits, device, s.target)
+        .map_err(|e| text(&e))?;
+    let opts = Options { mode: Mode::Zero, target, random: ablation::DEFAULT_DRAWS, seed: 0, batch_size: None };
     let never = AtomicBool::new(false);
     let mut progress = |p: crate::pipeline::Progress| stage(format!("ablating: {}/{} inputs", p.done, p.total));
     let report =

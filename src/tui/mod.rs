@@ -158,7 +158,9 @@ pub fn plan(args: &ExploreArgs) -> Result<Plan> {
             limits,
             target: args.target,
         });
-        app.target = args.target;
+        if let Some(t) = args.target {
+            app.target = t;
+        }
         app.evidence.status = app::EvidenceStatus::Loading;
         let job = Job::Pipeline {
             agent_path,
@@ -342,11 +344,11 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, mut job: J
                 }
                 app::Effect::SetTarget(t) => {
                     if let Job::Pipeline { target, .. } = &mut job {
-                        *target = t;
+                        *target = Some(t);
                     }
                     worker = start(app, &job);
                     if let Some(mut source) = app.model.clone() {
-                        source.target = t;
+                        source.target = Some(t);
                         app.model = Some(source.clone());
                         evidence = spawn_evidence(app, source);
                     }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{eyre, Result};
 
-use crate::agent::{self, AgentLimits, ArchOverrides};
-use crate::model::{parse_device, Net};
+use crate::agent::{AgentLimits, ArchOverrides};
+use crate::model::parse_device;
 use crate::pipeline::input_saliency::{self, InputKey, InputMeans};
 use crate::pipeline::measures::{Measure, MeasureSet};
 use crate::pipeline::{self, average::Averages, PassOptions, Progress, RawFormat};
@@ -31,8 +31,8 @@ pub enum Job {
         overrides: ArchOverrides,
         limits: AgentLimits,
         batch_size: Option<usize>,
-        /// What is differentiated.
-        target: Target,
+        /// What is differentiated (None: the agent's default).
+        target: Option<Target>,
     },
     /// Read a finished average_gradients.json (this tool's or the Python tool's).
     Averages { path: PathBuf },
@@ -48,6 +48,9 @@ pub enum Msg {
         keys: Vec<InputKey>,
         /// Values of each key in an input as written (a Discrete key: one).
         input_lens: Vec<usize>,
+        /// The target differentiated, and those the agent's family offers (for `t`).
+        target: Target,
+        targets: Vec<Target>,
     },
     Progress(Progress),
     /// Averages over the inputs done so far.
@@ -127,6 +130,19 @@ impl Drop for Worker {
     }
 }
 
+/// The targets `t` steps through for an agent: its family's, the default first.
+pub fn targets_of(family: crate::agent::Family, n_actions: usize) -> Vec<Target> {
+    let mut all = match family {
+        crate::agent::Family::ActorCritic { .. } => vec![Target::LogProb, Target::Value, Target::Logit],
+        _ => vec![Target::Q, Target::LogSoftmax],
+    };
+    if n_actions >= 2 {
+        all.push(Target::Margin);
+    }
+    all.extend((0..n_actions).map(|n| Target::Action(n).for_family(family, n_actions).unwrap_or(Target::Action(n))));
+    all
+}
+
 fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<(Averages, Option<Extras>)> {
     match job {
         Job::Averages { path } => {
@@ -138,15 +154,15 @@ fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<(Av
         }
         Job::Pipeline { agent_path, inputs, device, overrides, limits, batch_size, target } => {
             let device = parse_device(&device)?;
-            let agent = agent::load_agent(&agent_path, &overrides, &limits)?;
-            target.check(agent.arch.n_actions).map_err(|e| eyre!(e))?;
-            let net = Net::new(&agent, device)?;
+            let (agent, net, target) = crate::model::load_for_target(&agent_path, &overrides, &limits, device, target)?;
             send(Msg::Loaded {
                 summary: agent.arch.summary.clone(),
                 notes: agent.arch.notes.clone(),
                 n_actions: agent.arch.n_actions,
                 keys: input_saliency::keys(&agent.arch),
                 input_lens: agent.arch.branches.iter().map(|b| b.len).collect(),
+                target,
+                targets: targets_of(agent.family, agent.arch.n_actions),
             });
             let params = pipeline::param_meta(&agent);
             let mut last = Instant::now() - SNAPSHOT_EVERY;

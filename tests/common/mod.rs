@@ -247,3 +247,24 @@ pub fn policy_pth(pickle: &[u8], storages: &[(&str, Vec<u8>)]) -> Vec<u8> {
     }
     out.finish().unwrap().into_inner()
 }
+
+/// A copy of a fixture's agent directory holding only its first `n` inputs.
+pub fn first_inputs(name: &str, n: usize) -> tempfile::TempDir {
+    let dir = copy_fixture(name);
+    let path = saliency::pipeline::clean_inputs_path(dir.path());
+    let all = read_json(&path);
+    let mut w = saliency::json::PyJsonWriter::new(std::fs::File::create(&path).unwrap());
+    w.begin_object().unwrap();
+    for (id, entry) in all.as_object().unwrap().iter().take(n) {
+        w.key(id).unwrap();
+        w.begin_object().unwrap();
+        w.key("input").unwrap();
+        let mut flat = Vec::new();
+        flatten_numbers(entry.get("input").unwrap(), &mut flat);
+        w.nested(&[flat.len()], |i| flat[i]).unwrap();
+        w.end_object().unwrap();
+    }
+    w.end_object().unwrap();
+    w.finish().unwrap();
+    dir
+}
