@@ -604,6 +604,93 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
         ["not.safetensors is not a safetensors file"]
     );
 
+    // --- VecNormalize files and algorithms ---
+    let vn = |d: &str, bytes: Vec<u8>| -> PathBuf {
+        let p = dir.join(d);
+        for e in walk(&fixture("ppo_vecnormalize")) {
+            let rel = e.strip_prefix(fixture("ppo_vecnormalize")).unwrap();
+            if !rel.starts_with("reference") && !rel.ends_with("vec_normalize.pkl") {
+                write(&p.join(rel), std::fs::read(&e).unwrap());
+            }
+        }
+        write(&p.join("vec_normalize.pkl"), bytes);
+        p
+    };
+    let real = std::fs::read(fixture("ppo_vecnormalize").join("vec_normalize.pkl")).unwrap();
+    let d = vn("vn-code", b"\x80\x02cposix\nsystem\nq\x00X\x05\x00\x00\x00touchq\x01\x85q\x02Rq\x03.".to_vec());
+    case!(
+        "vecnormalize-code-global",
+        run_args(&d, out, &[]),
+        1,
+        [
+            "vec_normalize.pkl (a VecNormalize save is read as data; nothing in it is run)",
+            "refused global posix.system"
+        ]
+    );
+    let d = vn(
+        "vn-reduce",
+        b"\x80\x02ccopyreg\n_reconstructor\n(cstable_baselines3.common.vec_env.vec_normalize\nVecNormalize\nNNtR."
+            .to_vec(),
+    );
+    case!("vecnormalize-foreign-reduce", run_args(&d, out, &[]), 1, ["refused global copyreg._reconstructor"]);
+    let d = vn("vn-truncated", real[..real.len() / 2].to_vec());
+    case!("vecnormalize-truncated", run_args(&d, out, &[]), 1, ["vec_normalize.pkl", "truncated"]);
+    // obs_rms.mean claims 2^31 - 1 values (every `(5,)` shape tuple rewritten).
+    let mut huge = Vec::new();
+    let mut i = 0;
+    while i < real.len() {
+        if real[i..].starts_with(b"K\x05\x85") {
+            huge.extend_from_slice(b"J\xff\xff\xff\x7f\x85");
+            i += 3;
+        } else {
+            huge.push(real[i]);
+            i += 1;
+        }
+    }
+    let d = vn("vn-huge", huge);
+    case!("vecnormalize-huge-array", run_args(&d, out, &[]), 1, ["a numpy array of shape [2147483647] with"]);
+    // Five observation statistics (the VecNormalize fixture's environment) handed to a
+    // CartPole agent, whose observation has four values.
+    let d = vn("vn-other-env", real.clone());
+    let d_cart = dir.join("vn-cartpole");
+    for e in walk(&fixture("cartpole")) {
+        let rel = e.strip_prefix(fixture("cartpole")).unwrap();
+        if !rel.starts_with("reference") {
+            write(&d_cart.join(rel), std::fs::read(&e).unwrap());
+        }
+    }
+    case!(
+        "vecnormalize-of-another-env",
+        os(&[
+            &"run",
+            &"-q",
+            &"--agent-path",
+            &d_cart,
+            &"--output-dir",
+            &out,
+            &"--vec-normalize",
+            &d.join("vec_normalize.pkl")
+        ]),
+        1,
+        ["vec_normalize.pkl: 5 statistics for the observation, which has 4 values (another environment's file?)"]
+    );
+    let d = acro("algo-sac");
+    with_data(&d, |t| t.replace("stable_baselines3.dqn.policies", "stable_baselines3.sac.policies"));
+    case!(
+        "algorithm-unsupported",
+        run_args(&d, out, &[]),
+        1,
+        ["(stable_baselines3.sac.policies); saliency reads DQN (stable_baselines3.dqn), QR-DQN (sb3_contrib.qrdqn), PPO and A2C"]
+    );
+    let d = acro("algo-ppo-with-dqn-keys");
+    with_data(&d, |t| t.replace("stable_baselines3.dqn.policies", "stable_baselines3.common.policies"));
+    case!(
+        "algorithm-data-and-keys-disagree",
+        run_args(&d, out, &[]),
+        1,
+        ["the state dict lacks action_net.* and value_net.* (not an actor-critic policy?)"]
+    );
+
     // --- the explorer's flags ---
     let f = dir.join("feature-names");
     write(&f.join("numbers.json"), "[1, 2, 3]");

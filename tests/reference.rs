@@ -429,7 +429,7 @@ fn architectures_are_read_from_the_zip() {
     assert_eq!(demo.arch.input_len, 106);
     let cnn = load("cnn");
     assert_eq!(cnn.info.policy_class, "CnnPolicy");
-    assert!(cnn.arch.summary.starts_with("NatureCNN"), "{}", cnn.arch.summary);
+    assert!(cnn.arch.summary.starts_with("DQN NatureCNN"), "{}", cnn.arch.summary);
     assert_eq!(cnn.arch.input_len, 2 * 44 * 44);
     let acro = load("acrobot");
     assert_eq!(acro.info.activation, Some(Activation::Tanh));

@@ -795,3 +795,29 @@ fn neuron_view_shows_the_signed_mean() {
     let first = mean.row(row)[88];
     assert!(s.contains(&format!("mean {:>9}", saliency::tui::view::num(first))), "{s}");
 }
+
+#[test]
+fn a_ppo_agent_opens_and_switches_between_actor_and_critic() {
+    let args = explore_args(&["--agent-path", fixture("ppo_cartpole").to_str().unwrap()]);
+    let mut app = run_to_end(plan(&args).unwrap(), Duration::from_secs(120)).unwrap();
+    let s = screen_text(&render(&mut app, 200, 60));
+    let head = s.lines().next().unwrap().to_string();
+    assert!(head.contains("target logprob") && head.contains("PPO"), "{head}");
+    let names: Vec<String> = app.mean_abs.as_ref().unwrap().params.iter().map(|p| p.name.clone()).collect();
+    assert!(
+        names.iter().all(|n| n.starts_with("mlp_extractor.policy_net.") || n.starts_with("action_net.")),
+        "{names:?}"
+    );
+    // t: the critic next (actor or critic is the first question about a policy).
+    let effects = press(&mut app, "t");
+    assert!(matches!(effects[..], [Effect::SetTarget(saliency::target::Target::Value)]), "{effects:?}");
+    // The run for the critic reports the critic's path.
+    let args = explore_args(&["--agent-path", fixture("ppo_cartpole").to_str().unwrap(), "--target", "value"]);
+    let mut app = run_to_end(plan(&args).unwrap(), Duration::from_secs(120)).unwrap();
+    let names: Vec<String> = app.mean_abs.as_ref().unwrap().params.iter().map(|p| p.name.clone()).collect();
+    assert!(
+        names.iter().all(|n| n.starts_with("mlp_extractor.value_net.") || n.starts_with("value_net.")),
+        "{names:?}"
+    );
+    assert!(screen_text(&render(&mut app, 200, 60)).lines().next().unwrap().contains("target value"));
+}

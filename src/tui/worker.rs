@@ -132,12 +132,16 @@ impl Drop for Worker {
 
 /// The targets `t` steps through for an agent: its family's, the default first.
 pub fn targets_of(family: crate::agent::Family, n_actions: usize) -> Vec<Target> {
+    // (for a policy, the critic second: actor or critic is the first question)
     let mut all = match family {
         crate::agent::Family::ActorCritic { .. } => vec![Target::LogProb, Target::Value, Target::Logit],
-        _ => vec![Target::Q, Target::LogSoftmax],
+        _ => vec![Target::Q],
     };
     if n_actions >= 2 {
         all.push(Target::Margin);
+    }
+    if !matches!(family, crate::agent::Family::ActorCritic { .. }) {
+        all.push(Target::LogSoftmax);
     }
     all.extend((0..n_actions).map(|n| Target::Action(n).for_family(family, n_actions).unwrap_or(Target::Action(n))));
     all
