@@ -16,7 +16,7 @@ cd "$root"
 FUZZ_SECONDS="${FUZZ_SECONDS:-600}"
 JOBS="${JOBS:-1}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pickle torch_zip agent_zip agent_data clean_inputs candidates average_gradients weight_gradients)
+[ ${#targets[@]} -gt 0 ] || targets=(pickle torch_zip agent_zip agent_data clean_inputs candidates average_gradients weight_gradients vec_normalize)
 
 scripts/setup-libtorch.sh
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
@@ -39,6 +39,7 @@ done
 for fx in tests/fixtures/acrobot tests/fixtures/cartpole; do seed agent_zip "$fx/agent.zip"; done
 for f in tests/fixtures/*/reference/average_gradients.json tests/fixtures/demo_reference/average_gradients.json; do seed average_gradients "$f"; done
 seed weight_gradients tests/fixtures/acrobot/reference/weight_gradients.json
+seed vec_normalize tests/fixtures/ppo_vecnormalize/vec_normalize.pkl
 head -c 20000 tests/fixtures/acrobot/reference/weight_gradients.json >"$tmp/wg_head.json"; seed weight_gradients "$tmp/wg_head.json"
 
 cd fuzz

@@ -35,7 +35,7 @@ fn check(name: &str) {
     // its gradients. Measured on PPO CartPole's critic: with batches of one, exactly PyTorch's
     // numbers; with batches of 6, up to 2.3e-5 of the tensor's largest gradient. These agents
     // are compared at RTOL_COMBINED.
-    let tanh = ["ppo_cartpole", "ppo_vecnormalize", "maskable_ppo"].contains(&name);
+    let tanh = ["ppo_cartpole", "ppo_vecnormalize", "maskable_ppo", "ppo_dict_separate"].contains(&name);
     let tanh_scale =
         |want: &[f64]| if tanh { RTOL_COMBINED / RTOL * want.iter().fold(0.0f64, |m, v| m.max(v.abs())) } else { 0.0 };
     for (target, params) in targets {
@@ -138,23 +138,29 @@ fn check(name: &str) {
             rows.push(prow);
             start += numel;
         }
-        // Input saliency, with respect to the observation as written.
+        // Input saliency, with respect to the observation as written, per observation key
+        // (`obs` for a non-Dict observation).
         let bytes = std::fs::read(out.path().join("input_saliency.safetensors")).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let t = st.tensor("per_input/obs").unwrap();
-        let got: Vec<f64> =
-            t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect();
-        let want = &refs[&format!("{target}/input/obs")].1;
-        let term = if combined {
-            2.0 * widen * refs[&format!("{single}/input/obs")].1.iter().fold(0.0f64, |m, v| m.max(v.abs()))
-        } else {
-            0.0
-        };
-        assert_close_scaled(&format!("{what}: input saliency"), &got, want, term.max(tanh_scale(want)));
-        if name == "ppo_vecnormalize" {
-            // Clipped values get exactly zero gradient; the reference has such inputs.
-            let zeros = want.iter().zip(&got).filter(|(w, g)| **w == 0.0 && **g == 0.0).count();
-            assert!(zeros >= 4, "{what}: clipped inputs should have zero saliency ({zeros})");
+        let prefix = format!("{target}/input/");
+        let keys: Vec<&str> = refs.keys().filter_map(|k| k.strip_prefix(&prefix)).collect();
+        assert!(!keys.is_empty(), "{what}: no input references");
+        for key in keys {
+            let t = st.tensor(&format!("per_input/{key}")).unwrap();
+            let got: Vec<f64> =
+                t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect();
+            let want = &refs[&format!("{target}/input/{key}")].1;
+            let term = if combined {
+                2.0 * widen * refs[&format!("{single}/input/{key}")].1.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+            } else {
+                0.0
+            };
+            assert_close_scaled(&format!("{what}: input saliency of {key}"), &got, want, term.max(tanh_scale(want)));
+            if name == "ppo_vecnormalize" {
+                // Clipped values get exactly zero gradient; the reference has such inputs.
+                let zeros = want.iter().zip(&got).filter(|(w, g)| **w == 0.0 && **g == 0.0).count();
+                assert!(zeros >= 4, "{what}: clipped inputs should have zero saliency ({zeros})");
+            }
         }
         // Averages (this run's, over the same inputs), and the selection from them.
         let run = tempfile::tempdir().unwrap();
@@ -231,6 +237,12 @@ fn maskable_ppo_matches_pytorch() {
 }
 
 #[test]
+fn ppo_dict_observation_with_separate_extractors_matches_pytorch() {
+    // The critic's own CombinedExtractor is reported as vf_features_extractor.*.
+    check("ppo_dict_separate");
+}
+
+#[test]
 fn families_heads_and_defaults() {
     use saliency::agent::{load_agent, Family, Head};
     let load = |n: &str| load_agent(&fixture(n), &Default::default(), &Default::default()).unwrap();
@@ -241,6 +253,7 @@ fn families_heads_and_defaults() {
         ("ppo_cnn", "PPO"),
         ("ppo_vecnormalize", "PPO"),
         ("maskable_ppo", "MaskablePPO"),
+        ("ppo_dict_separate", "PPO"),
         ("cartpole", "DQN"),
     ];
     for (n, family) in expect {

@@ -18,7 +18,7 @@ The log-softmax targets (logsoftmax, logprob, action:N of a policy) use a float6
 policy. Observations are the inputs as written; with VecNormalize they are normalised as SB3
 does (float64, clip, then float32), and the input gradients are with respect to the raw values.
 Output, beside the other reference files: `reference/targets.npz` (per target: grads,
-input/<key>, actions, values) and `reference/heads.json` (per target: the parameters' names and
+input/<key> (`obs` for a non-Dict observation), actions, values) and `reference/heads.json` (per target: the parameters' names and
 shapes, in order).
 """
 import copy
@@ -38,8 +38,9 @@ sys.path.insert(0, HERE)
 
 import python_tool  # noqa: E402
 
-FIXTURES = ["qrdqn", "ppo_cartpole", "a2c_acrobot", "ppo_cnn", "ppo_vecnormalize", "maskable_ppo"]
-N_REF = {"ppo_cnn": 2, "ppo_cartpole": 6, "ppo_vecnormalize": 8}
+FIXTURES = ["qrdqn", "ppo_cartpole", "a2c_acrobot", "ppo_cnn", "ppo_vecnormalize", "maskable_ppo",
+            "ppo_dict_separate"]
+N_REF = {"ppo_cnn": 2, "ppo_cartpole": 6, "ppo_vecnormalize": 8, "ppo_dict_separate": 2}
 
 
 def load(name):
@@ -66,19 +67,30 @@ def vec_normalize(name):
 
 
 def obs_leaf(model, values, dtype, vn):
-    """The raw observation as a leaf, and the observation the policy sees (normalised as
-    VecNormalize does, and divided by 255 for images, in the leaf's precision)."""
+    """The raw observation as leaves (one per Dict key, in key order; one "obs" otherwise), and
+    the observation the policy sees (normalised as VecNormalize does, and divided by 255 for
+    images, in the leaves' precision)."""
     space = model.observation_space
-    flat = np.asarray(values, dtype=np.float32).astype(np.float64).reshape((1,) + space.shape)
-    leaf = th.tensor(flat, dtype=th.float64 if vn is not None else dtype, requires_grad=True)
-    x = leaf
-    if vn is not None:
-        rms = vn.obs_rms
-        x = (x - th.tensor(rms.mean)) / th.sqrt(th.tensor(rms.var) + vn.epsilon)
-        x = th.clamp(x, -vn.clip_obs, vn.clip_obs).to(dtype)
-    if model.policy.normalize_images and is_image_space(space):
-        x = x / 255.0
-    return leaf, x
+    flat = np.asarray(values, dtype=np.float32).astype(np.float64)
+    subspaces = list(space.spaces.items()) if isinstance(space, spaces.Dict) else [("obs", space)]
+    leaves, xs, at = {}, {}, 0
+    for key, sub in subspaces:
+        n = int(np.prod(sub.shape))
+        part = flat[at:at + n].reshape((1,) + sub.shape)
+        at += n
+        leaf = th.tensor(part, dtype=th.float64 if vn is not None else dtype, requires_grad=True)
+        x = leaf
+        if vn is not None:
+            rms = vn.obs_rms
+            x = (x - th.tensor(rms.mean)) / th.sqrt(th.tensor(rms.var) + vn.epsilon)
+            x = th.clamp(x, -vn.clip_obs, vn.clip_obs).to(dtype)
+        if model.policy.normalize_images and is_image_space(sub):
+            x = x / 255.0
+        leaves[key], xs[key] = leaf, x
+    assert at == len(flat), f"{len(flat)} values for an observation of {at}"
+    if isinstance(space, spaces.Dict):
+        return leaves, xs
+    return leaves, xs["obs"]
 
 
 def q_outputs(policy, x):
@@ -137,7 +149,7 @@ def main():
             module = policy.quantile_net if qr else policy
             named = [(n, p) for n, p in module.named_parameters() if qr or on_path(n, target, policy)]
             heads[target] = [{"name": n, "shape": list(p.shape)} for n, p in named]
-            grads, actions, values, ins = [], [], [], []
+            grads, actions, values, ins = [], [], [], {}
             for _, entry in items:
                 # The greedy action from the float32 network (the policy's for `value`).
                 with th.no_grad():
@@ -166,13 +178,15 @@ def main():
                 grads.append(np.concatenate([
                     (p.grad if p.grad is not None else th.zeros_like(p)).detach().double().numpy().reshape(-1)
                     for _, p in named]).astype(np.float32))
-                ins.append(leaf.grad.detach().double().numpy().reshape(-1).astype(np.float32))
+                for key, leaf_k in leaf.items():
+                    ins.setdefault(key, []).append(leaf_k.grad.detach().double().numpy().reshape(-1).astype(np.float32))
                 actions.append(a)
                 values.append(float(t.detach()))
             arrays[f"{target}/grads"] = np.stack(grads)
             arrays[f"{target}/actions"] = np.array(actions, dtype=np.int64)
             arrays[f"{target}/values"] = np.array(values, dtype=np.float64)
-            arrays[f"{target}/input/obs"] = np.stack(ins)
+            for key, rows in ins.items():
+                arrays[f"{target}/input/{key}"] = np.stack(rows)
         np.savez_compressed(os.path.join(ref_dir, "targets.npz"), **arrays)
         with open(os.path.join(ref_dir, "heads.json"), "w") as f:
             json.dump({"inputs": len(items), "targets": heads}, f, indent=2)

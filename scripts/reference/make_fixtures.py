@@ -191,7 +191,11 @@ def collect_inputs(model, env, n, prefix, epsilon=0.3, seed=0, every=3):
             obs, _ = env.reset()
     inputs = {}
     for i, o in enumerate(out):
-        flat = o["MLP_input"] if isinstance(o, dict) else o
+        if isinstance(o, dict) and "MLP_input" not in o:
+            # A Dict observation is its keys' values concatenated in key order.
+            flat = np.concatenate([np.asarray(o[k], dtype=np.float32).reshape(-1) for k in sorted(o)])
+        else:
+            flat = o["MLP_input"] if isinstance(o, dict) else o
         inputs[prefix(i, o)] = {"input": np.asarray(flat).reshape(-1).tolist()}
     return inputs
 
@@ -663,6 +667,23 @@ def make_ppo_vecnormalize():
                [neuron_key("mlp_extractor.policy_net.0", u) for u in (1, 8, 30)], every=2, vec_normalize=venv)
 
 
+def make_ppo_dict_separate():
+    """PPO MultiInputPolicy (CombinedExtractor: NatureCNN for the image, flatten for the vector)
+    with separate actor and critic extractors (share_features_extractor=False) and pi/vf
+    net_arch, the Tanh default."""
+    from stable_baselines3 import PPO
+    out = os.path.join(ROOT, "tests", "fixtures", "ppo_dict_separate")
+    fresh_dir(out)
+    th.manual_seed(0)
+    model = PPO("MultiInputPolicy", ImageAndVector(), seed=0, n_steps=256, batch_size=64,
+                policy_kwargs=dict(share_features_extractor=False, net_arch=dict(pi=[16], vf=[24]),
+                                   features_extractor_kwargs=dict(cnn_output_dim=16)))
+    model.learn(total_timesteps=2048)
+    save_agent(model, out, ImageAndVector(), 4, "ImageAndVector-0",
+               [neuron_key("features_extractor.extractors.image.linear.0", u) for u in (2, 5)]
+               + [neuron_key("mlp_extractor.policy_net.0", 3)], every=2)
+
+
 class MaskedCartPole(gym.Wrapper):
     def action_masks(self):
         return np.array([True, True])
@@ -691,7 +712,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("which", nargs="*", default=["demo", "cartpole", "acrobot", "cnn", "combined", "frozenlake",
                                                      "qrdqn", "ppo_cartpole", "a2c_acrobot", "ppo_cnn",
-                                                     "ppo_vecnormalize", "maskable_ppo"])
+                                                     "ppo_vecnormalize", "maskable_ppo", "ppo_dict_separate"])
     parser.add_argument("--inputs", type=int, default=1000, help="inputs of the atari fixture")
     parser.add_argument("--out", default=os.path.join(ROOT, "fixtures-large", "atari_cnn"))
     args = parser.parse_args()
@@ -722,6 +743,8 @@ def main():
             make_ppo_vecnormalize()
         elif which == "maskable_ppo":
             make_maskable()
+        elif which == "ppo_dict_separate":
+            make_ppo_dict_separate()
         elif which == "demo-inputs":
             make_demo_inputs(args.out, args.inputs)
         elif which == "atari":

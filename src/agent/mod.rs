@@ -108,8 +108,7 @@ pub fn load_agent_head(
     };
     let wanted = family.select(head, &zip.policy.entries);
     let params = zip.policy.read(&wanted, limits, &format!("tensors of the {} network", family.name()))?;
-    let arch = arch::infer(&info, &params, overrides, family, head).map_err(arch_err)?;
-    let mut arch = arch;
+    let mut arch = arch::infer(&info, &params, overrides, family, head).map_err(arch_err)?;
     if let Some(file) = vecnorm::find(&zip_path, &overrides.vec_normalize) {
         let vn = vecnorm::read(&file)?;
         if vn.norm_obs {

@@ -75,13 +75,17 @@ pub fn read(path: &Path) -> Result<VecNormalize> {
         path: path.to_path_buf(),
         source,
     })?;
-    let p =
-        pypickle::read(&bytes, &pypickle::Limits::default(), &pypickle::vec_normalize_global).map_err(|source| {
-            AgentError::Pickle {
-                what: format!("{} (a VecNormalize save is read as data; nothing in it is run)", path.display()),
-                source: super::pickle::PickleError(source.0),
-            }
-        })?;
+    from_bytes(&bytes, path)
+}
+
+/// Reads a VecNormalize save already in memory; `path` names it in errors.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<VecNormalize> {
+    let p = pypickle::read(bytes, &pypickle::Limits::default(), &pypickle::vec_normalize_global).map_err(|source| {
+        AgentError::Pickle {
+            what: format!("{} (a VecNormalize save is read as data; nothing in it is run)", path.display()),
+            source: super::pickle::PickleError(source.0),
+        }
+    })?;
     from_pickle(&p, path)
 }
 
