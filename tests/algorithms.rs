@@ -23,6 +23,12 @@ fn saliency() -> Command {
 }
 
 fn check(name: &str) {
+    check_with(name, &[]);
+}
+
+/// Compares every target of fixture `name` with its PyTorch reference; `extra` is passed to
+/// every saliency command.
+fn check_with(name: &str, extra: &[&str]) {
     let refs = read_npz(&reference_dir(name).join("targets.npz"));
     let heads = read_json(&reference_dir(name).join("heads.json"));
     let n = heads.get("inputs").unwrap().as_i64().unwrap() as usize;
@@ -35,7 +41,8 @@ fn check(name: &str) {
     // its gradients. Measured on PPO CartPole's critic: with batches of one, exactly PyTorch's
     // numbers; with batches of 6, up to 2.3e-5 of the tensor's largest gradient. These agents
     // are compared at RTOL_COMBINED.
-    let tanh = ["ppo_cartpole", "ppo_vecnormalize", "maskable_ppo", "ppo_dict_separate"].contains(&name);
+    let tanh =
+        ["ppo_cartpole", "ppo_vecnormalize", "maskable_ppo", "ppo_dict_separate", "ppo_custom_mlp"].contains(&name);
     let tanh_scale =
         |want: &[f64]| if tanh { RTOL_COMBINED / RTOL * want.iter().fold(0.0f64, |m, v| m.max(v.abs())) } else { 0.0 };
     for (target, params) in targets {
@@ -44,6 +51,7 @@ fn check(name: &str) {
         saliency()
             .args(["gradients", "-q", "--raw-gradients", "npy", "--input-saliency", "--target", target, "--agent-path"])
             .arg(dir.path())
+            .args(extra)
             .arg("--output-dir")
             .arg(out.path())
             .assert()
@@ -167,6 +175,7 @@ fn check(name: &str) {
         saliency()
             .args(["run", "-q", "--raw-gradients", "none", "--target", target, "--agent-path"])
             .arg(dir.path())
+            .args(extra)
             .arg("--output-dir")
             .arg(run.path())
             .assert()
@@ -243,6 +252,22 @@ fn ppo_dict_observation_with_separate_extractors_matches_pytorch() {
 }
 
 #[test]
+fn ppo_custom_mlp_extractor_matches_pytorch() {
+    // The extractor's ReLU is not in the zip; the policy's default is Tanh, so it is stated.
+    check_with("ppo_custom_mlp", &["--extractor-activation", "relu"]);
+    // Without the flag saliency assumes the policy's activation and says so.
+    let out = tempfile::tempdir().unwrap();
+    saliency()
+        .args(["gradients", "--agent-path"])
+        .arg(fixture("ppo_custom_mlp"))
+        .arg("--output-dir")
+        .arg(out.path())
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("--extractor-activation"));
+}
+
+#[test]
 fn families_heads_and_defaults() {
     use saliency::agent::{load_agent, Family, Head};
     let load = |n: &str| load_agent(&fixture(n), &Default::default(), &Default::default()).unwrap();
@@ -254,6 +279,7 @@ fn families_heads_and_defaults() {
         ("ppo_vecnormalize", "PPO"),
         ("maskable_ppo", "MaskablePPO"),
         ("ppo_dict_separate", "PPO"),
+        ("ppo_custom_mlp", "PPO"),
         ("cartpole", "DQN"),
     ];
     for (n, family) in expect {

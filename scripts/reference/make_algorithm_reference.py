@@ -39,7 +39,7 @@ sys.path.insert(0, HERE)
 import python_tool  # noqa: E402
 
 FIXTURES = ["qrdqn", "ppo_cartpole", "a2c_acrobot", "ppo_cnn", "ppo_vecnormalize", "maskable_ppo",
-            "ppo_dict_separate"]
+            "ppo_dict_separate", "ppo_custom_mlp"]
 N_REF = {"ppo_cnn": 2, "ppo_cartpole": 6, "ppo_vecnormalize": 8, "ppo_dict_separate": 2}
 
 

@@ -684,6 +684,22 @@ def make_ppo_dict_separate():
                + [neuron_key("mlp_extractor.policy_net.0", 3)], every=2)
 
 
+def make_ppo_custom_mlp():
+    """PPO on the demo's grid world with the research project's custom mlp extractor (shared),
+    whose ReLU differs from the policy's Tanh default: the case --extractor-activation is for."""
+    from stable_baselines3 import PPO
+    out = os.path.join(ROOT, "tests", "fixtures", "ppo_custom_mlp")
+    fresh_dir(out)
+    th.manual_seed(0)
+    model = PPO("MultiInputPolicy", GridNav(layout_seed=3), seed=0, n_steps=512, batch_size=64,
+                policy_kwargs=dict(features_extractor_class=CustomCombinedExtractor,
+                                   features_extractor_kwargs=dict(features_dim=32), net_arch=[32]))
+    model.learn(total_timesteps=4096)
+    save_agent(model, out, GridNav(layout_seed=3), 6, "GridNav-0",
+               [neuron_key("features_extractor.mlp.0", u) for u in (4, 11)]
+               + [neuron_key("mlp_extractor.policy_net.0", 7)])
+
+
 class MaskedCartPole(gym.Wrapper):
     def action_masks(self):
         return np.array([True, True])
@@ -712,7 +728,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("which", nargs="*", default=["demo", "cartpole", "acrobot", "cnn", "combined", "frozenlake",
                                                      "qrdqn", "ppo_cartpole", "a2c_acrobot", "ppo_cnn",
-                                                     "ppo_vecnormalize", "maskable_ppo", "ppo_dict_separate"])
+                                                     "ppo_vecnormalize", "maskable_ppo", "ppo_dict_separate",
+                                                     "ppo_custom_mlp"])
     parser.add_argument("--inputs", type=int, default=1000, help="inputs of the atari fixture")
     parser.add_argument("--out", default=os.path.join(ROOT, "fixtures-large", "atari_cnn"))
     args = parser.parse_args()
@@ -745,6 +762,8 @@ def main():
             make_maskable()
         elif which == "ppo_dict_separate":
             make_ppo_dict_separate()
+        elif which == "ppo_custom_mlp":
+            make_ppo_custom_mlp()
         elif which == "demo-inputs":
             make_demo_inputs(args.out, args.inputs)
         elif which == "atari":
