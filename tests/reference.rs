@@ -1,8 +1,8 @@
 //! Our outputs against real PyTorch autograd, one input at a time (the Python tool's method), on
-//! six real SB3 agents: CartPole (MlpPolicy, ReLU [64, 64]), Acrobot (Tanh [32, 16]), the demo
-//! (Dict observation, the custom `mlp` extractor, 106 inputs, 5 actions), a NatureCNN
-//! CnnPolicy, a CombinedExtractor (image + vector Dict) and FrozenLake (Discrete observations,
-//! one-hot). The agents and reference files come from scripts/reference/make_fixtures.py.
+//! seven real SB3 DQN agents: CartPole (MlpPolicy, ReLU [64, 64]), Acrobot (Tanh [32, 16]), the
+//! demo (Dict observation, the custom `mlp` extractor, 106 inputs, 5 actions), a NatureCNN
+//! CnnPolicy, a CombinedExtractor (image + vector Dict), FrozenLake (Discrete observations,
+//! one-hot) and Switches (a Dict of MultiDiscrete, MultiBinary and Box keys). The agents and reference files come from scripts/reference/make_fixtures.py.
 //!
 //! What is compared is what the commands write: the signed per-input gradients of
 //! `saliency gradients` (JSON and npy), the averages of `saliency run`, and every committed
@@ -19,7 +19,7 @@ use common::*;
 use saliency::json::Value;
 use saliency::pipeline::average::{Averages, AvgParam};
 
-const FIXTURES: [&str; 6] = ["cartpole", "acrobot", "demo", "cnn", "combined", "frozenlake"];
+const FIXTURES: [&str; 7] = ["cartpole", "acrobot", "demo", "cnn", "combined", "frozenlake", "multi"];
 
 fn saliency() -> Command {
     Command::cargo_bin("saliency").unwrap()
@@ -211,6 +211,11 @@ fn combined_extractor_dict_image_and_vector_gradients_match_pytorch() {
 #[test]
 fn discrete_one_hot_observation_gradients_match_pytorch() {
     check_written_gradients("frozenlake");
+}
+
+#[test]
+fn multi_discrete_multi_binary_and_box_keys_gradients_match_pytorch() {
+    check_written_gradients("multi");
 }
 
 /// `saliency run`'s averages against the Python tool's, for every fixture.

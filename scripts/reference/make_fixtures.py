@@ -420,6 +420,59 @@ def make_combined():
     write_reference(model, out, os.path.join(out, "reference"), inputs, [(2, 4)], average_json=False)
 
 
+class Switches(gym.Env):
+    """Dict observation {'dials': MultiDiscrete([3, 4, 2]), 'lamps': MultiBinary(3),
+    'pos': Box(-1, 1, (2,))}: one-hot per dial, lamps and position as floats (CombinedExtractor
+    flattens each key after SB3's preprocessing). The rewarded action depends on all three."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_space = spaces.Dict({
+            "dials": spaces.MultiDiscrete([3, 4, 2]),
+            "lamps": spaces.MultiBinary(3),
+            "pos": spaces.Box(-1.0, 1.0, (2,), np.float32),
+        })
+        self.action_space = spaces.Discrete(3)
+
+    def _obs(self):
+        return {"dials": self.dials.copy(), "lamps": self.lamps.copy(), "pos": self.pos.copy()}
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        self._draw()
+        return self._obs(), {}
+
+    def _draw(self):
+        r = self.np_random
+        self.dials = r.integers([3, 4, 2]).astype(np.int64)
+        self.lamps = r.integers(0, 2, 3).astype(np.int8)
+        self.pos = r.uniform(-1, 1, 2).astype(np.float32)
+
+    def step(self, action):
+        best = (int(self.dials[0]) + int(self.lamps.sum()) + int(self.pos[0] > 0)) % 3
+        reward = 1.0 if action == best else 0.0
+        self.steps += 1
+        self._draw()
+        return self._obs(), reward, False, self.steps >= 20, {}
+
+
+def make_multi():
+    """DQN MultiInputPolicy on MultiDiscrete, MultiBinary and Box keys."""
+    out = os.path.join(ROOT, "tests", "fixtures", "multi")
+    fresh_dir(out)
+    th.manual_seed(0)
+    model = DQN("MultiInputPolicy", Switches(), seed=0, learning_starts=500, target_update_interval=250,
+                exploration_fraction=0.5, policy_kwargs=dict(net_arch=[24]))
+    model.learn(total_timesteps=6000)
+    model.save(os.path.join(out, "agent"))
+    model = DQN.load(os.path.join(out, "agent.zip"))
+    inputs = collect_inputs(model, Switches(), 12, lambda i, o: f"Switches-0-{i:04d}", every=1)
+    write_json(inputs, os.path.join(out, "activation_inputs", "clean_inputs.json"))
+    hand_picked(out, [neuron_key("q_net.0", u) for u in (2, 7, 15)])
+    write_reference(model, out, os.path.join(out, "reference"), inputs, [(2, 4), (1, 6)])
+
+
 def make_frozenlake():
     """Discrete observations (one-hot), MlpPolicy [16]."""
     out = os.path.join(ROOT, "tests", "fixtures", "frozenlake")
@@ -729,7 +782,7 @@ def main():
     parser.add_argument("which", nargs="*", default=["demo", "cartpole", "acrobot", "cnn", "combined", "frozenlake",
                                                      "qrdqn", "ppo_cartpole", "a2c_acrobot", "ppo_cnn",
                                                      "ppo_vecnormalize", "maskable_ppo", "ppo_dict_separate",
-                                                     "ppo_custom_mlp"])
+                                                     "ppo_custom_mlp", "multi"])
     parser.add_argument("--inputs", type=int, default=1000, help="inputs of the atari fixture")
     parser.add_argument("--out", default=os.path.join(ROOT, "fixtures-large", "atari_cnn"))
     args = parser.parse_args()
@@ -764,6 +817,8 @@ def main():
             make_ppo_dict_separate()
         elif which == "ppo_custom_mlp":
             make_ppo_custom_mlp()
+        elif which == "multi":
+            make_multi()
         elif which == "demo-inputs":
             make_demo_inputs(args.out, args.inputs)
         elif which == "atari":
