@@ -325,7 +325,7 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
     if args.ablate {
         let inputs = pipeline::clean_inputs_path(&agent_dir);
         let what = format!("the selection of k={} m={}", args.selection.k, args.selection.m);
-        let job = AblationJob { agent: &agent, net: &net, inputs: &inputs, target: Target::Q, out_dir: &out_dir };
+        let job = AblationJob { agent: &agent, net: &net, inputs: &inputs, target, out_dir: &out_dir };
         run_ablation(&mut rep, &job, &named, &what, &args.ablation, args.agent.model.batch_size, cancel)?;
     }
     Ok(())
@@ -489,7 +489,7 @@ pub fn ablate(args: &AblateArgs, cancel: &AtomicBool) -> Result<()> {
         None => (ablation::report::read_weight_targets(&file)?, file.display().to_string()),
         Some(cands) => {
             let (k, m) = (args.k.unwrap_or(2), args.m.unwrap_or(4));
-            let avgs = averages_for(&mut rep, &agent, &net, &out_dir, &inputs, args.model.batch_size, cancel)?;
+            let avgs = averages_for(&mut rep, &agent, &net, &out_dir, &inputs, target, args.model.batch_size, cancel)?;
             let (resolved, sel) = select(&rep, &cands, &avgs, k, m);
             (named_weights(&avgs, &resolved, &sel), format!("the selection of k={k} m={m}"))
         }
@@ -499,13 +499,16 @@ pub fn ablate(args: &AblateArgs, cancel: &AtomicBool) -> Result<()> {
 }
 
 /// The averages a k/m selection needs: `<out dir>/average_gradients.json` when it exists and
-/// fits the agent (as `extract` would read it), else computed now (nothing is written).
+/// fits the agent (as `extract` would read it), else computed now for `target` (nothing is
+/// written).
+#[allow(clippy::too_many_arguments)]
 fn averages_for(
     rep: &mut Reporter,
     agent: &Agent,
     net: &Net,
     out_dir: &Path,
     inputs: &Path,
+    target: Target,
     batch_size: Option<usize>,
     cancel: &AtomicBool,
 ) -> Result<Averages> {
@@ -525,7 +528,7 @@ fn averages_for(
         raw: RawFormat::None,
         out_dir: out_dir.to_path_buf(),
         batch_size,
-        target: Target::Q,
+        target,
         measures: Vec::new(),
         input_saliency: false,
     };

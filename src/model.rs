@@ -169,6 +169,8 @@ pub struct Net {
     pub layers: Vec<Layer>,
     /// For each parameter (file order): which layer, weight or bias.
     pub sources: Vec<ParamSource>,
+    /// The parameters' names (file order).
+    names: Vec<String>,
     arch: crate::agent::Arch,
 }
 
@@ -250,7 +252,8 @@ impl Net {
             .enumerate()
             .map(|(i, s)| s.ok_or_else(|| ModelError::Orphan(agent.params[i].name.clone())))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Net { device, weights, layers, sources, arch: agent.arch.clone(), actor: None })
+        let names = agent.params.iter().map(|p| p.name.clone()).collect();
+        Ok(Net { device, weights, layers, sources, names, arch: agent.arch.clone(), actor: None })
     }
 
     fn preprocess(&self, x: &Tensor, pre: &Preprocess, obs_shape: &[usize]) -> Tensor {
@@ -385,6 +388,23 @@ impl Net {
     pub fn with_actor(mut self, actor: Net) -> Net {
         self.actor = Some(Box::new(actor));
         self
+    }
+
+    /// For a critic: its policy's outputs (B x actions, and the number of actions) at the
+    /// policy's own weights and with this network's `weights` in place of the parameters the
+    /// two share by name (a shared feature extractor). None for a network without a policy.
+    pub fn actor_outputs_with(&self, weights: &[Tensor], x: &Tensor) -> Option<(Vec<f32>, Vec<f32>, usize)> {
+        let actor = self.actor.as_ref()?;
+        let changed: Vec<Tensor> = actor
+            .names
+            .iter()
+            .zip(&actor.weights)
+            .map(|(name, own)| match self.names.iter().position(|n| n == name) {
+                Some(j) => weights[j].shallow_clone(),
+                None => own.shallow_clone(),
+            })
+            .collect();
+        Some((actor.outputs_with(&actor.weights, x), actor.outputs_with(&changed, x), actor.arch.outputs))
     }
 
     /// A batch of raw inputs (B x input_len float32, row after row) on the device.

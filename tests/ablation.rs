@@ -59,15 +59,23 @@ fn q_scale(name: &str) -> f64 {
 
 fn check(name: &str, selection: &str, tag: &str, mode: &str) {
     let file = format!("ablation_{tag}{}.json", mode.replace(':', "_"));
-    let want = read_json(&reference_dir(name).join(&file));
-    let (_out, got) = ablate(name, &reference_dir(name).join(selection), mode, &["--random", "20", "--seed", "0"]);
+    check_file(name, selection, &file, mode, &[], q_scale(name));
+}
+
+/// Compares `saliency ablate` (with `extra` arguments) on `selection` with the reference
+/// `file`; `q_scale` is the scale of the network's outputs (Q-values or logits).
+fn check_file(name: &str, selection: &str, file: &str, mode: &str, extra: &[&str], q_scale: f64) {
+    let want = read_json(&reference_dir(name).join(file));
+    let mut args = vec!["--random", "20", "--seed", "0"];
+    args.extend_from_slice(extra);
+    let (_out, got) = ablate(name, &reference_dir(name).join(selection), mode, &args);
     let what = format!("{name} {file}");
     assert_eq!(got.get("metadata"), want.get("metadata"), "{what}: metadata");
     let (g, w) =
         (got.get("per_input").unwrap().as_object().unwrap(), want.get("per_input").unwrap().as_object().unwrap());
     assert_eq!(g.keys().collect::<Vec<_>>(), w.keys().collect::<Vec<_>>(), "{what}: inputs");
     // Scales: Q differences are as precise as the Q-values; KL relative to the largest KL.
-    let mut scale = q_scale(name);
+    let mut scale = q_scale;
     for e in w.values() {
         scale = scale.max(f(e, &["target_drop"]).abs()).max(f(e, &["predicted_drop"]).abs());
     }
@@ -76,7 +84,7 @@ fn check(name: &str, selection: &str, tag: &str, mode: &str) {
     // KL is second order in the change of the logits, so it is less precise than they are:
     // an error e in the logits moves KL(p || p') by at most ||p - p'||_1 * e <= sqrt(2 KL) * e
     // (Pinsker), with e up to RTOL times the Q-values' scale.
-    let kl_scale = |kl: f64| max_kl + q_scale(name) * (2.0 * kl).sqrt();
+    let kl_scale = |kl: f64| max_kl + q_scale * (2.0 * kl).sqrt();
     for (id, e) in w {
         let o = &g[id];
         for k in ["action", "ablated_action"] {
@@ -126,6 +134,31 @@ fn ablation_of_every_kind_of_parameter_matches_pytorch() {
 }
 
 #[test]
+fn actor_critic_ablation_matches_pytorch_for_actor_and_critic() {
+    // The target's path only; for `value` the critic changes, and the actions and the KL are
+    // the policy's: unchanged with separate extractors (A2C), changed through the shared
+    // NatureCNN (PPO CnnPolicy).
+    for name in ["ppo_cnn", "a2c_acrobot"] {
+        let refs = read_npz(&reference_dir(name).join("targets.npz"));
+        let scale = |k: &str| refs[k].1.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for target in ["logprob", "value"] {
+            let q = if target == "value" { scale("value/values") } else { scale("logit/values") };
+            for mode in ["zero", "scale:0.5"] {
+                let file = format!("ablation_{target}_live_{}.json", mode.replace(':', "_"));
+                let sel = format!("selection_live_{target}.json");
+                check_file(name, &sel, &file, mode, &["--target", target], q);
+            }
+        }
+    }
+    let kl = |name: &str| {
+        let w = read_json(&reference_dir(name).join("ablation_value_live_zero.json"));
+        f(&w, &["selection", "mean_kl"])
+    };
+    assert_eq!(kl("a2c_acrobot"), 0.0);
+    assert!(kl("ppo_cnn") > 0.0);
+}
+
+#[test]
 fn the_first_order_estimate_is_exact_for_the_output_layer() {
     // The target q[a*] is linear in the output layer's weights and bias: zeroing only those,
     // the predicted drop equals the actual drop (to float32 rounding of the outputs).
@@ -169,31 +202,44 @@ fn read(p: &Path) -> Vec<u8> {
 
 #[test]
 fn k_m_selection_run_ablate_and_candidates_agree_byte_for_byte() {
-    // `run --k 2 --m 4 --ablate` writes the selection and its ablation ...
-    let run = tempfile::tempdir().unwrap();
-    saliency()
-        .args(["run", "-q", "--raw-gradients", "none", "--k", "2", "--m", "4", "--ablate", "--random", "5"])
-        .arg("--agent-path")
-        .arg(fixture("demo"))
-        .arg("--output-dir")
-        .arg(run.path())
-        .assert()
-        .success();
-    // ... `ablate --candidates` on that selection writes the same file ...
-    let (_o, _) = ablate("demo", &run.path().join("candidate_weights.json"), "zero", &["--random", "5"]);
-    assert!(read(&_o.path().join("ablation.json")) == read(&run.path().join("ablation.json")));
-    // ... and so does `ablate --k 2 --m 4`, selecting as extract would (running the gradient
-    // pass first: the output directory has no averages).
-    let km_dir = tempfile::tempdir().unwrap();
-    let km = km_dir.path().to_path_buf();
-    saliency()
-        .args(["ablate", "-q", "--k", "2", "--m", "4", "--random", "5", "--agent-path"])
-        .arg(fixture("demo"))
-        .arg("--output-dir")
-        .arg(&km)
-        .assert()
-        .success();
-    assert!(read(&km.join("ablation.json")) == read(&run.path().join("ablation.json")));
-    let written: Vec<PathBuf> = std::fs::read_dir(&km).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(written, [km.join("ablation.json")], "ablate --k/--m writes only ablation.json");
+    // On a DQN agent, and on policies under their default target (logprob) and under value
+    // (the selection then ranks the critic's averages).
+    for (name, target) in [("demo", None), ("ppo_cartpole", None), ("ppo_cnn", Some("value"))] {
+        let extra: Vec<&str> = target.map(|t| vec!["--target", t]).unwrap_or_default();
+        // `run --k 2 --m 4 --ablate` writes the selection and its ablation ...
+        let run = tempfile::tempdir().unwrap();
+        saliency()
+            .args(["run", "-q", "--raw-gradients", "none", "--k", "2", "--m", "4", "--ablate", "--random", "5"])
+            .args(&extra)
+            .arg("--agent-path")
+            .arg(fixture(name))
+            .arg("--output-dir")
+            .arg(run.path())
+            .assert()
+            .success();
+        let report = read_json(&run.path().join("ablation.json"));
+        let want_target = target.unwrap_or(if name == "demo" { "q" } else { "logprob" });
+        assert_eq!(report.get("metadata").unwrap().get("target").unwrap().as_str(), Some(want_target), "{name}");
+        // ... `ablate --candidates` on that selection writes the same file ...
+        let mut args = vec!["--random", "5"];
+        args.extend_from_slice(&extra);
+        let (_o, _) = ablate(name, &run.path().join("candidate_weights.json"), "zero", &args);
+        assert!(read(&_o.path().join("ablation.json")) == read(&run.path().join("ablation.json")), "{name}");
+        // ... and so does `ablate --k 2 --m 4`, selecting as extract would from the target's
+        // averages (running the gradient pass first: the output directory has none).
+        let km_dir = tempfile::tempdir().unwrap();
+        let km = km_dir.path().to_path_buf();
+        saliency()
+            .args(["ablate", "-q", "--k", "2", "--m", "4", "--random", "5"])
+            .args(&extra)
+            .arg("--agent-path")
+            .arg(fixture(name))
+            .arg("--output-dir")
+            .arg(&km)
+            .assert()
+            .success();
+        assert!(read(&km.join("ablation.json")) == read(&run.path().join("ablation.json")), "{name}");
+        let written: Vec<PathBuf> = std::fs::read_dir(&km).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(written, [km.join("ablation.json")], "ablate --k/--m writes only ablation.json");
+    }
 }

@@ -11,6 +11,9 @@ For every fixture two selections are ablated with SB3's own Q-network (loaded wi
 - `selection_live.json`, written here: the 3 elements of largest mean |gradient| (over the
   inputs of gradients.npy) of every parameter, biases included, so that every kind of layer
   (Linear, Conv, their biases) is changed where it matters -> `ablation_live_<mode>.json`.
+For the actor-critic fixtures (POLICY_FIXTURES) the same, through SB3's policy object, for the
+targets logprob and value on the live selection of each target's path ->
+`ablation_<target>_live_<mode>.json`.
 Results are written beside the other reference files, in the layout `saliency` writes. Everything is computed independently
 of `saliency`:
 - the changed network is a copy of `q_net` whose selected elements were set with PyTorch
@@ -224,10 +227,126 @@ def reference(name, mode, selection="candidate_weights_k2_m4.json", tag="", draw
           f"-> {os.path.relpath(out_path, ROOT)}", flush=True)
 
 
+# Actor-critic policies: the target's path only (the actor's for logprob, the critic's for
+# value), through SB3's own policy object; the actions and the KL are always the policy's.
+POLICY_FIXTURES = {"ppo_cnn": ("logprob", "value"), "a2c_acrobot": ("logprob", "value")}
+
+
+def policy_live_selection(ref_dir, target, per_param=3):
+    """As live_selection, from make_algorithm_reference.py's gradients of `target`."""
+    heads = python_tool.load(os.path.join(ref_dir, "heads.json"))["targets"][target]
+    grads = np.load(os.path.join(ref_dir, "targets.npz"))[f"{target}/grads"].astype(np.float64)
+    mean = np.abs(grads).mean(axis=0)
+    targets, start = [], 0
+    for p in heads:
+        shape, numel = p["shape"], int(np.prod(p["shape"]))
+        block = mean[start:start + numel]
+        start += numel
+        cols = int(np.prod(shape[1:])) if len(shape) > 1 else numel
+        for flat in sorted(np.argsort(-block, kind="stable")[:per_param].tolist()):
+            neuron, weight = (flat // cols, flat % cols) if len(shape) > 1 else (0, flat)
+            targets.append({"layer_name": p["name"], "neuron_index": int(neuron), "weight_index": int(weight),
+                            "gradient_magnitude": float(block[flat])})
+    name = f"selection_live_{target}.json"
+    with open(os.path.join(ref_dir, name), "w") as f:
+        json.dump({"weight_targets": targets}, f, indent=2)
+    return name
+
+
+def policy_reference(name, target, mode="zero", draws=20, seed=0):
+    import make_algorithm_reference as mar
+    agent_dir = os.path.join(ROOT, "tests", "fixtures", name)
+    ref_dir = os.path.join(agent_dir, "reference")
+    model = mar.load(name)
+    vn = mar.vec_normalize(name)
+    policy = model.policy
+    policy.eval()
+    named = [(n, p) for n, p in policy.named_parameters() if mar.on_path(n, target, policy)]
+    names = [n for n, _ in named]
+    shapes = {n: tuple(p.shape) for n, p in named}
+    inputs = python_tool.load(os.path.join(agent_dir, "activation_inputs", "clean_inputs.json"))
+    sel = python_tool.load(os.path.join(ref_dir, policy_live_selection(ref_dir, target)))
+    change = {}
+    for t in sel["weight_targets"]:
+        shape = shapes[t["layer_name"]]
+        cols = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+        change.setdefault(t["layer_name"], set()).add(t["neuron_index"] * cols + t["weight_index"])
+    change = {n: sorted(change[n]) for n in names if n in change}
+
+    def batch_of(dtype, pol_vn=vn):
+        xs = [mar.obs_leaf(model, e["input"], dtype, pol_vn)[1] for e in inputs.values()]
+        return {k: th.cat([x[k] for x in xs]) for k in xs[0]} if isinstance(xs[0], dict) else th.cat(xs)
+
+    def value_of(logits, value, i, a):
+        if target == "value":
+            return float(value[i, 0].double())
+        return float(th.log_softmax(logits[i:i + 1].double(), 1)[0, a])
+
+    batch = batch_of(th.float32)
+    with th.no_grad():
+        logits, value = mar.actor_critic(policy, batch)
+    actions = [mar.greedy(row) for row in logits.tolist()]
+    # Each input's own gradient of the target (float64 for logprob, as the algorithm references).
+    grad_policy = copy.deepcopy(policy).double() if target == "logprob" else policy
+    grad_named = dict(grad_policy.named_parameters())
+    grads = []
+    for i, entry in enumerate(inputs.values()):
+        grad_policy.zero_grad()
+        _, x = mar.obs_leaf(model, entry["input"], th.float64 if target == "logprob" else th.float32, vn)
+        lg, v = mar.actor_critic(grad_policy, x)
+        t = v[0, 0] if target == "value" else th.log_softmax(lg, 1)[0, actions[i]]
+        t.backward()
+        grads.append({n: (grad_named[n].grad if grad_named[n].grad is not None else th.zeros_like(grad_named[n]))
+                      .detach().clone() for n in names})
+
+    def effects_of(ch, with_pred):
+        net, deltas = changed_network(policy, ch, mode)
+        with th.no_grad():
+            logits2, value2 = mar.actor_critic(net, batch)
+        lp, lq = th.log_softmax(logits.double(), 1), th.log_softmax(logits2.double(), 1)
+        rows = []
+        for i, a in enumerate(actions):
+            pred = 0.0
+            if with_pred:
+                for n, idx in ch.items():
+                    pred += float((grads[i][n].view(-1).double()[idx] * deltas[n][idx]).sum())
+            rows.append({"action": a, "ablated_action": mar.greedy(logits2[i].tolist()),
+                         "target_drop": value_of(logits, value, i, a) - value_of(logits2, value2, i, a),
+                         "kl": float((lp[i].exp() * (lp[i] - lq[i])).sum()), "predicted_drop": pred})
+        return rows
+
+    rows = effects_of(change, True)
+    selection = aggregates(rows)
+    counts = [(n, len(change[n]), int(np.prod(shapes[n]))) for n in names if n in change]
+    per_draw = []
+    for r in range(draws):
+        rng = SplitMix64(seed, r)
+        per_draw.append(aggregates(effects_of({n: distinct(rng, numel, c) for n, c, numel in counts}, False)))
+    random = {k: stat([d[k] for d in per_draw], selection[k]) for k in ("flip_rate", "mean_target_drop", "mean_kl")}
+    report = {
+        "metadata": {"agent": "agent.zip", "num_examples": len(rows),
+                     "num_weights": sum(len(v) for v in change.values()), "mode": mode, "target": target,
+                     "random_draws": draws, "seed": seed},
+        "selection": selection,
+        "random": random,
+        "per_input": dict(zip(inputs.keys(), rows)),
+    }
+    out_path = os.path.join(ref_dir, f"ablation_{target}_live_{mode.replace(':', '_')}.json")
+    with open(out_path, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"{name} {target} {mode}: flip {selection['flip_rate']:.3f} drop {selection['mean_target_drop']:.4g} "
+          f"-> {os.path.relpath(out_path, ROOT)}", flush=True)
+
+
 def main():
     th.set_num_threads(2)
-    which = sys.argv[1:] or list(FIXTURES)
+    which = sys.argv[1:] or list(FIXTURES) + list(POLICY_FIXTURES)
     for name in which:
+        if name in POLICY_FIXTURES:
+            for target in POLICY_FIXTURES[name]:
+                for mode in ("zero", "scale:0.5"):
+                    policy_reference(name, target, mode)
+            continue
         live = live_selection(FIXTURES[name][1])
         for mode in ("zero", "scale:0.5"):
             reference(name, mode)
