@@ -137,6 +137,16 @@ fn pickle_reader_survives_mutations() {
 }
 
 #[test]
+fn vec_normalize_reader_survives_mutations() {
+    let pkl = std::fs::read(fixture("ppo_vecnormalize").join("vec_normalize.pkl")).unwrap();
+    let path = std::path::Path::new("vec_normalize.pkl");
+    assert!(saliency::agent::vecnorm::from_bytes(&pkl, path).is_ok());
+    survive("vec_normalize", &pkl, 3000, |v| {
+        let _ = saliency::agent::vecnorm::from_bytes(v, path);
+    });
+}
+
+#[test]
 fn torch_zip_reader_survives_mutations() {
     let agent = std::fs::read(fixture("acrobot").join("agent.zip")).unwrap();
     let pth = zip_member(&agent, "policy.pth");
