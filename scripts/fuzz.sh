@@ -40,6 +40,7 @@ for fx in tests/fixtures/acrobot tests/fixtures/cartpole; do seed agent_zip "$fx
 for f in tests/fixtures/*/reference/average_gradients.json tests/fixtures/demo_reference/average_gradients.json; do seed average_gradients "$f"; done
 seed weight_gradients tests/fixtures/acrobot/reference/weight_gradients.json
 seed vec_normalize tests/fixtures/ppo_vecnormalize/vec_normalize.pkl
+seed vec_normalize tests/fixtures/ppo_dict_vecnormalize/vec_normalize.pkl
 head -c 20000 tests/fixtures/acrobot/reference/weight_gradients.json >"$tmp/wg_head.json"; seed weight_gradients "$tmp/wg_head.json"
 
 cd fuzz

@@ -41,8 +41,15 @@ fn check_with(name: &str, extra: &[&str]) {
     // its gradients. Measured on PPO CartPole's critic: with batches of one, exactly PyTorch's
     // numbers; with batches of 6, up to 2.3e-5 of the tensor's largest gradient. These agents
     // are compared at RTOL_COMBINED.
-    let tanh =
-        ["ppo_cartpole", "ppo_vecnormalize", "maskable_ppo", "ppo_dict_separate", "ppo_custom_mlp"].contains(&name);
+    let tanh = [
+        "ppo_cartpole",
+        "ppo_vecnormalize",
+        "maskable_ppo",
+        "ppo_dict_separate",
+        "ppo_custom_mlp",
+        "ppo_dict_vecnormalize",
+    ]
+    .contains(&name);
     let tanh_scale =
         |want: &[f64]| if tanh { RTOL_COMBINED / RTOL * want.iter().fold(0.0f64, |m, v| m.max(v.abs())) } else { 0.0 };
     for (target, params) in targets {
@@ -241,6 +248,12 @@ fn ppo_with_vec_normalize_matches_pytorch() {
 }
 
 #[test]
+fn ppo_dict_with_vec_normalize_on_one_key_matches_pytorch() {
+    // norm_obs_keys = ["pos"]: that key is normalised with its own statistics, "rest" is not.
+    check("ppo_dict_vecnormalize");
+}
+
+#[test]
 fn maskable_ppo_matches_pytorch() {
     check("maskable_ppo");
 }
@@ -280,6 +293,7 @@ fn families_heads_and_defaults() {
         ("maskable_ppo", "MaskablePPO"),
         ("ppo_dict_separate", "PPO"),
         ("ppo_custom_mlp", "PPO"),
+        ("ppo_dict_vecnormalize", "PPO"),
         ("cartpole", "DQN"),
     ];
     for (n, family) in expect {

@@ -138,12 +138,15 @@ fn pickle_reader_survives_mutations() {
 
 #[test]
 fn vec_normalize_reader_survives_mutations() {
-    let pkl = std::fs::read(fixture("ppo_vecnormalize").join("vec_normalize.pkl")).unwrap();
-    let path = std::path::Path::new("vec_normalize.pkl");
-    assert!(saliency::agent::vecnorm::from_bytes(&pkl, path).is_ok());
-    survive("vec_normalize", &pkl, 3000, |v| {
-        let _ = saliency::agent::vecnorm::from_bytes(v, path);
-    });
+    // A Box observation's statistics, and a Dict's (per key, with OrderedDict spaces).
+    for name in ["ppo_vecnormalize", "ppo_dict_vecnormalize"] {
+        let pkl = std::fs::read(fixture(name).join("vec_normalize.pkl")).unwrap();
+        let path = std::path::Path::new("vec_normalize.pkl");
+        assert!(saliency::agent::vecnorm::from_bytes(&pkl, path).is_ok());
+        survive("vec_normalize", &pkl, 2000, |v| {
+            let _ = saliency::agent::vecnorm::from_bytes(v, path);
+        });
+    }
 }
 
 #[test]

@@ -39,7 +39,7 @@ sys.path.insert(0, HERE)
 import python_tool  # noqa: E402
 
 FIXTURES = ["qrdqn", "ppo_cartpole", "a2c_acrobot", "ppo_cnn", "ppo_vecnormalize", "maskable_ppo",
-            "ppo_dict_separate", "ppo_custom_mlp"]
+            "ppo_dict_separate", "ppo_custom_mlp", "ppo_dict_vecnormalize"]
 N_REF = {"ppo_cnn": 2, "ppo_cartpole": 6, "ppo_vecnormalize": 8, "ppo_dict_separate": 2}
 
 
@@ -80,10 +80,14 @@ def obs_leaf(model, values, dtype, vn):
         at += n
         leaf = th.tensor(part, dtype=th.float64 if vn is not None else dtype, requires_grad=True)
         x = leaf
+        # VecNormalize: one RunningMeanStd, or for a Dict one per key of norm_obs_keys.
+        rms = None
         if vn is not None:
-            rms = vn.obs_rms
+            rms = vn.obs_rms.get(key) if isinstance(vn.obs_rms, dict) else vn.obs_rms
+        if rms is not None:
             x = (x - th.tensor(rms.mean)) / th.sqrt(th.tensor(rms.var) + vn.epsilon)
-            x = th.clamp(x, -vn.clip_obs, vn.clip_obs).to(dtype)
+            x = th.clamp(x, -vn.clip_obs, vn.clip_obs)
+        x = x.to(dtype)
         if model.policy.normalize_images and is_image_space(sub):
             x = x / 255.0
         leaves[key], xs[key] = leaf, x

@@ -753,6 +753,39 @@ def make_ppo_custom_mlp():
                + [neuron_key("mlp_extractor.policy_net.0", 7)])
 
 
+class DriftDict(Drift):
+    """Drift with a Dict observation: 'pos' (the two positions, in metres around 100) and
+    'rest' (velocity terms and heading), for VecNormalize's per-key statistics."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_space = spaces.Dict({
+            "pos": spaces.Box(-np.inf, np.inf, (2,), np.float32),
+            "rest": spaces.Box(-np.inf, np.inf, (3,), np.float32),
+        })
+
+    def _obs(self):
+        o = super()._obs()
+        return {"pos": o[:2].copy(), "rest": o[2:].copy()}
+
+
+def make_ppo_dict_vecnormalize():
+    """PPO MultiInputPolicy with VecNormalize on one key of a Dict observation (norm_obs_keys),
+    clip 1.5 so that some inputs are clipped."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    out = os.path.join(ROOT, "tests", "fixtures", "ppo_dict_vecnormalize")
+    fresh_dir(out)
+    th.manual_seed(0)
+    venv = VecNormalize(DummyVecEnv([DriftDict]), norm_obs=True, norm_reward=True, clip_obs=1.5,
+                        norm_obs_keys=["pos"])
+    model = PPO("MultiInputPolicy", venv, seed=0, n_steps=256, batch_size=64, policy_kwargs=dict(net_arch=[32]))
+    model.learn(total_timesteps=4096)
+    venv.training = False
+    save_agent(model, out, DriftDict(), 12, "DriftDict-0",
+               [neuron_key("mlp_extractor.policy_net.0", u) for u in (2, 9, 20)], every=2, vec_normalize=venv)
+
+
 class MaskedCartPole(gym.Wrapper):
     def action_masks(self):
         return np.array([True, True])
@@ -782,7 +815,7 @@ def main():
     parser.add_argument("which", nargs="*", default=["demo", "cartpole", "acrobot", "cnn", "combined", "frozenlake",
                                                      "qrdqn", "ppo_cartpole", "a2c_acrobot", "ppo_cnn",
                                                      "ppo_vecnormalize", "maskable_ppo", "ppo_dict_separate",
-                                                     "ppo_custom_mlp", "multi"])
+                                                     "ppo_custom_mlp", "multi", "ppo_dict_vecnormalize"])
     parser.add_argument("--inputs", type=int, default=1000, help="inputs of the atari fixture")
     parser.add_argument("--out", default=os.path.join(ROOT, "fixtures-large", "atari_cnn"))
     args = parser.parse_args()
@@ -819,6 +852,8 @@ def main():
             make_ppo_custom_mlp()
         elif which == "multi":
             make_multi()
+        elif which == "ppo_dict_vecnormalize":
+            make_ppo_dict_vecnormalize()
         elif which == "demo-inputs":
             make_demo_inputs(args.out, args.inputs)
         elif which == "atari":

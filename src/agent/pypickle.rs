@@ -73,7 +73,9 @@ pub fn vec_normalize_global(module: &str, name: &str) -> bool {
         | ("numpy.random._pickle", "__bit_generator_ctor")
         | ("numpy.random._pcg64", "PCG64")
         | ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence")
-        | ("numpy.random.bit_generator", "SeedSequence") => true,
+        | ("numpy.random.bit_generator", "SeedSequence")
+        // (a Dict space's sub-spaces; built as a plain dict, see `Vm::call`)
+        | ("collections", "OrderedDict") => true,
         (_, "_reconstruct" | "scalar") if numpy_core => true,
         (m, n) if m.starts_with("gymnasium.spaces.") => {
             matches!(n, "Box" | "Discrete" | "Dict" | "MultiDiscrete" | "MultiBinary" | "Tuple")
@@ -82,6 +84,7 @@ pub fn vec_normalize_global(module: &str, name: &str) -> bool {
     }
 }
 
+#[derive(Debug)]
 pub struct Pickle {
     pub values: Vec<Value>,
     pub root: usize,
@@ -259,6 +262,15 @@ impl Vm<'_> {
         }
         if !matches!(self.values[args], Value::Tuple(_)) {
             return self.err("call arguments that are not a tuple");
+        }
+        // `OrderedDict()` is pickled as a call without arguments followed by SETITEMS: it
+        // becomes an empty dict that the items are added to.
+        if matches!(&self.values[func], Value::Global { module, name } if module == "collections" && name == "OrderedDict")
+        {
+            if !matches!(&self.values[args], Value::Tuple(a) if a.is_empty()) {
+                return self.err("collections.OrderedDict called with arguments (expected none)");
+            }
+            return self.push(Value::Dict(Vec::new()));
         }
         self.push(Value::Call { func, args, state: None })
     }
@@ -524,4 +536,25 @@ fn dtype(p: &Pickle, i: usize) -> Result<(String, String), String> {
         _ => "<".into(),
     };
     Ok((code, order))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_dict_becomes_a_plain_dict_and_takes_no_arguments() {
+        // OrderedDict() then SETITEMS {'a': 1}, as pickle writes a gymnasium Dict's spaces.
+        let ok = b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00aK\x01u.";
+        let p = read(ok, &Limits::default(), &vec_normalize_global).unwrap();
+        let a = p.dict_get(p.root, "a").unwrap();
+        assert!(matches!(p.get(a), Value::Int(1)));
+        // OrderedDict(x): a call with arguments is refused, not made.
+        let bad = b"\x80\x02ccollections\nOrderedDict\nK\x01\x85R.";
+        let e = read(bad, &Limits::default(), &vec_normalize_global).unwrap_err();
+        assert!(e.0.contains("OrderedDict called with arguments"), "{}", e.0);
+        // Other collections globals stay refused.
+        let e = read(b"\x80\x02ccollections\ndefaultdict\n)R.", &Limits::default(), &vec_normalize_global).unwrap_err();
+        assert!(e.0.contains("refused global collections.defaultdict"), "{}", e.0);
+    }
 }
