@@ -70,13 +70,14 @@ pub fn load_for_target(
     device: Device,
     target: Option<Target>,
 ) -> Result<(Agent, Net, Target)> {
-    let agent = crate::agent::load_agent(path, overrides, limits)?;
+    let mut file = crate::agent::AgentFile::open(path, overrides, limits)?;
+    let agent = file.agent(None)?;
     let target = target
         .unwrap_or_else(|| Target::default_for(agent.family))
         .for_family(agent.family, agent.arch.n_actions)
         .map_err(ModelError::Target)?;
     if target.head() == Some(crate::agent::Head::Critic) {
-        let critic = crate::agent::load_agent_head(path, overrides, limits, Some(crate::agent::Head::Critic))?;
+        let critic = file.agent(Some(crate::agent::Head::Critic))?;
         let net = Net::new(&critic, device)?.with_actor(Net::new(&agent, device)?);
         return Ok((critic, net, target));
     }
@@ -123,6 +124,8 @@ pub struct Signals {
     pub layers: Vec<(Tensor, Tensor)>,
     /// When asked for: per observation key (branch), d target / d input, B x values.
     pub inputs: Vec<Tensor>,
+    /// For a critic: its policy's outputs (B x actions), whose argmax is `actions`.
+    pub policy_out: Option<Vec<f32>>,
 }
 
 /// Where a parameter's gradient comes from.
@@ -164,8 +167,9 @@ impl BatchGrads {
 pub struct Net {
     pub device: Device,
     weights: Vec<Tensor>,
-    /// For a critic: the policy, for the greedy actions.
-    actor: Option<Box<Net>>,
+    /// For a critic: the policy, for the greedy actions, and for each of the policy's
+    /// parameters the index of the critic's parameter of the same name (a shared extractor).
+    actor: Option<(Box<Net>, Vec<Option<usize>>)>,
     pub layers: Vec<Layer>,
     /// For each parameter (file order): which layer, weight or bias.
     pub sources: Vec<ParamSource>,
@@ -386,25 +390,22 @@ impl Net {
     /// For a critic: the policy network whose greedy action is reported (and fixed) for each
     /// input.
     pub fn with_actor(mut self, actor: Net) -> Net {
-        self.actor = Some(Box::new(actor));
+        let shared = actor.names.iter().map(|name| self.names.iter().position(|n| n == name)).collect();
+        self.actor = Some((Box::new(actor), shared));
         self
     }
 
-    /// For a critic: its policy's outputs (B x actions, and the number of actions) at the
-    /// policy's own weights and with this network's `weights` in place of the parameters the
-    /// two share by name (a shared feature extractor). None for a network without a policy.
-    pub fn actor_outputs_with(&self, weights: &[Tensor], x: &Tensor) -> Option<(Vec<f32>, Vec<f32>, usize)> {
-        let actor = self.actor.as_ref()?;
-        let changed: Vec<Tensor> = actor
-            .names
+    /// For a critic: its policy's outputs (B x actions, and the number of actions) with this
+    /// network's `weights` in place of the parameters the two share by name (a shared feature
+    /// extractor). None for a network without a policy.
+    pub fn actor_outputs_with(&self, weights: &[Tensor], x: &Tensor) -> Option<(Vec<f32>, usize)> {
+        let (actor, shared) = self.actor.as_ref()?;
+        let changed: Vec<Tensor> = shared
             .iter()
             .zip(&actor.weights)
-            .map(|(name, own)| match self.names.iter().position(|n| n == name) {
-                Some(j) => weights[j].shallow_clone(),
-                None => own.shallow_clone(),
-            })
+            .map(|(j, own)| j.map_or_else(|| own.shallow_clone(), |j| weights[j].shallow_clone()))
             .collect();
-        Some((actor.outputs_with(&actor.weights, x), actor.outputs_with(&changed, x), actor.arch.outputs))
+        Some((actor.outputs_with(&changed, x), actor.arch.outputs))
     }
 
     /// A batch of raw inputs (B x input_len float32, row after row) on the device.
@@ -440,7 +441,8 @@ impl Net {
         let mut coef = vec![0f32; batch * n_actions];
         let mut row_coef = vec![0f64; n_actions];
         // A critic's greedy action is the policy's.
-        let actor_out = self.actor.as_ref().map(|actor| (actor.outputs_with(&actor.weights, x), actor.arch.outputs));
+        let actor_out =
+            self.actor.as_ref().map(|(actor, _)| (actor.outputs_with(&actor.weights, x), actor.arch.outputs));
         for (n, row) in out_cpu.chunks_exact(n_actions).enumerate() {
             let a = match &actor_out {
                 Some((logits, k)) => greedy(&logits[n * k..(n + 1) * k]),
@@ -463,7 +465,8 @@ impl Net {
         let input_grads: Vec<Tensor> =
             ds.split_off(record.len()).into_iter().map(|g| g.reshape([batch as i64, -1])).collect();
         let layers = record.into_iter().zip(ds).map(|((a, _), d)| (a.detach(), d)).collect();
-        Ok(Signals { n: batch, out: out_cpu, actions, values, layers, inputs: input_grads })
+        let policy_out = actor_out.map(|(logits, _)| logits);
+        Ok(Signals { n: batch, out: out_cpu, actions, values, layers, inputs: input_grads, policy_out })
     }
 
     /// Per-input gradients of the target for a batch. `x_cpu` is B x input_len float32 (raw

@@ -68,28 +68,8 @@ fn check_with(name: &str, extra: &[&str]) {
             index.get(k).unwrap().as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
         };
         // Parameters: the path's, PyTorch's names and shapes, in order.
-        let want_params: Vec<(String, Vec<usize>)> = params
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                let shape =
-                    p.get("shape").unwrap().as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as usize).collect();
-                (p.get("name").unwrap().as_str().unwrap().to_string(), shape)
-            })
-            .collect();
-        let got_params: Vec<(String, Vec<usize>)> = index
-            .get("parameters")
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                let shape =
-                    p.get("shape").unwrap().as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as usize).collect();
-                (p.get("name").unwrap().as_str().unwrap().to_string(), shape)
-            })
-            .collect();
+        let want_params = named_shapes(params);
+        let got_params = named_shapes(index.get("parameters").unwrap());
         assert_eq!(got_params, want_params, "{what}: parameters");
         assert_eq!(nums("max_logit_action"), refs[&format!("{target}/actions")].1, "{what}: actions");
         let single_values = refs[&format!("{single}/values")].1.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -106,7 +86,7 @@ fn check_with(name: &str, extra: &[&str]) {
         } else {
             1.0
         };
-        let single_heads = targets[single].as_array().unwrap();
+        let single_heads = named_shapes(&targets[single]);
         let mut start = 0;
         let mut rows: Vec<Vec<Vec<f64>>> = Vec::new();
         for (pname, shape) in &want_params {
@@ -115,19 +95,12 @@ fn check_with(name: &str, extra: &[&str]) {
             // The same parameter's gradient for the single output, when it is on that path.
             let s_start = single_heads
                 .iter()
-                .scan(0usize, |acc, p| {
+                .scan(0usize, |acc, (n2, s2)| {
                     let at = *acc;
-                    *acc += p
-                        .get("shape")
-                        .unwrap()
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_i64().unwrap() as usize)
-                        .product::<usize>();
-                    Some((p.get("name").unwrap().as_str().unwrap().to_string(), at))
+                    *acc += s2.iter().product::<usize>();
+                    Some((n2, at))
                 })
-                .find(|(n2, _)| n2 == pname)
+                .find(|(n2, _)| *n2 == pname)
                 .map(|(_, at)| at);
             let mut prow = Vec::new();
             for i in 0..n {
@@ -369,36 +342,24 @@ fn fails(args: &[&str], agent: &Path, needle: &str) {
 #[test]
 fn unsupported_algorithms_are_named() {
     // A SAC-like module, and a zip whose data says PPO but whose keys are DQN's.
-    let dir = copy_fixture("cartpole");
-    rewrite_zip(&fixture("cartpole").join("agent.zip"), &dir.path().join("agent.zip"), |name, data| {
-        Some(if name == "data" {
-            String::from_utf8(data)
-                .unwrap()
-                .replace("stable_baselines3.dqn.policies", "stable_baselines3.sac.policies")
-                .into_bytes()
-        } else {
-            data
-        })
-    });
-    fails(
-        &["run", "-q"],
-        dir.path(),
-        "(stable_baselines3.sac.policies); saliency reads DQN (stable_baselines3.dqn), QR-DQN",
-    );
-    let dir = copy_fixture("cartpole");
-    rewrite_zip(&fixture("cartpole").join("agent.zip"), &dir.path().join("agent.zip"), |name, data| {
-        Some(if name == "data" {
-            String::from_utf8(data)
-                .unwrap()
-                .replace("stable_baselines3.dqn.policies", "stable_baselines3.common.policies")
-                .into_bytes()
-        } else {
-            data
-        })
-    });
-    fails(
-        &["run", "-q"],
-        dir.path(),
-        "the state dict lacks action_net.* and value_net.* (not an actor-critic policy?)",
-    );
+    for (module, needle) in [
+        (
+            "stable_baselines3.sac.policies",
+            "(stable_baselines3.sac.policies); saliency reads DQN (stable_baselines3.dqn), QR-DQN",
+        ),
+        (
+            "stable_baselines3.common.policies",
+            "the state dict lacks action_net.* and value_net.* (not an actor-critic policy?)",
+        ),
+    ] {
+        let dir = copy_fixture("cartpole");
+        rewrite_zip(&fixture("cartpole").join("agent.zip"), &dir.path().join("agent.zip"), |name, data| {
+            Some(if name == "data" {
+                String::from_utf8(data).unwrap().replace("stable_baselines3.dqn.policies", module).into_bytes()
+            } else {
+                data
+            })
+        });
+        fails(&["run", "-q"], dir.path(), needle);
+    }
 }

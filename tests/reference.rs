@@ -42,12 +42,7 @@ struct Reference {
 impl Reference {
     fn load(name: &str) -> Reference {
         let meta = read_json(&reference_dir(name).join("meta.json"));
-        let params = meta.get("params").unwrap().as_array().unwrap();
-        let names = params.iter().map(|p| p.get("name").unwrap().as_str().unwrap().to_string()).collect();
-        let shapes = params
-            .iter()
-            .map(|p| p.get("shape").unwrap().as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as usize).collect())
-            .collect();
+        let (names, shapes) = named_shapes(meta.get("params").unwrap()).into_iter().unzip();
         let strs = |k: &str| -> Vec<String> {
             meta.get(k).unwrap().as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
         };

@@ -74,18 +74,7 @@ fn measures_of(g: &[&[f64]], w: &[f32]) -> HashMap<&'static str, Vec<f64>> {
 fn check(name: &str) {
     let refs: Arrays = read_npz(&reference_dir(name).join("targets.npz"));
     let meta = read_json(&reference_dir(name).join("meta.json"));
-    let params: Vec<(String, Vec<usize>)> = meta
-        .get("params")
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let shape =
-                p.get("shape").unwrap().as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as usize).collect();
-            (p.get("name").unwrap().as_str().unwrap().to_string(), shape)
-        })
-        .collect();
+    let params = named_shapes(meta.get("params").unwrap());
     let agent = saliency::agent::load_agent(&fixture(name), &Default::default(), &Default::default()).unwrap();
     let targets: Vec<String> = refs.keys().filter_map(|k| k.strip_suffix("/grads")).map(str::to_string).collect();
     // Margin and logsoftmax combine several outputs (sum_j c_j dq_j/dw, the c summing to 0):

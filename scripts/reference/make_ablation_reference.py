@@ -151,14 +151,13 @@ def stat(values, sel):
             "percentile": (below + 0.5 * ties) / n}
 
 
-def live_selection(ref_dir, per_param=3):
-    """The `per_param` elements of largest mean |gradient| of every parameter, as a candidate
-    file's weight_targets (a 1-D parameter's element i is neuron 0, weight i)."""
-    meta = python_tool.load(os.path.join(ref_dir, "meta.json"))
-    grads = np.load(os.path.join(ref_dir, "gradients.npy")).astype(np.float64)
-    mean = np.abs(grads).mean(axis=0)
+def write_live_selection(params, grads, path, per_param=3):
+    """The `per_param` elements of largest mean |gradient| of every parameter (`params`: name and
+    shape entries, in the order of the columns of `grads`, inputs x elements), written to `path`
+    as a candidate file's weight_targets (a 1-D parameter's element i is neuron 0, weight i)."""
+    mean = np.abs(grads.astype(np.float64)).mean(axis=0)
     targets, start = [], 0
-    for p in meta["params"]:
+    for p in params:
         shape, numel = p["shape"], int(np.prod(p["shape"]))
         block = mean[start:start + numel]
         start += numel
@@ -167,10 +166,26 @@ def live_selection(ref_dir, per_param=3):
             neuron, weight = (flat // cols, flat % cols) if len(shape) > 1 else (0, flat)
             targets.append({"layer_name": p["name"], "neuron_index": int(neuron), "weight_index": int(weight),
                             "gradient_magnitude": float(block[flat])})
-    path = os.path.join(ref_dir, "selection_live.json")
     with open(path, "w") as f:
         json.dump({"weight_targets": targets}, f, indent=2)
-    return "selection_live.json"
+    return os.path.basename(path)
+
+
+def live_selection(ref_dir):
+    """The live selection of a DQN fixture, from the Python tool's gradients.npy."""
+    meta = python_tool.load(os.path.join(ref_dir, "meta.json"))
+    return write_live_selection(meta["params"], np.load(os.path.join(ref_dir, "gradients.npy")),
+                                os.path.join(ref_dir, "selection_live.json"))
+
+
+def change_of(selection, names, shapes):
+    """A candidate file's weight_targets as {parameter: sorted flat indices}, in `names` order."""
+    change = {}
+    for t in selection["weight_targets"]:
+        shape = shapes[t["layer_name"]]
+        cols = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+        change.setdefault(t["layer_name"], set()).add(t["neuron_index"] * cols + t["weight_index"])
+    return {n: sorted(change[n]) for n in names if n in change}
 
 
 def reference(name, mode, selection="candidate_weights_k2_m4.json", tag="", draws=20, seed=0):
@@ -181,13 +196,7 @@ def reference(name, mode, selection="candidate_weights_k2_m4.json", tag="", draw
     names = [n for n, _ in q_net.named_parameters()]
     shapes = {n: tuple(p.shape) for n, p in q_net.named_parameters()}
     inputs = python_tool.load(os.path.join(agent_dir, "activation_inputs", "clean_inputs.json"))
-    sel = python_tool.load(os.path.join(ref_dir, selection))
-    change = {}
-    for t in sel["weight_targets"]:
-        shape = shapes[t["layer_name"]]
-        cols = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
-        change.setdefault(t["layer_name"], set()).add(t["neuron_index"] * cols + t["weight_index"])
-    change = {n: sorted(change[n]) for n in names if n in change}
+    change = change_of(python_tool.load(os.path.join(ref_dir, selection)), names, shapes)
 
     batch = stack_obs(model, inputs)
     with th.no_grad():
@@ -232,25 +241,11 @@ def reference(name, mode, selection="candidate_weights_k2_m4.json", tag="", draw
 POLICY_FIXTURES = {"ppo_cnn": ("logprob", "value"), "a2c_acrobot": ("logprob", "value")}
 
 
-def policy_live_selection(ref_dir, target, per_param=3):
+def policy_live_selection(ref_dir, target):
     """As live_selection, from make_algorithm_reference.py's gradients of `target`."""
     heads = python_tool.load(os.path.join(ref_dir, "heads.json"))["targets"][target]
-    grads = np.load(os.path.join(ref_dir, "targets.npz"))[f"{target}/grads"].astype(np.float64)
-    mean = np.abs(grads).mean(axis=0)
-    targets, start = [], 0
-    for p in heads:
-        shape, numel = p["shape"], int(np.prod(p["shape"]))
-        block = mean[start:start + numel]
-        start += numel
-        cols = int(np.prod(shape[1:])) if len(shape) > 1 else numel
-        for flat in sorted(np.argsort(-block, kind="stable")[:per_param].tolist()):
-            neuron, weight = (flat // cols, flat % cols) if len(shape) > 1 else (0, flat)
-            targets.append({"layer_name": p["name"], "neuron_index": int(neuron), "weight_index": int(weight),
-                            "gradient_magnitude": float(block[flat])})
-    name = f"selection_live_{target}.json"
-    with open(os.path.join(ref_dir, name), "w") as f:
-        json.dump({"weight_targets": targets}, f, indent=2)
-    return name
+    grads = np.load(os.path.join(ref_dir, "targets.npz"))[f"{target}/grads"]
+    return write_live_selection(heads, grads, os.path.join(ref_dir, f"selection_live_{target}.json"))
 
 
 def policy_reference(name, target, mode="zero", draws=20, seed=0):
@@ -265,13 +260,7 @@ def policy_reference(name, target, mode="zero", draws=20, seed=0):
     names = [n for n, _ in named]
     shapes = {n: tuple(p.shape) for n, p in named}
     inputs = python_tool.load(os.path.join(agent_dir, "activation_inputs", "clean_inputs.json"))
-    sel = python_tool.load(os.path.join(ref_dir, policy_live_selection(ref_dir, target)))
-    change = {}
-    for t in sel["weight_targets"]:
-        shape = shapes[t["layer_name"]]
-        cols = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
-        change.setdefault(t["layer_name"], set()).add(t["neuron_index"] * cols + t["weight_index"])
-    change = {n: sorted(change[n]) for n in names if n in change}
+    change = change_of(python_tool.load(os.path.join(ref_dir, policy_live_selection(ref_dir, target))), names, shapes)
 
     def batch_of(dtype, pol_vn=vn):
         xs = [mar.obs_leaf(model, e["input"], dtype, pol_vn)[1] for e in inputs.values()]

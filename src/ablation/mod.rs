@@ -254,13 +254,13 @@ pub fn effects(
     let pred = if predicted { predicted_drops(net, sig, modified) } else { vec![0.0; sig.n] };
     // On a critic (`value`) the actions and the KL are the policy's, which changes only
     // through the parameters it shares with the critic (a shared feature extractor).
-    let policy = net.actor_outputs_with(&modified.weights, x);
+    let policy = sig.policy_out.as_ref().zip(net.actor_outputs_with(&modified.weights, x));
     (0..sig.n)
         .map(|n| {
             let (o, o2) = (&sig.out[n * a_n..(n + 1) * a_n], &out2[n * a_n..(n + 1) * a_n]);
             let a = sig.actions[n];
             let (p, p2) = match &policy {
-                Some((p, p2, k)) => (&p[n * k..(n + 1) * k], &p2[n * k..(n + 1) * k]),
+                Some((p, (p2, k))) => (&p[n * k..(n + 1) * k], &p2[n * k..(n + 1) * k]),
                 None => (o, o2),
             };
             InputEffect {

@@ -372,6 +372,25 @@ pub fn infer(
         *offset += len;
         Ok(b)
     };
+    // A NatureCNN under `prefix` on an image key (`label`: its name in errors) or on the whole
+    // observation (None).
+    let cnn_branch = |p: &mut Params,
+                      prefix: &str,
+                      (key, label): (Option<String>, Option<&str>),
+                      space: &Space,
+                      offset: &mut usize|
+     -> Result<Branch, String> {
+        let (pre, obs_shape, _) = preprocess_for(space, info.normalize_images, label.unwrap_or("observation"))?;
+        let mut ops = Vec::new();
+        let out = nature_cnn(p, prefix, &obs_shape, &mut ops).map_err(|e| match label {
+            Some(k) => format!("key '{k}': {e}"),
+            None => e,
+        })?;
+        let len = space.input_len();
+        let b = Branch { key, offset: *offset, len, obs_shape, preprocess: pre, ops, out_dim: out, normalize: None };
+        *offset += len;
+        Ok(b)
+    };
 
     if has(&format!("{fx}mlp.")) {
         extractor = format!(
@@ -402,44 +421,18 @@ pub fn infer(
         if keyed.len() > 1 || key.is_some() {
             return Err("NatureCNN parameters with a Dict observation space: expected a Box image space".into());
         }
-        let (pre, obs_shape, _) = preprocess_for(space, info.normalize_images, "observation")?;
-        let mut ops = Vec::new();
-        let out = nature_cnn(&mut p, fx, &obs_shape, &mut ops)?;
-        let len = space.input_len();
-        branches.push(Branch {
-            key: None,
-            offset: 0,
-            len,
-            obs_shape,
-            preprocess: pre,
-            ops,
-            out_dim: out,
-            normalize: None,
-        });
-        offset = len;
-        feature_dim = out;
+        let b = cnn_branch(&mut p, fx, (None, None), space, &mut offset)?;
+        feature_dim = b.out_dim;
+        branches.push(b);
     } else if has(&format!("{fx}extractors.")) || (matches!(info.observation_space, Space::Dict(_)) && !has(fx)) {
         extractor = "CombinedExtractor".to_string();
         for (key, space) in &keyed {
             let k = key.clone().unwrap_or_default();
             let prefix = format!("{fx}extractors.{k}.");
             if has(&format!("{prefix}cnn.")) {
-                let (pre, obs_shape, _) = preprocess_for(space, info.normalize_images, &k)?;
-                let mut ops = Vec::new();
-                let out = nature_cnn(&mut p, &prefix, &obs_shape, &mut ops).map_err(|e| format!("key '{k}': {e}"))?;
-                let len = space.input_len();
-                branches.push(Branch {
-                    key: key.clone(),
-                    offset,
-                    len,
-                    obs_shape,
-                    preprocess: pre,
-                    ops,
-                    out_dim: out,
-                    normalize: None,
-                });
-                offset += len;
-                feature_dim += out;
+                let b = cnn_branch(&mut p, &prefix, (key.clone(), Some(&k)), space, &mut offset)?;
+                feature_dim += b.out_dim;
+                branches.push(b);
             } else {
                 let b = flatten_branch(key.clone(), space, &mut offset)?;
                 feature_dim += b.out_dim;

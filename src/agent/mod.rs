@@ -95,33 +95,71 @@ pub fn load_agent_head(
     limits: &AgentLimits,
     head: Option<Head>,
 ) -> Result<Agent> {
-    let zip_path = resolve_agent_zip(path)?;
-    let mut zip = torchzip::read_agent_zip(&zip_path, limits)?;
-    let what = format!("{}: data", zip_path.display());
-    let info = data::parse_agent_data(&zip.data, &what)?;
-    let arch_err = |detail: String| AgentError::Arch { path: zip_path.clone(), detail };
-    let family = Family::detect(&info, &zip.policy.keys()).map_err(arch_err)?;
-    let head = match (family, head) {
-        (Family::Dqn | Family::QrDqn, _) => Head::Q,
-        (_, Some(h)) => h,
-        (f, None) => f.default_head(),
-    };
-    let wanted = family.select(head, &zip.policy.entries);
-    let params = zip.policy.read(&wanted, limits, &format!("tensors of the {} network", family.name()))?;
-    let mut arch = arch::infer(&info, &params, overrides, family, head).map_err(arch_err)?;
-    if let Some(file) = vecnorm::find(&zip_path, &overrides.vec_normalize) {
-        let vn = vecnorm::read(&file)?;
-        if vn.norm_obs {
-            arch.apply_vec_normalize(&vn).map_err(arch_err)?;
-            arch.notes.push(format!(
-                "applying the VecNormalize observation statistics of {} (clip {}); --no-vec-normalize turns this off",
-                file.display(),
-                vn.clip
-            ));
+    AgentFile::open(path, overrides, limits)?.agent(head)
+}
+
+/// An opened `agent.zip`: its settings, algorithm and VecNormalize statistics read once, any
+/// head's network built from it (an actor-critic analysis of `value` needs both the critic and
+/// the policy).
+pub struct AgentFile {
+    zip_path: PathBuf,
+    zip: torchzip::AgentZip,
+    info: AgentInfo,
+    family: Family,
+    overrides: ArchOverrides,
+    limits: AgentLimits,
+    /// The statistics file and what it says, when one applies.
+    vec_normalize: Option<(PathBuf, vecnorm::VecNormalize)>,
+}
+
+impl AgentFile {
+    pub fn open(path: &Path, overrides: &ArchOverrides, limits: &AgentLimits) -> Result<AgentFile> {
+        let zip_path = resolve_agent_zip(path)?;
+        let zip = torchzip::read_agent_zip(&zip_path, limits)?;
+        let what = format!("{}: data", zip_path.display());
+        let info = data::parse_agent_data(&zip.data, &what)?;
+        let family = Family::detect(&info, &zip.policy.keys())
+            .map_err(|detail| AgentError::Arch { path: zip_path.clone(), detail })?;
+        let vec_normalize = match vecnorm::find(&zip_path, &overrides.vec_normalize) {
+            Some(file) => Some((file.clone(), vecnorm::read(&file)?)),
+            None => None,
+        };
+        Ok(AgentFile { zip_path, zip, info, family, overrides: overrides.clone(), limits: *limits, vec_normalize })
+    }
+
+    /// The agent for `head` (None: the family's default; a Q-network has only its own).
+    pub fn agent(&mut self, head: Option<Head>) -> Result<Agent> {
+        let (family, zip_path, limits) = (self.family, &self.zip_path, &self.limits);
+        let arch_err = |detail: String| AgentError::Arch { path: zip_path.clone(), detail };
+        let head = match (family, head) {
+            (Family::Dqn | Family::QrDqn, _) => Head::Q,
+            (_, Some(h)) => h,
+            (f, None) => f.default_head(),
+        };
+        let wanted = family.select(head, &self.zip.policy.entries);
+        let params = self.zip.policy.read(&wanted, limits, &format!("tensors of the {} network", family.name()))?;
+        let mut arch = arch::infer(&self.info, &params, &self.overrides, family, head).map_err(arch_err)?;
+        if let Some((file, vn)) = &self.vec_normalize {
+            if vn.norm_obs {
+                arch.apply_vec_normalize(vn).map_err(arch_err)?;
+                arch.notes.push(format!(
+                    "applying the VecNormalize observation statistics of {} (clip {}); --no-vec-normalize turns this off",
+                    file.display(),
+                    vn.clip
+                ));
+            }
         }
+        if let Family::ActorCritic { algorithm: "MaskablePPO" } = family {
+            arch.notes.push("MaskablePPO: the clean inputs carry no action masks, so none is applied".into());
+        }
+        Ok(Agent {
+            zip_path: zip_path.clone(),
+            info: self.info.clone(),
+            sb3_version: self.zip.sb3_version.clone(),
+            family,
+            head,
+            params,
+            arch,
+        })
     }
-    if let Family::ActorCritic { algorithm: "MaskablePPO" } = family {
-        arch.notes.push("MaskablePPO: the clean inputs carry no action masks, so none is applied".into());
-    }
-    Ok(Agent { zip_path, info, sb3_version: zip.sb3_version, family, head, params, arch })
 }

@@ -131,6 +131,20 @@ pub fn read_json(path: &Path) -> saliency::json::Value {
     saliency::json::reader::read_value_from(std::io::BufReader::new(f), &path.display().to_string()).unwrap()
 }
 
+/// A list of `{"name": ..., "shape": [...]}` entries (a reference's or an index's parameters)
+/// as (name, shape) pairs, in order.
+pub fn named_shapes(list: &saliency::json::Value) -> Vec<(String, Vec<usize>)> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let shape =
+                p.get("shape").unwrap().as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as usize).collect();
+            (p.get("name").unwrap().as_str().unwrap().to_string(), shape)
+        })
+        .collect()
+}
+
 /// Copies an agent zip, replacing (or, with None, dropping) members; `extra` adds members.
 pub fn rewrite_zip(src: &Path, dest: &Path, mut edit: impl FnMut(&str, Vec<u8>) -> Option<Vec<u8>>) {
     let mut archive = zip::ZipArchive::new(std::fs::File::open(src).unwrap()).unwrap();
