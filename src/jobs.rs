@@ -235,7 +235,7 @@ impl<Q: Request, I: Send + 'static, R: Send + 'static> Server<Q, I, R> {
         F: Fn(&S, &Q, &dyn Fn() -> bool) -> Option<R> + Send + 'static,
     {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { pending: BTreeMap::new(), stop: false }),
+            queue: Mutex::new(Queue::<Q> { pending: BTreeMap::new(), stop: false }),
             wake: Condvar::new(),
             newest: Mutex::new(BTreeMap::new()),
             counter: AtomicU64::new(0),
@@ -259,7 +259,7 @@ impl<Q: Request, I: Send + 'static, R: Send + 'static> Server<Q, I, R> {
                 return;
             }
             while let Some((number, req)) = next_request(&sh) {
-                let kind = req.kind();
+                let kind: Q::Kind = req.kind();
                 let stale = || {
                     sh.queue.lock().map(|q| q.stop).unwrap_or(true)
                         || sh.newest.lock().map(|n| n.get(&kind).copied().unwrap_or(0) > number).unwrap_or(true)
@@ -377,7 +377,7 @@ impl<Q: Request, I, R> Drop for Server<Q, I, R> {
 mod tests {
     use super::*;
 
-    fn end<M, T>(task: &mut Task<M, T>) -> Outcome<T> {
+    fn end<M: Send + 'static, T: Send + 'static>(task: &mut Task<M, T>) -> Outcome<T> {
         loop {
             if let Some(Update::End(o)) = task.recv_timeout(Duration::from_secs(10)) {
                 return o;
@@ -443,7 +443,7 @@ mod tests {
         let mut s: Server<Req, (), (u8, u32)> = Server::spawn(
             "srv",
             || Ok(((), ())),
-            move |_, r, _| {
+            move |_: &(), r: &Req, _: &dyn Fn() -> bool| {
                 let _unused = g.lock();
                 Some((r.0, r.1))
             },
@@ -470,14 +470,19 @@ mod tests {
 
     #[test]
     fn a_panicking_server_says_so() {
-        let mut s: Server<Req, (), ()> = Server::spawn("srv", || Ok(((), ())), |_, _, _| panic!("bad request"));
+        let mut s: Server<Req, (), ()> =
+            Server::spawn("srv", || Ok(((), ())), |_: &(), _: &Req, _: &dyn Fn() -> bool| panic!("bad request"));
         assert!(matches!(s.recv_timeout(Duration::from_secs(10)), Some(Reply::Ready(()))));
         s.request(Req(0, 0));
         match s.recv_timeout(Duration::from_secs(10)) {
             Some(Reply::Failed(e)) => assert!(e.contains("srv thread panicked: bad request"), "{e}"),
             other => panic!("{other:?}"),
         }
-        let mut s: Server<Req, (), ()> = Server::spawn("srv", || Err("cannot load".into()), |_, _, _| Some(()));
+        let mut s: Server<Req, (), ()> = Server::spawn(
+            "srv",
+            || Err::<((), ()), WorkError>("cannot load".into()),
+            |_: &(), _: &Req, _: &dyn Fn() -> bool| Some(()),
+        );
         assert!(matches!(s.recv_timeout(Duration::from_secs(10)), Some(Reply::Failed(e)) if e == "cannot load"));
     }
 }

@@ -98,9 +98,58 @@ fn sigkill_mid_write_leaves_the_previous_files() {
     }
     // Only hidden .partial files can be left (nothing can run on SIGKILL); the real names are
     // untouched.
+    assert!(!partials(&out).is_empty(), "the killed run left its partial (nothing runs on SIGKILL)");
     for p in partials(&out) {
         assert!(p.starts_with('.'), "{p}");
     }
+    // Killed again at other moments: at start, while loading, and while writing the npy folder.
+    for (delay_ms, raw) in [(0u64, "json"), (150, "json"), (400, "npy")] {
+        let mut child = Command::new(bin())
+            .args(["run", "-q", "--batch-size", "8", "--raw-gradients", raw, "--agent-path"])
+            .arg(agent.path())
+            .arg("--output-dir")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+    // The next run (any command writing there) removes the partials of writers that are gone.
+    let status = Command::new(bin())
+        .args(["run", "-q", "--raw-gradients", "npy", "--agent-path"])
+        .arg(small.path())
+        .arg("--output-dir")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(partials(&out).is_empty(), "left behind: {:?}", partials(&out));
+}
+
+#[test]
+fn a_live_writers_partial_is_never_removed() {
+    let agent = big_demo(60);
+    let out = tempfile::tempdir().unwrap();
+    let mut child = start_run(agent.path(), out.path());
+    let theirs = partials(out.path());
+    // Another run into the same folder while the first still writes.
+    let small = copy_fixture("demo");
+    let status = Command::new(bin())
+        .args(["run", "-q", "--raw-gradients", "none", "--agent-path"])
+        .arg(small.path())
+        .arg("--output-dir")
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for p in &theirs {
+        assert!(out.path().join(p).exists(), "{p} was removed while its writer was alive");
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
 }
 
 #[test]

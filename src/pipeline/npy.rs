@@ -55,6 +55,8 @@ pub struct GradNpyWriter {
     actions: Vec<i64>,
     values: Vec<f64>,
     committed: bool,
+    /// The writer's lock on the temporary folder (see `output`).
+    _lock: File,
 }
 
 fn file_name(param: &str) -> String {
@@ -76,6 +78,8 @@ impl GradNpyWriter {
             .tempdir_in(parent)
             .map_err(PipelineError::io("create a folder in", parent))?
             .keep();
+        let lock = super::output::lock_partial(&tmp)?;
+        super::output::remove_stale_partials(parent, &tmp);
         let mut files = Vec::new();
         for p in params {
             let path = tmp.join(file_name(&p.name));
@@ -93,6 +97,7 @@ impl GradNpyWriter {
             actions: Vec::new(),
             values: Vec::new(),
             committed: false,
+            _lock: lock,
         })
     }
 
@@ -163,7 +168,16 @@ impl GradNpyWriter {
         io.map_err(err)?;
         // Replace an earlier folder: move it aside, move the new one in, then delete the old.
         let old = if self.dest.exists() {
-            let aside = self.tmp.with_extension("old");
+            // Aside under a temporary name (an empty folder renamed over), so a kill right here
+            // leaves a partial that the next write removes.
+            let parent = self.tmp.parent().unwrap_or(Path::new("."));
+            let name = self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let aside = tempfile::Builder::new()
+                .prefix(&format!(".{name}."))
+                .suffix(".partial")
+                .tempdir_in(parent)
+                .map_err(PipelineError::io("create a folder in", parent))?
+                .keep();
             fs::rename(&self.dest, &aside).map_err(PipelineError::io("replace", &self.dest))?;
             Some(aside)
         } else {

@@ -1,6 +1,12 @@
 //! Output files are written to a temporary file beside the destination and renamed into place
 //! only when complete, so an interrupted or failed run never leaves a half-written file where a
 //! good one was (the previous file stays, or there is none).
+//!
+//! A temporary file or folder is named `.<name>.<6 random characters>.partial` and its writer
+//! holds an exclusive `flock` on it for as long as it lives. Nothing runs when a process is
+//! killed with SIGKILL, but the kernel drops its locks: every later write into the same folder
+//! removes the partials whose lock it can take (their writers are gone) and leaves those still
+//! locked (a writer at work).
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -34,6 +40,57 @@ fn default_permissions() -> fs::Permissions {
     fs::metadata(".").map(|m| m.permissions()).unwrap_or_else(|_| unreachable!())
 }
 
+/// Whether `name` is one of our temporary names: `.<name>.<6 characters>.partial`.
+fn is_partial_name(name: &str) -> bool {
+    let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".partial")) else { return false };
+    match stem.rsplit_once('.') {
+        Some((dest, random)) => {
+            !dest.is_empty() && random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
+/// Takes an exclusive lock on `file` without waiting: true when it is ours now.
+#[cfg(unix)]
+fn try_lock(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a valid open descriptor; the lock goes with the descriptor.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> bool {
+    false
+}
+
+/// Holds the writer's lock on a temporary file or folder (see the module comment).
+pub fn lock_partial(path: &Path) -> Result<File> {
+    let file = File::open(path).map_err(PipelineError::io("open", path))?;
+    if !try_lock(&file) && cfg!(unix) {
+        return Err(PipelineError::Format(format!("{} is locked by another writer", path.display())));
+    }
+    Ok(file)
+}
+
+/// Removes the temporary files and folders in `dir` whose writers are gone (their lock is
+/// free), sparing `keep`. Errors are ignored: this is tidying, never a reason to fail a write.
+pub fn remove_stale_partials(dir: &Path, keep: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path == keep || !name.to_str().is_some_and(is_partial_name) {
+            continue;
+        }
+        let Ok(file) = File::open(&path) else { continue };
+        if !try_lock(&file) {
+            continue; // a live writer
+        }
+        let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+    }
+}
+
 pub struct AtomicFile {
     tmp: NamedTempFile,
     dest: PathBuf,
@@ -54,6 +111,10 @@ impl AtomicFile {
             .permissions(default_permissions())
             .tempfile_in(dir)
             .map_err(PipelineError::io("create a file in", dir))?;
+        if !try_lock(tmp.as_file()) && cfg!(unix) {
+            return Err(PipelineError::Format(format!("cannot lock the new file {}", tmp.path().display())));
+        }
+        remove_stale_partials(dir, tmp.path());
         Ok(AtomicFile { tmp, dest: dest.to_path_buf() })
     }
 
@@ -159,4 +220,48 @@ impl JsonOutput {
 /// Maps an I/O error while writing to an error naming the file.
 pub fn write_err(dest: &Path) -> impl Fn(std::io::Error) -> PipelineError + '_ {
     move |source| PipelineError::Io { action: "write".into(), path: dest.to_path_buf(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_temporary_names_are_partials() {
+        assert!(is_partial_name(".weight_gradients.json.aB3x9Z.partial"));
+        assert!(is_partial_name(".weight_gradients.aB3x9Z.partial"));
+        for other in [
+            "weight_gradients.json.aB3x9Z.partial",
+            ".x.partial",
+            ".a.b.partial",
+            ".a.abc-12.partial",
+            "..abcdef.partial",
+        ] {
+            assert!(!is_partial_name(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_partials_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".a.json.Ab12Cd.partial");
+        std::fs::write(&stale, b"left by a killed run").unwrap();
+        let stale_dir = dir.path().join(".weight_gradients.Zz99Yy.partial");
+        std::fs::create_dir(&stale_dir).unwrap();
+        std::fs::write(stale_dir.join("x.npy"), b"...").unwrap();
+        let user = dir.path().join(".notes.partial");
+        std::fs::write(&user, b"the user's").unwrap();
+        // A writer at work: its file is locked.
+        let live = AtomicFile::create(&dir.path().join("b.json")).unwrap();
+        let live_path = live.tmp.path().to_path_buf();
+        assert!(!stale.exists() && !stale_dir.exists(), "stale partials removed");
+        assert!(user.exists(), "a file that is not ours stays");
+        let mut second = AtomicFile::create(&dir.path().join("c.json")).unwrap();
+        assert!(live_path.exists(), "a live writer's partial stays");
+        second.file().write_all(b"{}").unwrap();
+        second.commit().unwrap();
+        live.commit().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 3, "{left:?}");
+    }
 }
