@@ -177,8 +177,8 @@ fn select(
     m: usize,
 ) -> (extract::Resolved, extract::Selection) {
     let resolved = extract::resolve(&inputs.keys, inputs.useful.as_ref(), avgs);
-    for w in &resolved.warnings {
-        rep.warn(w);
+    for w in crate::format::summarise(&resolved.warnings, crate::format::SHOWN_WARNINGS, "more candidates skipped") {
+        rep.warn(&w);
     }
     if resolved.candidates.is_empty() {
         rep.warn("no candidate neuron could be resolved: the selection is empty");
@@ -436,12 +436,12 @@ fn run_ablation(
     let vs = |name: &str, sel: f64, st: Option<&ablation::Stat>| match st {
         Some(st) => format!(
             "{name} {} (random {} ± {}, percentile {:.0})",
-            crate::tui::view::num(sel),
-            crate::tui::view::num(st.mean),
-            crate::tui::view::num(st.std),
+            crate::format::num(sel),
+            crate::format::num(st.mean),
+            crate::format::num(st.std),
             100.0 * st.percentile
         ),
-        None => format!("{name} {}", crate::tui::view::num(sel)),
+        None => format!("{name} {}", crate::format::num(sel)),
     };
     let r = report.random.as_ref();
     rep.done(&format!(
@@ -453,7 +453,7 @@ fn run_ablation(
         vs("flip rate", s.flip_rate, r.map(|b| &b.flip_rate)),
         vs("target drop", s.mean_target_drop, r.map(|b| &b.mean_target_drop)),
         vs("KL", s.mean_kl, r.map(|b| &b.mean_kl)),
-        crate::tui::view::num(s.mean_predicted_drop),
+        crate::format::num(s.mean_predicted_drop),
     ));
     rep.done(&format!("wrote {} ({:.2} s)", dest.display(), start.elapsed().as_secs_f64()));
     Ok(())

@@ -8,6 +8,7 @@ pub mod ablation;
 pub mod agent;
 pub mod cli;
 pub mod commands;
+pub mod format;
 pub mod jobs;
 pub mod json;
 pub mod model;

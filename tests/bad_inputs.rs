@@ -437,6 +437,21 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
         1,
         ["no \"average_gradients\" object"]
     );
+    write(&g.join("zero-width.json"), r#"{"average_gradients": {"w": [[], []]}}"#);
+    case!(
+        "averages-zero-width-layer",
+        os(&[
+            &"extract",
+            &"--cross-metric-path",
+            &fixture("acrobot").join("patching_results/cross_metric_summary.json"),
+            &"--average-gradients-path",
+            &g.join("zero-width.json"),
+            &"--output-dir",
+            &out
+        ]),
+        1,
+        ["parameter \"w\" has shape [2, 0], with no values"]
+    );
 
     // --- ablation ---
     let abl = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {

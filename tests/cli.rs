@@ -377,3 +377,32 @@ fn npy_raw_gradients_hold_the_same_values_as_json() {
         }
     }
 }
+
+#[test]
+fn many_unknown_candidates_are_summarised_not_listed() {
+    let dir = copy_fixture("cartpole");
+    let path = dir.path().join("patching_results/cross_metric_summary.json");
+    let mut text = String::from("{\"common_neurons\": {\"q_net.0_neuron_3\": {}");
+    for i in 0..300_000 {
+        text.push_str(&format!(", \"q_net.9_neuron_{i}\": {{}}"));
+    }
+    text.push_str("}}");
+    std::fs::write(&path, text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let assert = saliency()
+        .args(["run", "--raw-gradients", "none", "--agent-path"])
+        .arg(dir.path())
+        .arg("--output-dir")
+        .arg(out.path())
+        .assert()
+        .success();
+    let o = assert.get_output();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let lines = stdout.lines().count() + stderr.lines().count();
+    assert!(lines <= 20, "{lines} lines:\n{stdout}{stderr}");
+    assert!(stderr.contains("... and 299990 more candidates skipped"), "{stderr}");
+    assert!(stderr.contains("skipping candidate q_net.9_neuron_0: "), "{stderr}");
+    // The one good candidate is selected.
+    let cw = std::fs::read_to_string(out.path().join("candidate_weights.json")).unwrap();
+    assert!(cw.contains("\"layer_name\": \"q_net.0.weight\""), "{cw}");
+}

@@ -12,7 +12,7 @@ use common::*;
 use saliency::agent::arch::{Arch, Preprocess};
 use saliency::agent::data::parse_agent_data;
 use saliency::agent::pickle::{self, Limits};
-use saliency::agent::torchzip::{read_state_dict, AgentLimits};
+use saliency::agent::torchzip::{open_torch_zip, AgentLimits};
 use saliency::agent::{load_agent, ArchOverrides};
 use saliency::json::reader::read_value_from;
 use saliency::pipeline::average::{Averages, AvgParam};
@@ -149,13 +149,40 @@ fn vec_normalize_reader_survives_mutations() {
     }
 }
 
+/// Every tensor of a torch zip, read as the agent reader reads them.
+fn read_all_tensors(pth: &[u8]) -> Result<Vec<saliency::agent::torchzip::Param>, saliency::agent::AgentError> {
+    let mut tz = open_torch_zip(Cursor::new(pth), "m", &small_limits())?;
+    let wanted: Vec<(String, String)> = tz.keys().iter().map(|k| (k.to_string(), k.to_string())).collect();
+    tz.read(&wanted, &small_limits(), "tensors")
+}
+
+/// A parameter is whole: as many values as its shape says.
+fn assert_whole(what: &str, name: &str, shape: &[usize], len: usize) {
+    assert!(!name.is_empty(), "{what}: a parameter without a name");
+    assert_eq!(len, shape.iter().product::<usize>(), "{what}: {name} {shape:?} has {len} values");
+}
+
 #[test]
 fn torch_zip_reader_survives_mutations() {
     let agent = std::fs::read(fixture("acrobot").join("agent.zip")).unwrap();
     let pth = zip_member(&agent, "policy.pth");
-    survive("torch_zip", &pth, 1500, |v| {
-        let _ = read_state_dict(Cursor::new(v), "m", &small_limits());
+    let good = read_all_tensors(&pth).unwrap();
+    assert!(good.iter().any(|p| p.name == "q_net.q_net.0.weight"), "the unmutated file parses whole");
+    let (mut ok, mut refused) = (0, 0);
+    survive("torch_zip", &pth, 1500, |v| match read_all_tensors(v) {
+        Ok(params) => {
+            ok += 1;
+            for p in &params {
+                assert_whole("torch_zip", &p.name, &p.shape, p.data.len());
+            }
+        }
+        Err(e) => {
+            refused += 1;
+            assert!(!e.to_string().is_empty());
+        }
     });
+    // The mutations reach the reader: both outcomes occur.
+    assert!(ok > 0 && refused > 0, "{ok} read, {refused} refused");
 }
 
 #[test]
@@ -163,10 +190,27 @@ fn agent_zip_reader_survives_mutations() {
     let seed = std::fs::read(fixture("acrobot").join("agent.zip")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.zip");
+    std::fs::write(&path, &seed).unwrap();
+    let good = load_agent(&path, &ArchOverrides::default(), &small_limits()).unwrap();
+    assert_eq!((good.arch.input_len, good.arch.n_actions), (6, 3), "the unmutated agent loads");
+    let (mut ok, mut refused) = (0, 0);
     survive("agent_zip", &seed, 400, |v| {
         std::fs::write(&path, v).unwrap();
-        let _ = load_agent(&path, &ArchOverrides::default(), &small_limits());
+        match load_agent(&path, &ArchOverrides::default(), &small_limits()) {
+            Ok(a) => {
+                ok += 1;
+                for p in &a.params {
+                    assert_whole("agent_zip", &p.name, &p.shape, p.data.len());
+                }
+                assert!(a.arch.input_len > 0 && a.arch.n_actions > 0, "a loaded agent has inputs and actions");
+            }
+            Err(e) => {
+                refused += 1;
+                assert!(e.to_string().contains("agent.zip"), "the error names the file: {e}");
+            }
+        }
     });
+    assert!(ok > 0 && refused > 0, "{ok} loaded, {refused} refused");
 }
 
 #[test]
@@ -201,25 +245,60 @@ fn inputs_reader_survives_mutations() {
     });
 }
 
+/// A selection is consistent with its averages and candidates: every target names a resolved
+/// candidate and a weight of its row, and k per candidate plus at most m more are chosen.
+fn assert_consistent(avgs: &Averages, r: &saliency::pipeline::extract::Resolved, k: usize, m: usize) {
+    for c in &r.candidates {
+        assert!(c.param < avgs.params.len() && c.neuron < avgs.params[c.param].rows_cols().0, "{c:?}");
+    }
+    let s = select(avgs, &r.candidates, k, m);
+    for t in &s.targets {
+        let c = &r.candidates[t.candidate];
+        assert!(t.weight_index < avgs.params[c.param].rows_cols().1, "{t:?} outside {c:?}");
+    }
+    let per_row: usize = r.candidates.iter().map(|c| k.min(avgs.params[c.param].rows_cols().1)).sum();
+    assert!(
+        s.guaranteed_count <= per_row && s.additional_count <= m,
+        "{} + {}",
+        s.guaranteed_count,
+        s.additional_count
+    );
+    assert_eq!(s.targets.len(), s.guaranteed_count + s.additional_count);
+}
+
 #[test]
 fn candidate_files_survive_mutations() {
     let cross = std::fs::read(fixture("demo").join("patching_results/cross_metric_summary.json")).unwrap();
     let useful = std::fs::read(fixture("demo").join("useful_neurons.json")).unwrap();
     let avgs = Averages::read(&reference_dir("demo").join("average_gradients.json")).unwrap();
     let useful_v = read_value_from(&useful[..], "u").unwrap();
+    let cross_v = read_value_from(&cross[..], "c").unwrap();
+    let keys = candidate_keys(&cross_v, "c").unwrap();
+    let good = resolve(&keys, Some(&useful_v), &avgs);
+    assert!(good.warnings.is_empty() && good.candidates.len() == keys.len(), "the unmutated files resolve whole");
+    assert_consistent(&avgs, &good, 2, 4);
+    let (mut parsed, mut resolved) = (0, 0);
     survive("cross_metric", &cross, 1500, |v| {
         let Ok(c) = read_value_from(v, "c") else { return };
         let Ok(keys) = candidate_keys(&c, "c") else { return };
+        parsed += 1;
         let r = resolve(&keys, Some(&useful_v), &avgs);
-        let _ = select(&avgs, &r.candidates, 2, 4);
+        resolved += usize::from(!r.candidates.is_empty());
+        assert_consistent(&avgs, &r, 2, 4);
     });
-    let cross_v = read_value_from(&cross[..], "c").unwrap();
-    let keys = candidate_keys(&cross_v, "c").unwrap();
+    assert!(parsed > 0 && resolved > 0, "{parsed} parsed, {resolved} resolved");
+    let (mut changed, mut same) = (0, 0);
     survive("useful_neurons", &useful, 1500, |v| {
         let u = read_value_from(v, "u").ok();
         let r = resolve(&keys, u.as_ref(), &avgs);
-        let _ = select(&avgs, &r.candidates, 3, 7);
+        if r.candidates == good.candidates {
+            same += 1
+        } else {
+            changed += 1
+        }
+        assert_consistent(&avgs, &r, 3, 7);
     });
+    assert!(changed > 0 && same > 0, "{changed} changed the candidates, {same} did not");
 }
 
 #[test]

@@ -793,7 +793,7 @@ fn neuron_view_shows_the_signed_mean() {
     let Some(Popup::Neuron { param, row }) = app.popup else { panic!() };
     let mean = &app.measures.as_ref().unwrap().get(saliency::pipeline::measures::Measure::Mean).unwrap()[param];
     let first = mean.row(row)[88];
-    assert!(s.contains(&format!("mean {:>9}", saliency::tui::view::num(first))), "{s}");
+    assert!(s.contains(&format!("mean {:>9}", saliency::format::num(first))), "{s}");
 }
 
 #[test]

@@ -318,15 +318,6 @@ impl<R: Read + Seek> TorchZip<R> {
     }
 }
 
-/// Reads the `q_net.*` tensors of a `torch.save` zip (a DQN's online network; `q_net_target.*`
-/// is skipped), named without the leading `q_net.`, in file order.
-pub fn read_state_dict<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimits) -> Result<Vec<Param>> {
-    let mut tz = open_torch_zip(reader, what, limits)?;
-    let wanted: Vec<(String, String)> =
-        tz.entries.iter().filter_map(|(k, _)| k.strip_prefix("q_net.").map(|n| (k.clone(), n.to_string()))).collect();
-    tz.read(&wanted, limits, "'q_net.*' tensors (is this a DQN policy?)")
-}
-
 fn element(raw: &[u8], dtype: DType, i: usize) -> f32 {
     let s = dtype.size();
     let b = &raw[i * s..(i + 1) * s];

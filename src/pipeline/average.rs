@@ -117,6 +117,12 @@ impl Averages {
                         let shape = r
                             .read_nested_numbers(MAX_PARAM_ELEMS, |x| data.push(x))
                             .map_err(PipelineError::json_in(format!("in parameter \"{name}\"")))?;
+                        if shape.contains(&0) {
+                            return Err(PipelineError::Format(format!(
+                                "{shown}: parameter \"{name}\" has shape {shape:?}, with no values: every parameter \
+                                 needs at least one (was the file made from an empty layer?)"
+                            )));
+                        }
                         let p = AvgParam { name: name.clone(), shape, data };
                         // Python dict semantics: a repeated name keeps its place, takes the new value.
                         match out.index_of(&name) {

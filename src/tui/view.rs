@@ -13,6 +13,7 @@ use super::heatmap::{cell_value, HeatmapView, MatrixShape};
 use super::keymap::{self, Scope, KEYMAP};
 use super::layout::{abbreviate_names, choose_columns, fit_parts, fit_words, width, Column};
 use crate::ablation::{Evidence, Stat};
+use crate::format::num;
 use crate::json::pyfloat;
 use crate::pipeline::extract::Pick;
 
@@ -57,22 +58,6 @@ impl Theme {
     }
     fn additional(&self) -> Style {
         self.fg(Color::LightCyan)
-    }
-}
-
-/// Short number text for tables: 4 decimals, or 2 significant digits in exponent form.
-pub fn num(x: f64) -> String {
-    if x.is_nan() {
-        "NaN".into()
-    } else if x == 0.0 {
-        "0".into()
-    } else if x.abs() >= 1e-3 && x.abs() < 1e5 {
-        let s = format!("{x:.4}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
-    } else {
-        // at most 7 characters: "4.0e-5", "1.5e-12"
-        format!("{x:.1e}")
     }
 }
 
@@ -584,7 +569,9 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 
 fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let mut lines = Vec::new();
-    for n in app.notes.iter().chain(&app.resolved.warnings) {
+    let warnings =
+        crate::format::summarise(&app.resolved.warnings, crate::format::SHOWN_WARNINGS, "more candidates skipped");
+    for n in app.notes.iter().chain(&warnings) {
         lines.push(Line::from(Span::styled(format!("note: {n}"), theme.fg(Color::Yellow))));
     }
     if !lines.is_empty() {
