@@ -1,7 +1,7 @@
 //! The state-dict unpickler (`data.pkl`): never panics, never runs code, bounded work.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use saliency::agent::pickle::{read_state_dict, Limits};
+use saliency::agent::statedict::{read_state_dict, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let _ = read_state_dict(data, &Limits::default());

@@ -8,7 +8,7 @@
 //! `action_net.*`) and the critic (`mlp_extractor.value_net.*`, `value_net.*`).
 
 use super::data::AgentInfo;
-use super::pickle::TensorRef;
+use super::statedict::TensorRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {

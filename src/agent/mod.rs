@@ -1,11 +1,12 @@
-//! Stable-Baselines3 DQN agents read straight from `agent.zip`, without Python.
+//! Stable-Baselines3 agents (DQN, QR-DQN, PPO, A2C, MaskablePPO) read straight from `agent.zip`,
+//! without Python.
 
 pub mod arch;
 pub mod data;
 pub mod error;
 pub mod family;
 pub mod pickle;
-pub mod pypickle;
+pub mod statedict;
 pub mod torchzip;
 pub mod vecnorm;
 

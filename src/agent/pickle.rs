@@ -1,235 +1,189 @@
-//! A safe reader of the pickle in a `torch.save` state dict (`data.pkl`).
+//! The one pickle reader: Python's pickled files (a `torch.save` state dict's `data.pkl`, a
+//! VecNormalize save) read as data, never run.
 //!
-//! It interprets only the opcodes a state dict uses and builds data, never objects: the only
-//! callables it accepts are `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` and
-//! `torch._utils._rebuild_parameter`, each mapped to a fixed data constructor, and the only other
-//! globals are the `torch.*Storage` types. Anything else is an error that names it. Nothing is
-//! ever imported or called, so a hostile file cannot run code; the sizes of strings, memo,
-//! stack, nesting and tensors are capped so it cannot exhaust memory either.
+//! Python's unpickler imports and calls the functions a pickle names; this one only records
+//! the calls. Globals must be on the caller's allow-list (an [`AllowList`] per kind of file),
+//! and `REDUCE`, `NEWOBJ` and `BUILD` on them build inert values ([`Value::Call`]); the caller
+//! interprets the recorded values (`statedict.rs`, `vecnorm.rs`). Sizes, nesting, stack and
+//! memo are capped, so a hostile file can neither run code nor exhaust memory.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::rc::Rc;
 
-/// Storage element types of `torch.save` files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DType {
-    F32,
-    F64,
-    F16,
-    BF16,
-    I64,
-    I32,
-    I16,
-    I8,
-    U8,
-    Bool,
+/// An unpickled value. Containers refer to other values by index into `Pickle::values`
+/// (pickles share and mutate objects through the memo).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// An integer too large for i64 (LONG1/LONG4 bytes, little-endian two's complement).
+    BigInt(Vec<u8>),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<usize>),
+    List(Vec<usize>),
+    Dict(Vec<(usize, usize)>),
+    Global {
+        module: String,
+        name: String,
+    },
+    /// `func(*args)` as REDUCE or NEWOBJ would have called it, and the BUILD state given to the
+    /// result (never called).
+    Call {
+        func: usize,
+        args: usize,
+        state: Option<usize>,
+    },
+    /// A persistent id (BINPERSID): torch's reference to a storage, the id value's index.
+    PersistentId(usize),
+    /// The MARK sentinel on the stack.
+    Mark,
 }
 
-impl DType {
-    pub fn from_storage(name: &str) -> Option<DType> {
-        Some(match name {
-            "FloatStorage" => DType::F32,
-            "DoubleStorage" => DType::F64,
-            "HalfStorage" => DType::F16,
-            "BFloat16Storage" => DType::BF16,
-            "LongStorage" => DType::I64,
-            "IntStorage" => DType::I32,
-            "ShortStorage" => DType::I16,
-            "CharStorage" => DType::I8,
-            "ByteStorage" => DType::U8,
-            "BoolStorage" => DType::Bool,
-            _ => return None,
-        })
-    }
+/// Why a pickle was refused: what, and where when it is a byte of the file (a refusal of the
+/// data it holds, a tensor reaching past its storage say, has no one byte).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct PickleError {
+    pub at: Option<usize>,
+    pub detail: String,
+}
 
-    pub fn size(self) -> usize {
-        match self {
-            DType::F64 | DType::I64 => 8,
-            DType::F32 | DType::I32 => 4,
-            DType::F16 | DType::BF16 | DType::I16 => 2,
-            DType::I8 | DType::U8 | DType::Bool => 1,
+impl PickleError {
+    /// A refusal of what the pickle holds, not of one of its bytes.
+    pub fn data(detail: impl Into<String>) -> PickleError {
+        PickleError { at: None, detail: detail.into() }
+    }
+}
+
+impl fmt::Display for PickleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.at {
+            Some(at) => write!(f, "pickle byte {at}: {}", self.detail),
+            None => f.write_str(&self.detail),
         }
     }
-
-    pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
-    }
 }
 
-/// One tensor of the state dict: where its data is and how to read it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorRef {
-    /// `data/<storage_key>` inside the torch zip.
-    pub storage_key: String,
-    pub dtype: DType,
-    /// Elements in the storage.
-    pub storage_numel: u64,
-    pub offset: u64,
-    pub shape: Vec<u64>,
-    pub stride: Vec<u64>,
-}
-
-impl TensorRef {
-    pub fn numel(&self) -> u64 {
-        self.shape.iter().product()
-    }
-}
-
-/// Why a pickle was refused (the message gives the byte offset).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct PickleError(pub String);
-
-type Result<T> = std::result::Result<T, PickleError>;
-
-/// Limits on what a state-dict pickle may contain.
+/// Caps on what a pickle may contain.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    pub max_string: usize,
+    /// The whole pickle, and any one string or bytes value.
+    pub max_bytes: usize,
+    pub max_values: usize,
     pub max_stack: usize,
     pub max_memo: usize,
-    pub max_nesting: usize,
-    pub max_tensors: usize,
-    /// Entries of one dict or list.
+    /// Items of one tuple, list or dict.
     pub max_container: usize,
-    pub max_dims: usize,
-    /// Elements of one tensor (and of its storage).
-    pub max_numel: u64,
+    /// Containers inside containers.
+    pub max_nesting: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_string: 1 << 16,
+            max_bytes: 256 << 20,
+            max_values: 1 << 20,
             max_stack: 1 << 16,
             max_memo: 1 << 20,
+            max_container: 1 << 20,
             max_nesting: 32,
-            max_tensors: 1 << 14,
-            max_container: 1 << 14,
-            max_dims: 8,
-            max_numel: 1 << 31,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Global {
-    OrderedDict,
-    RebuildTensorV2,
-    RebuildParameter,
-    Storage(DType),
+/// The globals a kind of file may name, and what to say when it names another.
+#[derive(Clone, Copy)]
+pub struct AllowList {
+    pub allows: fn(&str, &str) -> bool,
+    /// Completes "refusing pickle global 'm.n': ...".
+    pub why: &'static str,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum V {
-    None,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Tuple(Vec<Rc<V>>),
-    List(Vec<Rc<V>>),
-    Dict(DictData),
-    Global(Global),
-    /// `('storage', type, key, location, numel)` after BINPERSID.
-    Storage {
-        dtype: DType,
-        key: String,
-        numel: u64,
-    },
-    Tensor(TensorRef),
+#[derive(Debug)]
+pub struct Pickle {
+    pub values: Vec<Value>,
+    pub root: usize,
 }
 
-/// A dict's entries in insertion order, with an index of its string keys (Python semantics:
-/// a repeated key replaces the value in place).
-#[derive(Debug, Clone, PartialEq, Default)]
-struct DictData {
-    entries: Vec<(Rc<V>, Rc<V>)>,
-    index: HashMap<String, usize>,
-}
+impl Pickle {
+    pub fn get(&self, i: usize) -> &Value {
+        &self.values[i]
+    }
 
-impl DictData {
-    fn insert(&mut self, k: Rc<V>, v: Rc<V>) {
-        if let V::Str(s) = &*k {
-            if let Some(&i) = self.index.get(s) {
-                self.entries[i].1 = v;
-                return;
+    /// A dict's entry by string key.
+    pub fn dict_get(&self, dict: usize, key: &str) -> Option<usize> {
+        match self.get(dict) {
+            Value::Dict(items) => {
+                items.iter().find(|(k, _)| matches!(self.get(*k), Value::Str(s) if s == key)).map(|(_, v)| *v)
             }
-            self.index.insert(s.clone(), self.entries.len());
+            _ => None,
         }
-        self.entries.push((k, v));
+    }
+
+    /// For a `Call` of an allowed global: (module.name, its BUILD state).
+    pub fn object(&self, i: usize) -> Option<(String, Option<usize>)> {
+        match self.get(i) {
+            Value::Call { func, state, .. } => match self.get(*func) {
+                Value::Global { module, name } => Some((format!("{module}.{name}"), *state)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// For a `Call`: the global called and its argument values.
+    pub fn call(&self, i: usize) -> Option<(&str, &str, &[usize])> {
+        let Value::Call { func, args, .. } = self.get(i) else { return None };
+        let Value::Global { module, name } = self.get(*func) else { return None };
+        let Value::Tuple(a) = self.get(*args) else { return None };
+        Some((module, name, a))
     }
 }
 
-enum Item {
-    Mark,
-    Val(Rc<V>, usize),
-}
-
-/// Parses `data.pkl` of a state dict into (name, tensor) pairs in file order.
-pub fn read_state_dict(data: &[u8], limits: &Limits) -> Result<Vec<(String, TensorRef)>> {
-    let mut m = Machine { data, pos: 0, stack: Vec::new(), memo: HashMap::new(), limits: *limits, tensors: 0 };
-    let top = m.run()?;
-    let entries = match &*top {
-        V::Dict(d) => d.entries.clone(),
-        other => {
-            return Err(PickleError(format!(
-                "expected the pickle to hold a dict of tensors (a state dict), found {}",
-                type_name(other)
-            )))
-        }
+/// Reads a pickle (protocols 2 to 5), refusing any global `allowed` does not list.
+pub fn read(data: &[u8], limits: &Limits, allowed: &AllowList) -> Result<Pickle, PickleError> {
+    if data.len() > limits.max_bytes {
+        return Err(PickleError::data(format!("{} bytes, over the limit of {}", data.len(), limits.max_bytes)));
+    }
+    let mut vm = Vm {
+        data,
+        pos: 0,
+        values: Vec::new(),
+        depth: Vec::new(),
+        stack: Vec::new(),
+        memo: Vec::new(),
+        limits: *limits,
+        allowed,
     };
-    let mut out = Vec::with_capacity(entries.len());
-    for (k, v) in entries {
-        let name = match &*k {
-            V::Str(s) => s.clone(),
-            other => return Err(PickleError(format!("state dict key is {}, expected a string", type_name(other)))),
-        };
-        match &*v {
-            V::Tensor(t) => out.push((name, t.clone())),
-            other => {
-                return Err(PickleError(format!(
-                    "state dict entry '{name}' is {}, expected a tensor",
-                    type_name(other)
-                )))
-            }
-        }
-    }
-    Ok(out)
+    let root = vm.run()?;
+    Ok(Pickle { values: vm.values, root })
 }
 
-fn type_name(v: &V) -> &'static str {
-    match v {
-        V::None => "None",
-        V::Bool(_) => "a bool",
-        V::Int(_) => "an int",
-        V::Float(_) => "a float",
-        V::Str(_) => "a string",
-        V::Tuple(_) => "a tuple",
-        V::List(_) => "a list",
-        V::Dict(_) => "a dict",
-        V::Global(_) => "a class or function",
-        V::Storage { .. } => "a storage",
-        V::Tensor(_) => "a tensor",
-    }
-}
-
-struct Machine<'a> {
+struct Vm<'a> {
     data: &'a [u8],
     pos: usize,
-    stack: Vec<Item>,
-    memo: HashMap<u32, (Rc<V>, usize)>,
+    values: Vec<Value>,
+    /// Nesting depth of each value (0 for scalars).
+    depth: Vec<usize>,
+    stack: Vec<usize>,
+    memo: Vec<Option<usize>>,
     limits: Limits,
-    tensors: usize,
+    allowed: &'a AllowList,
 }
 
-impl<'a> Machine<'a> {
-    fn err<T>(&self, msg: impl fmt::Display) -> Result<T> {
-        Err(PickleError(format!("pickle byte {}: {msg}", self.pos)))
+impl fmt::Debug for Vm<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Vm at {}", self.pos)
+    }
+}
+
+impl Vm<'_> {
+    fn err<T>(&self, msg: impl fmt::Display) -> Result<T, PickleError> {
+        Err(PickleError { at: Some(self.pos), detail: msg.to_string() })
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    fn take(&mut self, n: usize) -> Result<&[u8], PickleError> {
         if self.data.len() - self.pos < n {
             return self.err("truncated pickle (ends inside an opcode)");
         }
@@ -238,442 +192,389 @@ impl<'a> Machine<'a> {
         Ok(s)
     }
 
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+    fn uint(&mut self, n: usize) -> Result<u64, PickleError> {
+        let b = self.take(n)?;
+        let mut v = [0u8; 8];
+        v[..n].copy_from_slice(b);
+        Ok(u64::from_le_bytes(v))
     }
 
-    fn u16(&mut self) -> Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+    fn len(&mut self, n: usize) -> Result<usize, PickleError> {
+        let v = self.uint(n)?;
+        if v > self.limits.max_bytes as u64 {
+            return self.err(format!("a length of {v} bytes (limit {})", self.limits.max_bytes));
+        }
+        Ok(v as usize)
     }
 
-    fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn line(&mut self) -> Result<String> {
+    fn line(&mut self) -> Result<String, PickleError> {
         let rest = &self.data[self.pos..];
-        let end = match rest.iter().take(self.limits.max_string + 1).position(|&b| b == b'\n') {
-            Some(e) => e,
-            None => return self.err("unterminated text line in GLOBAL"),
+        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            return self.err("truncated pickle (unterminated text line)");
         };
-        let s = match std::str::from_utf8(&rest[..end]) {
-            Ok(s) => s.to_string(),
-            Err(_) => return self.err("GLOBAL name is not UTF-8"),
-        };
+        let s = String::from_utf8_lossy(&rest[..end]).into_owned();
         self.pos += end + 1;
         Ok(s)
     }
 
-    /// Pushes a scalar or an empty container.
-    fn push(&mut self, v: V) -> Result<()> {
-        self.push_rc(Rc::new(v), 0)
-    }
-
-    fn push_rc(&mut self, v: Rc<V>, depth: usize) -> Result<()> {
+    /// Stores a value nested `depth` levels deep.
+    fn alloc(&mut self, v: Value, depth: usize) -> Result<usize, PickleError> {
+        if self.values.len() >= self.limits.max_values {
+            return self.err(format!("more than {} values (limit)", self.limits.max_values));
+        }
         if depth > self.limits.max_nesting {
             return self.err(format!("values nested deeper than {} levels (limit)", self.limits.max_nesting));
         }
+        self.values.push(v);
+        self.depth.push(depth);
+        Ok(self.values.len() - 1)
+    }
+
+    fn push(&mut self, v: Value) -> Result<(), PickleError> {
+        let i = self.alloc(v, 0)?;
+        self.push_ref(i)
+    }
+
+    /// A container of `items`, one level deeper than the deepest of them.
+    fn push_container(&mut self, v: Value, items: &[usize]) -> Result<(), PickleError> {
+        let depth = 1 + items.iter().map(|&i| self.depth[i]).max().unwrap_or(0);
+        let i = self.alloc(v, depth)?;
+        self.push_ref(i)
+    }
+
+    fn push_ref(&mut self, i: usize) -> Result<(), PickleError> {
         if self.stack.len() >= self.limits.max_stack {
-            return self.err(format!("stack deeper than {} entries (limit)", self.limits.max_stack));
+            return self.err(format!("stack too deep (limit {} entries)", self.limits.max_stack));
         }
-        self.stack.push(Item::Val(v, depth));
+        self.stack.push(i);
         Ok(())
     }
 
-    fn pop(&mut self) -> Result<(Rc<V>, usize)> {
+    fn pop(&mut self) -> Result<usize, PickleError> {
         match self.stack.pop() {
-            Some(Item::Val(v, d)) => Ok((v, d)),
-            Some(Item::Mark) => self.err("unexpected MARK on the stack"),
+            Some(i) if self.values[i] == Value::Mark => self.err("a MARK where a value was expected"),
+            Some(i) => Ok(i),
             None => self.err("stack underflow"),
         }
     }
 
-    /// Pops everything down to the last MARK.
-    fn pop_mark(&mut self) -> Result<(Vec<Rc<V>>, usize)> {
-        let mut items = Vec::new();
-        let mut depth = 0;
-        loop {
-            match self.stack.pop() {
-                Some(Item::Val(v, d)) => {
-                    depth = depth.max(d);
-                    items.push(v);
-                }
-                Some(Item::Mark) => break,
-                None => return self.err("no MARK on the stack"),
-            }
+    fn top(&self) -> Result<usize, PickleError> {
+        match self.stack.last() {
+            Some(&i) => Ok(i),
+            None => self.err("stack underflow"),
         }
-        items.reverse();
-        Ok((items, depth))
     }
 
-    fn push_tuple(&mut self, items: Vec<Rc<V>>, depth: usize) -> Result<()> {
-        self.push_rc(Rc::new(V::Tuple(items)), depth + 1)
-    }
-
-    fn pop_n(&mut self, n: usize) -> Result<(Vec<Rc<V>>, usize)> {
-        let mut items = Vec::with_capacity(n);
-        let mut depth = 0;
-        for _ in 0..n {
-            let (v, d) = self.pop()?;
-            depth = depth.max(d);
-            items.push(v);
-        }
-        items.reverse();
-        Ok((items, depth))
-    }
-
-    fn memo_put(&mut self, idx: u32) -> Result<()> {
-        let top = match self.stack.last() {
-            Some(Item::Val(v, d)) => (v.clone(), *d),
-            _ => return self.err("memo store with no value on the stack"),
+    fn pop_mark(&mut self) -> Result<Vec<usize>, PickleError> {
+        let Some(m) = self.stack.iter().rposition(|&i| self.values[i] == Value::Mark) else {
+            return self.err("no MARK on the stack");
         };
-        if self.memo.len() >= self.limits.max_memo && !self.memo.contains_key(&idx) {
-            return self.err(format!("more than {} memo entries (limit)", self.limits.max_memo));
+        let items = self.stack.split_off(m + 1);
+        self.stack.pop();
+        if items.len() > self.limits.max_container {
+            return self.err(format!("a container of more than {} items (limit)", self.limits.max_container));
         }
-        self.memo.insert(idx, top);
+        Ok(items)
+    }
+
+    fn pop_n(&mut self, n: usize) -> Result<Vec<usize>, PickleError> {
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.pop()?);
+        }
+        items.reverse();
+        Ok(items)
+    }
+
+    fn memo_put(&mut self, idx: usize) -> Result<(), PickleError> {
+        if idx >= self.limits.max_memo {
+            return self.err(format!("memo index {idx} (limit {})", self.limits.max_memo));
+        }
+        let top = self.top()?;
+        if self.memo.len() <= idx {
+            self.memo.resize(idx + 1, None);
+        }
+        self.memo[idx] = Some(top);
         Ok(())
     }
 
-    fn memo_get(&mut self, idx: u32) -> Result<()> {
-        match self.memo.get(&idx) {
-            Some((v, d)) => {
-                let (v, d) = (v.clone(), *d);
-                self.push_rc(v, d)
-            }
+    fn memo_get(&mut self, idx: usize) -> Result<(), PickleError> {
+        match self.memo.get(idx).copied().flatten() {
+            Some(i) => self.push_ref(i),
             None => self.err(format!("memo entry {idx} used before it was stored")),
         }
     }
 
-    fn int_arg(&self, v: &V, what: &str) -> Result<u64> {
-        match v {
-            V::Int(i) if *i >= 0 => Ok(*i as u64),
-            other => self.err(format!("{what}: expected a non-negative int, found {}", type_name(other))),
-        }
-    }
-
-    fn int_tuple(&self, v: &V, what: &str) -> Result<Vec<u64>> {
-        match v {
-            V::Tuple(items) => items.iter().map(|i| self.int_arg(i, what)).collect(),
-            other => self.err(format!("{what}: expected a tuple of ints, found {}", type_name(other))),
-        }
-    }
-
-    fn global(&mut self, module: &str, name: &str) -> Result<Global> {
-        Ok(match (module, name) {
-            ("collections", "OrderedDict") => Global::OrderedDict,
-            ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
-            ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
-            ("torch", storage) if DType::from_storage(storage).is_some() => {
-                Global::Storage(DType::from_storage(storage).unwrap_or(DType::F32))
-            }
-            _ => {
-                return self.err(format!(
-                    "refusing pickle global '{module}.{name}': a state dict holds only tensors \
-                     (allowed: collections.OrderedDict, torch._utils._rebuild_tensor_v2, \
-                     torch._utils._rebuild_parameter, torch.*Storage); no code from the file is run"
-                ))
-            }
-        })
-    }
-
-    fn reduce(&mut self, func: &V, args: &V) -> Result<V> {
-        let args = match args {
-            V::Tuple(a) => a,
-            other => return self.err(format!("REDUCE arguments are {}, expected a tuple", type_name(other))),
-        };
-        match func {
-            V::Global(Global::OrderedDict) => {
-                if !args.is_empty() {
-                    return self.err("OrderedDict with arguments is not supported");
-                }
-                Ok(V::Dict(DictData::default()))
-            }
-            V::Global(Global::RebuildTensorV2) => {
-                if args.len() < 4 {
-                    return self.err("_rebuild_tensor_v2 needs (storage, offset, size, stride, ...)");
-                }
-                let (dtype, key, numel) = match &*args[0] {
-                    V::Storage { dtype, key, numel } => (*dtype, key.clone(), *numel),
-                    other => return self.err(format!("tensor storage is {}, expected a storage", type_name(other))),
-                };
-                let offset = self.int_arg(&args[1], "tensor offset")?;
-                let shape = self.int_tuple(&args[2], "tensor size")?;
-                let stride = self.int_tuple(&args[3], "tensor stride")?;
-                self.check_tensor(&key, numel, offset, &shape, &stride)?;
-                self.tensors += 1;
-                if self.tensors > self.limits.max_tensors {
-                    return self.err(format!("more than {} tensors (limit)", self.limits.max_tensors));
-                }
-                Ok(V::Tensor(TensorRef { storage_key: key, dtype, storage_numel: numel, offset, shape, stride }))
-            }
-            V::Global(Global::RebuildParameter) => match args.first().map(|a| &**a) {
-                Some(V::Tensor(t)) => Ok(V::Tensor(t.clone())),
-                _ => self.err("_rebuild_parameter needs a tensor"),
-            },
-            other => self.err(format!("REDUCE on {}, which is not an allowed callable", type_name(other))),
-        }
-    }
-
-    fn check_tensor(&self, key: &str, numel: u64, offset: u64, shape: &[u64], stride: &[u64]) -> Result<()> {
-        let l = &self.limits;
-        if shape.len() != stride.len() {
+    fn global(&mut self, module: String, name: String) -> Result<(), PickleError> {
+        if !(self.allowed.allows)(&module, &name) {
             return self.err(format!(
-                "tensor in storage '{key}': size has {} dims, stride {}",
-                shape.len(),
-                stride.len()
+                "refusing pickle global '{module}.{name}': {}; no code from the file is run",
+                self.allowed.why
             ));
         }
-        if shape.len() > l.max_dims {
-            return self.err(format!("tensor in storage '{key}' has {} dims (limit {})", shape.len(), l.max_dims));
+        self.push(Value::Global { module, name })
+    }
+
+    fn call(&mut self) -> Result<(), PickleError> {
+        let args = self.pop()?;
+        let func = self.pop()?;
+        if !matches!(self.values[func], Value::Global { .. }) {
+            return self.err("a call of something that is not an allowed global");
         }
-        if numel > l.max_numel {
-            return self.err(format!("storage '{key}' declares {numel} elements (limit {})", l.max_numel));
+        if !matches!(self.values[args], Value::Tuple(_)) {
+            return self.err("call arguments that are not a tuple");
         }
-        let mut elems: u64 = 1;
-        for &s in shape {
-            elems = match elems.checked_mul(s) {
-                Some(e) if e <= l.max_numel => e,
-                _ => {
-                    return self.err(format!(
-                        "tensor in storage '{key}' has shape {shape:?}, over the limit of {} elements",
-                        l.max_numel
-                    ))
-                }
-            };
-        }
-        if elems > 0 {
-            // The last element addressed must lie inside the storage.
-            let mut last = offset;
-            for (&s, &st) in shape.iter().zip(stride) {
-                last = match (s - 1).checked_mul(st).and_then(|x| x.checked_add(last)) {
-                    Some(v) => v,
-                    None => return self.err(format!("tensor in storage '{key}': stride overflow")),
-                };
+        // `OrderedDict()` is pickled as a call without arguments followed by SETITEMS: it
+        // becomes an empty dict that the items are added to.
+        if matches!(&self.values[func], Value::Global { module, name } if module == "collections" && name == "OrderedDict")
+        {
+            if !matches!(&self.values[args], Value::Tuple(a) if a.is_empty()) {
+                return self.err("collections.OrderedDict called with arguments (expected none)");
             }
-            if last >= numel {
+            return self.push(Value::Dict(Vec::new()));
+        }
+        self.push_container(Value::Call { func, args, state: None }, &[args])
+    }
+
+    /// Adds `items` to the list or dict at `target` (pairs for a dict).
+    fn extend(&mut self, target: usize, items: Vec<usize>) -> Result<(), PickleError> {
+        let deepest = items.iter().map(|&i| self.depth[i]).max().unwrap_or(0);
+        let max = self.limits.max_container;
+        match &mut self.values[target] {
+            Value::List(l) if l.len() + items.len() <= max => l.extend(items),
+            Value::Dict(d) if items.len() % 2 == 0 && d.len() + items.len() / 2 <= max => {
+                d.extend(items.chunks(2).map(|c| (c[0], c[1])))
+            }
+            Value::Dict(_) if items.len() % 2 != 0 => return self.err("SETITEMS with an odd number of items"),
+            Value::List(_) | Value::Dict(_) => {
+                return self.err(format!("a container of more than {max} items (limit)"))
+            }
+            _ => return self.err("APPEND or SETITEM on something that is not a list or dict"),
+        }
+        if deepest + 1 > self.limits.max_nesting {
+            return self.err(format!("values nested deeper than {} levels (limit)", self.limits.max_nesting));
+        }
+        self.depth[target] = self.depth[target].max(deepest + 1);
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<usize, PickleError> {
+        loop {
+            let op = self.take(1)?[0];
+            if op == b'.' {
+                return self.pop();
+            }
+            self.step(op)?;
+        }
+    }
+
+    /// One opcode (other than STOP).
+    fn step(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            0x80 => {
+                let proto = self.take(1)?[0];
+                if !(2..=5).contains(&proto) {
+                    return self.err(format!("pickle protocol {proto} is not supported (2 to 5 are read)"));
+                }
+            }
+            0x95 => {
+                self.uint(8)?; // FRAME: a length hint
+            }
+            b'(' => self.push(Value::Mark)?,
+            b'N' => self.push(Value::None)?,
+            0x88 => self.push(Value::Bool(true))?,
+            0x89 => self.push(Value::Bool(false))?,
+            b'J' | b'K' | b'M' | 0x8a | 0x8b | b'G' => self.number(op)?,
+            0x8c | b'X' | 0x8d | b'C' | b'B' | 0x8e | 0x96 => self.text_or_bytes(op)?,
+            b'}' => self.push(Value::Dict(Vec::new()))?,
+            b']' => self.push(Value::List(Vec::new()))?,
+            b')' => self.push(Value::Tuple(Vec::new()))?,
+            b't' | b'l' | b'd' | 0x85..=0x87 => self.container(op)?,
+            b'a' | b'e' | b's' | b'u' => {
+                let items = match op {
+                    b'a' => self.pop_n(1)?,
+                    b's' => self.pop_n(2)?,
+                    _ => self.pop_mark()?,
+                };
+                let target = self.top()?;
+                self.extend(target, items)?
+            }
+            0x94 | b'q' | b'r' | b'h' | b'j' => self.memo_op(op)?,
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                self.global(module, name)?
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (&self.values[module], &self.values[name]) {
+                    (Value::Str(m), Value::Str(n)) => {
+                        let (m, n) = (m.clone(), n.clone());
+                        self.global(m, n)?
+                    }
+                    _ => return self.err("STACK_GLOBAL of something that is not text"),
+                }
+            }
+            b'R' | 0x81 => self.call()?,
+            b'Q' => {
+                let id = self.pop()?;
+                self.push_container(Value::PersistentId(id), &[id])?
+            }
+            b'b' => self.build()?,
+            other => {
                 return self.err(format!(
-                    "tensor in storage '{key}' (offset {offset}, shape {shape:?}, stride {stride:?}) \
-                     reaches element {last}, but the storage has {numel}"
-                ));
+                    "unsupported pickle opcode 0x{other:02x} (not one of the opcodes this kind of file uses)"
+                ))
             }
         }
         Ok(())
     }
 
-    fn run(&mut self) -> Result<Rc<V>> {
-        loop {
-            let op = self.u8()?;
-            match op {
-                0x80 => {
-                    // PROTO
-                    let p = self.u8()?;
-                    if p > 5 {
-                        return self.err(format!("pickle protocol {p} is not supported"));
-                    }
-                }
-                0x95 => {
-                    // FRAME (protocol 4): an 8-byte length, frames are not needed here
-                    self.take(8)?;
-                }
-                b'.' => {
-                    // STOP
-                    let (v, _) = self.pop()?;
-                    return Ok(v);
-                }
-                b'(' => {
-                    if self.stack.len() >= self.limits.max_stack {
-                        return self.err("stack too deep (limit)");
-                    }
-                    self.stack.push(Item::Mark)
-                }
-                b'N' => self.push(V::None)?,
-                0x88 => self.push(V::Bool(true))?,
-                0x89 => self.push(V::Bool(false))?,
-                b'J' => {
-                    let v = self.u32()? as i32;
-                    self.push(V::Int(i64::from(v)))?
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.push(V::Int(i64::from(v)))?
-                }
-                b'M' => {
-                    let v = self.u16()?;
-                    self.push(V::Int(i64::from(v)))?
-                }
-                0x8a => {
-                    // LONG1
-                    let n = self.u8()? as usize;
-                    let bytes = self.take(n)?;
-                    if n > 8 {
-                        return self.err("integer wider than 64 bits");
-                    }
-                    let mut v: i64 = 0;
-                    for (i, &b) in bytes.iter().enumerate() {
-                        v |= i64::from(b) << (8 * i);
-                    }
-                    if n > 0 && n < 8 && bytes[n - 1] & 0x80 != 0 {
-                        v -= 1i64 << (8 * n);
-                    }
-                    self.push(V::Int(v))?
-                }
-                b'G' => {
-                    let b = self.take(8)?;
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(b);
-                    self.push(V::Float(f64::from_be_bytes(a)))?
-                }
-                b'X' | 0x8c => {
-                    // BINUNICODE / SHORT_BINUNICODE
-                    let n = if op == b'X' { self.u32()? as usize } else { self.u8()? as usize };
-                    if n > self.limits.max_string {
-                        return self.err(format!("string of {n} bytes (limit {})", self.limits.max_string));
-                    }
-                    let bytes = self.take(n)?;
-                    let s = match std::str::from_utf8(bytes) {
-                        Ok(s) => s.to_string(),
-                        Err(_) => return self.err("string is not UTF-8"),
-                    };
-                    self.push(V::Str(s))?
-                }
-                b'c' => {
-                    // GLOBAL module\nname\n
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    let g = self.global(&module, &name)?;
-                    self.push(V::Global(g))?
-                }
-                0x93 => {
-                    // STACK_GLOBAL
-                    let (name, _) = self.pop()?;
-                    let (module, _) = self.pop()?;
-                    match (&*module, &*name) {
-                        (V::Str(m), V::Str(n)) => {
-                            let g = self.global(m, n)?;
-                            self.push(V::Global(g))?
-                        }
-                        _ => return self.err("STACK_GLOBAL needs two strings"),
-                    }
-                }
-                b'q' => {
-                    let i = u32::from(self.u8()?);
-                    self.memo_put(i)?
-                }
-                b'r' => {
-                    let i = self.u32()?;
-                    self.memo_put(i)?
-                }
-                0x94 => {
-                    // MEMOIZE
-                    let i = self.memo.len() as u32;
-                    self.memo_put(i)?
-                }
-                b'h' => {
-                    let i = u32::from(self.u8()?);
-                    self.memo_get(i)?
-                }
-                b'j' => {
-                    let i = self.u32()?;
-                    self.memo_get(i)?
-                }
-                b')' => self.push(V::Tuple(Vec::new()))?,
-                b']' => self.push(V::List(Vec::new()))?,
-                b'}' => self.push(V::Dict(DictData::default()))?,
-                b't' => {
-                    let (items, d) = self.pop_mark()?;
-                    self.push_tuple(items, d)?
-                }
-                0x85..=0x87 => {
-                    let n = (op - 0x84) as usize;
-                    let (items, d) = self.pop_n(n)?;
-                    self.push_tuple(items, d)?
-                }
-                b'a' | b'e' => {
-                    // APPEND / APPENDS (a memoized list is copied, never shared and mutated)
-                    let (items, d) = if op == b'a' { self.pop_n(1)? } else { self.pop_mark()? };
-                    let (mut list, ld) = self.pop()?;
-                    match Rc::make_mut(&mut list) {
-                        V::List(l) => {
-                            if l.len() + items.len() > self.limits.max_container {
-                                return self.err(format!("list longer than {} (limit)", self.limits.max_container));
-                            }
-                            l.extend(items)
-                        }
-                        other => return self.err(format!("APPEND to {}", type_name(other))),
-                    }
-                    self.push_rc(list, ld.max(d + 1))?
-                }
-                b's' | b'u' => {
-                    // SETITEM / SETITEMS
-                    let (items, d) = if op == b's' { self.pop_n(2)? } else { self.pop_mark()? };
-                    if items.len() % 2 != 0 {
-                        return self.err("SETITEMS with an odd number of items");
-                    }
-                    let (mut dict, dd) = self.pop()?;
-                    let max = self.limits.max_container;
-                    match Rc::make_mut(&mut dict) {
-                        V::Dict(data) => {
-                            let mut it = items.into_iter();
-                            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                                data.insert(k, v);
-                            }
-                            if data.entries.len() > max {
-                                return self.err(format!("dict with more than {max} entries (limit)"));
-                            }
-                        }
-                        other => return self.err(format!("SETITEMS on {}", type_name(other))),
-                    }
-                    self.push_rc(dict, dd.max(d + 1))?
-                }
-                b'R' => {
-                    let (args, da) = self.pop()?;
-                    let (func, _) = self.pop()?;
-                    let v = self.reduce(&func, &args)?;
-                    self.push_rc(Rc::new(v), da)?
-                }
-                b'Q' => {
-                    // BINPERSID: ('storage', StorageType, key, location, numel)
-                    let (pid, _) = self.pop()?;
-                    let items = match &*pid {
-                        V::Tuple(items) if items.len() == 5 => items.clone(),
-                        other => {
-                            return self.err(format!(
-                                "persistent id is {}, expected ('storage', type, key, location, numel)",
-                                type_name(other)
-                            ))
-                        }
-                    };
-                    match (&*items[0], &*items[1], &*items[2]) {
-                        (V::Str(tag), V::Global(Global::Storage(dtype)), V::Str(key)) if tag == "storage" => {
-                            let numel = self.int_arg(&items[4], "storage size")?;
-                            if numel > self.limits.max_numel {
-                                return self.err(format!(
-                                    "storage '{key}' declares {numel} elements (limit {})",
-                                    self.limits.max_numel
-                                ));
-                            }
-                            let v = V::Storage { dtype: *dtype, key: key.clone(), numel };
-                            self.push(v)?
-                        }
-                        _ => return self.err("persistent id is not a torch storage reference"),
-                    }
-                }
-                b'b' => {
-                    // BUILD: state for the object below; only the OrderedDict's _metadata, ignored.
-                    let _state = self.pop()?;
-                    match self.stack.last() {
-                        Some(Item::Val(_, _)) => {}
-                        _ => return self.err("BUILD with nothing to build"),
-                    }
-                }
-                other => {
-                    return self.err(format!(
-                        "unsupported pickle opcode 0x{other:02x} (only the opcodes of a torch state dict are read)"
-                    ))
+    fn number(&mut self, op: u8) -> Result<(), PickleError> {
+        let v = match op {
+            b'J' => Value::Int((self.uint(4)? as u32 as i32).into()),
+            b'K' => Value::Int(self.uint(1)? as i64),
+            b'M' => Value::Int(self.uint(2)? as i64),
+            b'G' => {
+                let b = self.take(8)?;
+                Value::Float(f64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+            }
+            _ => {
+                // LONG1 / LONG4: little-endian two's complement
+                let n = if op == 0x8a { self.uint(1)? as usize } else { self.len(4)? };
+                let bytes = self.take(n)?.to_vec();
+                if n <= 8 {
+                    let mut b = [if bytes.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 }; 8];
+                    b[..n].copy_from_slice(&bytes);
+                    Value::Int(i64::from_le_bytes(b))
+                } else {
+                    Value::BigInt(bytes)
                 }
             }
+        };
+        self.push(v)
+    }
+
+    fn text_or_bytes(&mut self, op: u8) -> Result<(), PickleError> {
+        let n = match op {
+            0x8c | b'C' => self.uint(1)? as usize,
+            b'X' | b'B' => self.len(4)?,
+            _ => self.len(8)?,
+        };
+        let raw = self.take(n)?;
+        let v = if matches!(op, 0x8c | b'X' | 0x8d) {
+            match std::str::from_utf8(raw) {
+                Ok(s) => Value::Str(s.to_string()),
+                Err(_) => return self.err("text that is not UTF-8"),
+            }
+        } else {
+            Value::Bytes(raw.to_vec())
+        };
+        self.push(v)
+    }
+
+    fn container(&mut self, op: u8) -> Result<(), PickleError> {
+        let items = match op {
+            0x85..=0x87 => self.pop_n((op - 0x84) as usize)?,
+            _ => self.pop_mark()?,
+        };
+        match op {
+            b'l' => self.push_container(Value::List(Vec::new()), &[])?,
+            b'd' => self.push_container(Value::Dict(Vec::new()), &[])?,
+            _ => return self.push_container(Value::Tuple(items.clone()), &items),
         }
+        let target = self.top()?;
+        self.extend(target, items)
+    }
+
+    fn memo_op(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            0x94 => {
+                let idx = self.memo.len();
+                self.memo_put(idx)
+            }
+            b'q' => {
+                let idx = self.uint(1)? as usize;
+                self.memo_put(idx)
+            }
+            b'r' => {
+                let idx = self.uint(4)? as usize;
+                self.memo_put(idx)
+            }
+            b'h' => {
+                let idx = self.uint(1)? as usize;
+                self.memo_get(idx)
+            }
+            _ => {
+                let idx = self.uint(4)? as usize;
+                self.memo_get(idx)
+            }
+        }
+    }
+
+    /// BUILD: the state of a recorded call is kept; a dict's (an OrderedDict's `_metadata`)
+    /// is dropped.
+    fn build(&mut self) -> Result<(), PickleError> {
+        let state = self.pop()?;
+        let obj = self.top()?;
+        let deeper = self.depth[state] + 1;
+        match &mut self.values[obj] {
+            Value::Call { state: s @ None, .. } => *s = Some(state),
+            Value::Dict(_) => return Ok(()),
+            _ => return self.err("BUILD on something that is not a recorded call"),
+        }
+        self.depth[obj] = self.depth[obj].max(deeper);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANY_COLLECTIONS: AllowList =
+        AllowList { allows: |m, n| m == "collections" && n == "OrderedDict", why: "only OrderedDict here" };
+
+    #[test]
+    fn ordered_dict_becomes_a_plain_dict_and_takes_no_arguments() {
+        // OrderedDict() then SETITEMS {'a': 1}, as pickle writes a gymnasium Dict's spaces.
+        let ok = b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00aK\x01u.";
+        let p = read(ok, &Limits::default(), &ANY_COLLECTIONS).unwrap();
+        let a = p.dict_get(p.root, "a").unwrap();
+        assert!(matches!(p.get(a), Value::Int(1)));
+        // OrderedDict(x): a call with arguments is refused, not made.
+        let bad = b"\x80\x02ccollections\nOrderedDict\nK\x01\x85R.";
+        let e = read(bad, &Limits::default(), &ANY_COLLECTIONS).unwrap_err();
+        assert!(e.detail.contains("OrderedDict called with arguments"), "{e}");
+        // Other globals stay refused, with the allow-list's reason.
+        let e = read(b"\x80\x02ccollections\ndefaultdict\n)R.", &Limits::default(), &ANY_COLLECTIONS).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "pickle byte 27: refusing pickle global 'collections.defaultdict': only OrderedDict here; no code \
+             from the file is run"
+        );
+    }
+
+    #[test]
+    fn nesting_stack_and_truncation_are_capped() {
+        let mut deep = b"\x80\x02K\x01".to_vec();
+        deep.extend(std::iter::repeat_n(0x85u8, 100));
+        deep.push(b'.');
+        let e = read(&deep, &Limits::default(), &ANY_COLLECTIONS).unwrap_err();
+        assert!(e.detail.contains("nested deeper than 32 levels (limit)"), "{e}");
+        // Nesting through appends counts too.
+        let mut lists = b"\x80\x02".to_vec();
+        lists.extend(std::iter::repeat_n(b']', 40));
+        lists.extend(std::iter::repeat_n(b'a', 39));
+        lists.push(b'.');
+        let e = read(&lists, &Limits::default(), &ANY_COLLECTIONS).unwrap_err();
+        assert!(e.detail.contains("nested deeper than 32 levels"), "{e}");
+        let mut marks = b"\x80\x02".to_vec();
+        marks.extend(std::iter::repeat_n(b'(', 70_000));
+        let e = read(&marks, &Limits::default(), &ANY_COLLECTIONS).unwrap_err();
+        assert!(e.detail.contains("stack too deep"), "{e}");
+        let e = read(b"\x80\x02X\x05\x00\x00\x00ab", &Limits::default(), &ANY_COLLECTIONS).unwrap_err();
+        assert!(e.detail.contains("truncated pickle"), "{e}");
     }
 }

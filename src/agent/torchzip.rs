@@ -7,7 +7,7 @@ use std::path::Path;
 use zip::ZipArchive;
 
 use super::error::{AgentError, Result};
-use super::pickle::{self, DType, TensorRef};
+use super::statedict::{self, DType, TensorRef};
 
 /// Size limits for agent files. Real SB3 agents are far below them.
 #[derive(Debug, Clone, Copy)]
@@ -209,7 +209,7 @@ pub fn read_param_names(path: &Path, limits: &AgentLimits) -> Result<Vec<String>
         .map(str::to_string)
         .ok_or_else(|| AgentError::Malformed(format!("{shown}: policy.pth has no data.pkl")))?;
     let bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, &shown)?;
-    let entries = pickle::read_state_dict(&bytes, &pickle::Limits::default())
+    let entries = statedict::read_state_dict(&bytes, &statedict::Limits::default())
         .map_err(|source| AgentError::Pickle { what: format!("{shown}: policy.pth: {pkl}"), source })?;
     Ok(entries.into_iter().map(|(k, _)| k).collect())
 }
@@ -257,7 +257,7 @@ pub fn open_torch_zip<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimit
         )?;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
     let pickle_bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, what)?;
-    let entries = pickle::read_state_dict(&pickle_bytes, &pickle::Limits::default())
+    let entries = statedict::read_state_dict(&pickle_bytes, &statedict::Limits::default())
         .map_err(|source| AgentError::Pickle { what: format!("{what}: {pkl}"), source })?;
     Ok(TorchZip { zip, prefix, entries, what: what.to_string() })
 }

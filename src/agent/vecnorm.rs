@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{AgentError, Result};
-use super::pypickle::{self, ndarray_f64, Pickle, Value};
+use super::pickle::{self, AllowList, Pickle, Value};
 
 /// Largest VecNormalize file read.
 pub const MAX_BYTES: u64 = 64 << 20;
@@ -78,13 +78,111 @@ pub fn read(path: &Path) -> Result<VecNormalize> {
     from_bytes(&bytes, path)
 }
 
+/// The globals a VecNormalize save uses (stable-baselines3 2.x, gymnasium, numpy 1.x and 2.x).
+fn vec_normalize_global(module: &str, name: &str) -> bool {
+    let numpy_core = matches!(module, "numpy._core.multiarray" | "numpy.core.multiarray");
+    match (module, name) {
+        ("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize")
+        | ("stable_baselines3.common.running_mean_std", "RunningMeanStd")
+        | ("numpy", "dtype")
+        | ("numpy", "ndarray")
+        | ("numpy.random._pickle", "__generator_ctor")
+        | ("numpy.random._pickle", "__bit_generator_ctor")
+        | ("numpy.random._pcg64", "PCG64")
+        | ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence")
+        | ("numpy.random.bit_generator", "SeedSequence")
+        // (a Dict space's sub-spaces; built as a plain dict by the pickle reader)
+        | ("collections", "OrderedDict") => true,
+        (_, "_reconstruct" | "scalar") if numpy_core => true,
+        (m, n) if m.starts_with("gymnasium.spaces.") => {
+            matches!(n, "Box" | "Discrete" | "Dict" | "MultiDiscrete" | "MultiBinary" | "Tuple")
+        }
+        _ => false,
+    }
+}
+
+/// What a VecNormalize save may name.
+pub const VEC_NORMALIZE: AllowList = AllowList {
+    allows: vec_normalize_global,
+    why: "not one a VecNormalize save uses (its classes, numpy arrays and gymnasium spaces)",
+};
+
+/// A numpy array recorded as `_reconstruct(ndarray, (0,), b'b')` + BUILD
+/// `(1, shape, dtype, is_fortran, raw bytes)`: its values as f64 (float64 or float32 data).
+fn ndarray_f64(p: &Pickle, i: usize) -> std::result::Result<(Vec<usize>, Vec<f64>), pickle::PickleError> {
+    let no = |detail: String| pickle::PickleError::data(detail);
+    let (class, state) = p.object(i).ok_or_else(|| no("not a numpy array".into()))?;
+    if !class.ends_with("._reconstruct") {
+        return Err(no(format!("{class}, not a numpy array")));
+    }
+    let state = state.ok_or_else(|| no("a numpy array without its data".into()))?;
+    let Value::Tuple(items) = p.get(state) else { return Err(no("a numpy array's state is not a tuple".into())) };
+    if items.len() != 5 {
+        return Err(no(format!("a numpy array's state has {} items, expected 5", items.len())));
+    }
+    let shape: Vec<usize> = match p.get(items[1]) {
+        Value::Tuple(dims) => dims
+            .iter()
+            .map(|&d| match p.get(d) {
+                Value::Int(n) if *n >= 0 => Ok(*n as usize),
+                _ => Err(no("a numpy array's shape holds a non-integer".into())),
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        _ => return Err(no("a numpy array's shape is not a tuple".into())),
+    };
+    if matches!(p.get(items[3]), Value::Bool(true)) {
+        return Err(no("a Fortran-ordered numpy array".into()));
+    }
+    let (code, order) = dtype(p, items[2]).map_err(no)?;
+    let Value::Bytes(raw) = p.get(items[4]) else { return Err(no("a numpy array's data is not bytes".into())) };
+    let n: usize = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| no("a numpy array's shape overflows".into()))?;
+    if order == ">" {
+        return Err(no("a big-endian numpy array".into()));
+    }
+    let values: Vec<f64> = match code.as_str() {
+        "f8" if raw.len() == 8 * n => {
+            raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect()
+        }
+        "f4" if raw.len() == 4 * n => {
+            raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as f64).collect()
+        }
+        "f8" | "f4" => {
+            return Err(no(format!("a numpy array of shape {shape:?} with {} bytes of {code} data", raw.len())))
+        }
+        other => return Err(no(format!("a numpy array of dtype {other}, expected float64 or float32"))),
+    };
+    Ok((shape, values))
+}
+
+/// A recorded `numpy.dtype(code, ...)` with its BUILD state: (code, byte order).
+fn dtype(p: &Pickle, i: usize) -> std::result::Result<(String, String), String> {
+    let Some(("numpy", "dtype", args)) = p.call(i) else { return Err("a dtype that is not numpy.dtype(...)".into()) };
+    let code = match args.first().map(|&x| p.get(x)) {
+        Some(Value::Str(s)) => s.clone(),
+        _ => return Err("numpy.dtype without a type code".into()),
+    };
+    let state = match p.get(i) {
+        Value::Call { state, .. } => *state,
+        _ => None,
+    };
+    let order = match state.map(|s| p.get(s)) {
+        Some(Value::Tuple(st)) => match st.get(1).map(|&x| p.get(x)) {
+            Some(Value::Str(o)) => o.clone(),
+            _ => "<".into(),
+        },
+        _ => "<".into(),
+    };
+    Ok((code, order))
+}
+
 /// Reads a VecNormalize save already in memory; `path` names it in errors.
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<VecNormalize> {
-    let p = pypickle::read(bytes, &pypickle::Limits::default(), &pypickle::vec_normalize_global).map_err(|source| {
-        AgentError::Pickle {
-            what: format!("{} (a VecNormalize save is read as data; nothing in it is run)", path.display()),
-            source: super::pickle::PickleError(source.0),
-        }
+    let p = pickle::read(bytes, &pickle::Limits::default(), &VEC_NORMALIZE).map_err(|source| AgentError::Pickle {
+        what: format!("{} (a VecNormalize save is read as data; nothing in it is run)", path.display()),
+        source,
     })?;
     from_pickle(&p, path)
 }
@@ -123,7 +221,7 @@ fn from_pickle(p: &Pickle, path: &Path) -> Result<VecNormalize> {
         let st = st.ok_or_else(|| bad(path, format!("{what} without its attributes")))?;
         let arr = |k: &str| -> Result<Vec<f64>> {
             let i = p.dict_get(st, k).ok_or_else(|| bad(path, format!("{what} has no {k}")))?;
-            ndarray_f64(p, i).map(|(_, v)| v).map_err(|e| bad(path, format!("{what}.{k}: {e}")))
+            ndarray_f64(p, i).map(|(_, v)| v).map_err(|e| bad(path, format!("{what}.{k}: {}", e.detail)))
         };
         let (mean, var) = (arr("mean")?, arr("var")?);
         if mean.len() != var.len() {
