@@ -57,18 +57,31 @@ pub enum Command {
 /// Largest k, m or batch size accepted (far beyond any layer; keeps the numbers exact in JSON).
 pub const MAX_COUNT: i128 = 1_000_000_000_000;
 
+/// A flag's value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error("must be 0 or more, found {0}")]
+    Negative(i128),
+    #[error("{0} is too large (at most {MAX_COUNT})")]
+    TooLarge(String),
+    #[error("expected a whole number, found '{0}'")]
+    NotANumber(String),
+    #[error("{flag} {name}: unknown activation (known: {known})", known = Activation::names())]
+    UnknownActivation { flag: &'static str, name: String },
+}
+
 /// A count flag (k, m, batch size): a non-negative integer, with a clear message otherwise.
-pub fn count(text: &str) -> Result<usize, String> {
+pub fn count(text: &str) -> Result<usize, FlagError> {
     match text.trim().parse::<i128>() {
-        Ok(v) if v < 0 => Err(format!("must be 0 or more, found {v}")),
-        Ok(v) if v > MAX_COUNT => Err(format!("{v} is too large (at most {MAX_COUNT})")),
+        Ok(v) if v < 0 => Err(FlagError::Negative(v)),
+        Ok(v) if v > MAX_COUNT => Err(FlagError::TooLarge(v.to_string())),
         Ok(v) => Ok(v as usize),
         Err(_)
             if text.trim().trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) && !text.trim().is_empty() =>
         {
-            Err(format!("{} is too large (at most {MAX_COUNT})", text.trim()))
+            Err(FlagError::TooLarge(text.trim().to_string()))
         }
-        Err(_) => Err(format!("expected a whole number, found '{text}'")),
+        Err(_) => Err(FlagError::NotANumber(text.to_string())),
     }
 }
 
@@ -111,13 +124,13 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     /// The architecture overrides the flags state (unknown names are errors).
-    pub fn overrides(&self) -> Result<ArchOverrides, String> {
-        let parse = |text: &Option<String>, flag: &str| -> Result<Option<Activation>, String> {
+    pub fn overrides(&self) -> Result<ArchOverrides, FlagError> {
+        let parse = |text: &Option<String>, flag: &'static str| -> Result<Option<Activation>, FlagError> {
             match text {
                 None => Ok(None),
-                Some(t) => Activation::parse(t)
-                    .map(Some)
-                    .ok_or_else(|| format!("{flag} {t}: unknown activation (known: {})", Activation::names())),
+                Some(t) => {
+                    Activation::parse(t).map(Some).ok_or_else(|| FlagError::UnknownActivation { flag, name: t.clone() })
+                }
             }
         };
         let vec_normalize = match (&self.vec_normalize, self.no_vec_normalize) {

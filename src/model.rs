@@ -1,4 +1,6 @@
-//! The Q-network in libtorch, and per-input gradients for a whole batch at once.
+//! The agent's network in libtorch (a Q-network, quantile network, policy or critic), and
+//! per-input gradients for a whole batch at once. Every libtorch call is the fallible one: a
+//! device or shape error is a `ModelError`, never a panic.
 //!
 //! One batched forward pass records every parameterised layer's input `a` and output `z`;
 //! one backward pass of `sum_n q[n, a*_n]` gives `d = dq[a*]/dz` per input (rows of a batch
@@ -28,11 +30,13 @@ pub enum ModelError {
     Orphan(String),
     #[error("{0} failed")]
     Torch(&'static str, #[source] tch::TchError),
+    #[error("libtorch: {0}")]
+    Tch(#[from] tch::TchError),
     #[error(transparent)]
     Agent(#[from] crate::agent::AgentError),
     /// A target that does not apply to the agent.
-    #[error("{0}")]
-    Target(String),
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;
@@ -178,46 +182,45 @@ pub struct Net {
     arch: crate::agent::Arch,
 }
 
-fn to_vec(t: &Tensor) -> Vec<f32> {
-    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view(-1);
+/// A tensor's values as float32 on the CPU, in row-major order.
+pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    let t = t.f_to(Device::Cpu)?.f_totype(Kind::Float)?.f_contiguous()?.f_reshape([-1])?;
     let n = t.numel();
     let mut v = vec![0f32; n];
-    t.copy_data(&mut v, n);
-    v
+    t.f_copy_data(&mut v, n)?;
+    Ok(v)
 }
 
 /// The patches a convolution sees, as (B, C*kh*kw, OH*OW): what `im2col` gives, but through a
 /// strided view and one copy, about 7x faster than libtorch's CPU im2col for these shapes.
-fn unfold(a: &Tensor, kh: i64, kw: i64, stride: i64) -> Tensor {
-    let a = a.contiguous();
-    let (b, c, h, w) = a.size4().unwrap_or((0, 0, 0, 0));
+fn unfold(a: &Tensor, kh: i64, kw: i64, stride: i64) -> Result<Tensor> {
+    let a = a.f_contiguous()?;
+    let (b, c, h, w) = a.size4()?;
     let (oh, ow) = ((h - kh) / stride + 1, (w - kw) / stride + 1);
-    a.as_strided([b, c, kh, kw, oh, ow], [c * h * w, h * w, w, 1, stride * w, stride], 0).contiguous().reshape([
-        b,
-        c * kh * kw,
-        oh * ow,
-    ])
+    Ok(a.f_as_strided([b, c, kh, kw, oh, ow], [c * h * w, h * w, w, 1, stride * w, stride], 0)?
+        .f_contiguous()?
+        .f_reshape([b, c * kh * kw, oh * ow])?)
 }
 
-fn activate(x: &Tensor, act: Activation) -> Tensor {
-    match act {
-        Activation::ReLU => x.relu(),
-        Activation::Tanh => x.tanh(),
-        Activation::LeakyReLU => x.leaky_relu(),
-        Activation::ELU => x.elu(),
-        Activation::GELU => x.gelu("none"),
-        Activation::SiLU => x.silu(),
-        Activation::Sigmoid => x.sigmoid(),
-        Activation::ReLU6 => x.relu6(),
-        Activation::SELU => x.selu(),
-        Activation::CELU => x.celu(),
-        Activation::Softplus => x.softplus(),
-        Activation::Mish => x.mish(),
-        Activation::Hardswish => x.hardswish(),
-        Activation::Hardsigmoid => x.hardsigmoid(),
-        Activation::Hardtanh => x.hardtanh(),
+fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
+    Ok(match act {
+        Activation::ReLU => x.f_relu()?,
+        Activation::Tanh => x.f_tanh()?,
+        Activation::LeakyReLU => x.f_leaky_relu()?,
+        Activation::ELU => x.f_elu()?,
+        Activation::GELU => x.f_gelu("none")?,
+        Activation::SiLU => x.f_silu()?,
+        Activation::Sigmoid => x.f_sigmoid()?,
+        Activation::ReLU6 => x.f_relu6()?,
+        Activation::SELU => x.f_selu()?,
+        Activation::CELU => x.f_celu()?,
+        Activation::Softplus => x.f_softplus()?,
+        Activation::Mish => x.f_mish()?,
+        Activation::Hardswish => x.f_hardswish()?,
+        Activation::Hardsigmoid => x.f_hardsigmoid()?,
+        Activation::Hardtanh => x.f_hardtanh()?,
         Activation::Identity => x.shallow_clone(),
-    }
+    })
 }
 
 impl Net {
@@ -227,9 +230,10 @@ impl Net {
             .iter()
             .map(|p| {
                 let shape: Vec<i64> = p.shape.iter().map(|&s| s as i64).collect();
-                Tensor::from_slice(&p.data).reshape(&shape).to_device(device)
+                Tensor::f_from_slice(&p.data)?.f_reshape(&shape)?.f_to(device)
             })
-            .collect();
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| ModelError::Torch("moving the weights to the device", e))?;
         let mut layers = Vec::new();
         let mut collect = |ops: &[Op]| {
             for op in ops {
@@ -260,35 +264,26 @@ impl Net {
         Ok(Net { device, weights, layers, sources, names, arch: agent.arch.clone(), actor: None })
     }
 
-    fn preprocess(&self, x: &Tensor, pre: &Preprocess, obs_shape: &[usize]) -> Tensor {
-        let b = x.size()[0];
-        match pre {
-            Preprocess::Float => {
-                let mut shape = vec![b];
-                shape.extend(obs_shape.iter().map(|&s| s as i64));
-                x.reshape(&shape)
-            }
-            Preprocess::Image => {
-                let mut shape = vec![b];
-                shape.extend(obs_shape.iter().map(|&s| s as i64));
-                x.reshape(&shape) / 255.0
-            }
-            Preprocess::OneHot(n) => x.to_kind(Kind::Int64).reshape([b]).one_hot(*n as i64).to_kind(Kind::Float),
+    fn preprocess(&self, x: &Tensor, pre: &Preprocess, obs_shape: &[usize]) -> Result<Tensor> {
+        let b = x.size2()?.0;
+        let one_hot = |x: &Tensor, n: usize| -> Result<Tensor> {
+            Ok(x.f_totype(Kind::Int64)?.f_reshape([b])?.f_one_hot(n as i64)?.f_totype(Kind::Float)?)
+        };
+        let mut shape = vec![b];
+        shape.extend(obs_shape.iter().map(|&s| s as i64));
+        Ok(match pre {
+            Preprocess::Float => x.f_reshape(&shape)?,
+            Preprocess::Image => x.f_reshape(&shape)?.f_div_scalar(255.0)?,
+            Preprocess::OneHot(n) => one_hot(x, *n)?,
             Preprocess::MultiOneHot(nvec) => {
                 let parts: Vec<Tensor> = nvec
                     .iter()
                     .enumerate()
-                    .map(|(i, &n)| {
-                        x.narrow(1, i as i64, 1)
-                            .to_kind(Kind::Int64)
-                            .reshape([b])
-                            .one_hot(n as i64)
-                            .to_kind(Kind::Float)
-                    })
-                    .collect();
-                Tensor::cat(&parts, 1)
+                    .map(|(i, &n)| one_hot(&x.f_narrow(1, i as i64, 1)?, n))
+                    .collect::<Result<_>>()?;
+                Tensor::f_cat(&parts, 1)?
             }
-        }
+        })
     }
 
     /// Runs ops with `weights`, recording each parameterised layer's input and (when `grad`,
@@ -300,34 +295,42 @@ impl Net {
         ops: &[Op],
         grad: bool,
         record: &mut Vec<(Tensor, Tensor)>,
-    ) -> Tensor {
+    ) -> Result<Tensor> {
         for op in ops {
             h = match *op {
                 Op::Linear { weight, bias } | Op::Conv { weight, bias, .. } => {
                     let w = &weights[weight];
                     let b = bias.map(|b| &weights[b]);
                     let z = match *op {
-                        Op::Conv { stride, .. } => h.conv2d(w, b, [stride as i64, stride as i64], [0, 0], [1, 1], 1),
-                        _ => h.linear(w, b),
+                        Op::Conv { stride, .. } => {
+                            h.f_conv2d(w, b, [stride as i64, stride as i64], [0, 0], [1, 1], 1)?
+                        }
+                        _ => h.f_linear(w, b)?,
                     };
                     // The first layer's output becomes a leaf, so nothing upstream is differentiated.
-                    let z = if !grad || z.requires_grad() { z } else { z.detach().set_requires_grad(true) };
+                    let z = if !grad || z.requires_grad() { z } else { z.f_detach()?.f_set_requires_grad(true)? };
                     if grad {
                         record.push((h, z.shallow_clone()));
                     }
                     z
                 }
-                Op::Act(a) => activate(&h, a),
-                Op::Flatten => h.flatten(1, -1),
+                Op::Act(a) => activate(&h, a)?,
+                Op::Flatten => h.f_flatten(1, -1)?,
                 Op::QuantileMean { n_quantiles, n_actions } => h
-                    .reshape([-1, n_quantiles as i64, n_actions as i64])
-                    .mean_dim([1i64].as_slice(), false, Kind::Float),
+                    .f_reshape([-1, n_quantiles as i64, n_actions as i64])?
+                    .f_mean_dim([1i64].as_slice(), false, Kind::Float)?,
             };
         }
-        h
+        Ok(h)
     }
 
-    fn forward(&self, weights: &[Tensor], x: &Tensor, grad: bool, record: &mut Vec<(Tensor, Tensor)>) -> Tensor {
+    fn forward(
+        &self,
+        weights: &[Tensor],
+        x: &Tensor,
+        grad: bool,
+        record: &mut Vec<(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
         self.forward_inputs(weights, x, grad, record, None)
     }
 
@@ -341,40 +344,44 @@ impl Net {
         grad: bool,
         record: &mut Vec<(Tensor, Tensor)>,
         mut leaves: Option<&mut Vec<Tensor>>,
-    ) -> Tensor {
+    ) -> Result<Tensor> {
         let mut feats = Vec::new();
         for b in &self.arch.branches {
-            let mut xb = x.narrow(1, b.offset as i64, b.len as i64);
+            let mut xb = x.f_narrow(1, b.offset as i64, b.len as i64)?;
             let one_hot = matches!(b.preprocess, Preprocess::OneHot(_) | Preprocess::MultiOneHot(_));
             if let (Some(l), false) = (leaves.as_deref_mut(), one_hot) {
-                xb = xb.detach().set_requires_grad(true);
+                xb = xb.f_detach()?.f_set_requires_grad(true)?;
                 l.push(xb.shallow_clone());
             }
             if let Some(n) = &b.normalize {
                 // VecNormalize, as SB3's numpy does it: float64, clip, then float32.
-                let (mean, std) = self.norm_tensors(n);
-                xb = ((xb.to_kind(Kind::Double) - mean) / std).clamp(-n.clip, n.clip).to_kind(Kind::Float);
+                let (mean, std) = self.norm_tensors(n)?;
+                xb = xb
+                    .f_totype(Kind::Double)?
+                    .f_sub(&mean)?
+                    .f_div(&std)?
+                    .f_clamp(-n.clip, n.clip)?
+                    .f_totype(Kind::Float)?;
             }
-            let mut h = self.preprocess(&xb, &b.preprocess, &b.obs_shape);
+            let mut h = self.preprocess(&xb, &b.preprocess, &b.obs_shape)?;
             if let (Some(l), true) = (leaves.as_deref_mut(), one_hot) {
-                h = h.detach().set_requires_grad(true);
+                h = h.f_detach()?.f_set_requires_grad(true)?;
                 l.push(h.shallow_clone());
             }
-            feats.push(self.run_ops(weights, h, &b.ops, grad, record));
+            feats.push(self.run_ops(weights, h, &b.ops, grad, record)?);
         }
-        let h = if feats.len() == 1 {
-            feats.pop().unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, self.device)))
-        } else {
-            Tensor::cat(&feats, 1)
+        let h = match feats.len() {
+            1 => feats.remove(0),
+            _ => Tensor::f_cat(&feats, 1)?,
         };
         self.run_ops(weights, h, &self.arch.trunk, grad, record)
     }
 
     /// A key's VecNormalize mean and sqrt(var + epsilon), float64 on the device.
-    fn norm_tensors(&self, n: &crate::agent::vecnorm::ObsNorm) -> (Tensor, Tensor) {
-        let mean = Tensor::from_slice(&n.mean).to_device(self.device);
+    fn norm_tensors(&self, n: &crate::agent::vecnorm::ObsNorm) -> Result<(Tensor, Tensor)> {
+        let mean = Tensor::f_from_slice(&n.mean)?.f_to(self.device)?;
         let std: Vec<f64> = n.var.iter().map(|v| (v + n.epsilon).sqrt()).collect();
-        (mean, Tensor::from_slice(&std).to_device(self.device))
+        Ok((mean, Tensor::f_from_slice(&std)?.f_to(self.device)?))
     }
 
     /// The agent's parameters as tensors on the device, in parameter order.
@@ -398,26 +405,26 @@ impl Net {
     /// For a critic: its policy's outputs (B x actions, and the number of actions) with this
     /// network's `weights` in place of the parameters the two share by name (a shared feature
     /// extractor). None for a network without a policy.
-    pub fn actor_outputs_with(&self, weights: &[Tensor], x: &Tensor) -> Option<(Vec<f32>, usize)> {
-        let (actor, shared) = self.actor.as_ref()?;
+    pub fn actor_outputs_with(&self, weights: &[Tensor], x: &Tensor) -> Result<Option<(Vec<f32>, usize)>> {
+        let Some((actor, shared)) = self.actor.as_ref() else { return Ok(None) };
         let changed: Vec<Tensor> = shared
             .iter()
             .zip(&actor.weights)
             .map(|(j, own)| j.map_or_else(|| own.shallow_clone(), |j| weights[j].shallow_clone()))
             .collect();
-        Some((actor.outputs_with(&changed, x), actor.arch.outputs))
+        Ok(Some((actor.outputs_with(&changed, x)?, actor.arch.outputs)))
     }
 
     /// A batch of raw inputs (B x input_len float32, row after row) on the device.
-    pub fn input_tensor(&self, x_cpu: &[f32], batch: usize) -> Tensor {
-        Tensor::from_slice(x_cpu).reshape([batch as i64, self.arch.input_len as i64]).to_device(self.device)
+    pub fn input_tensor(&self, x_cpu: &[f32], batch: usize) -> Result<Tensor> {
+        Ok(Tensor::f_from_slice(x_cpu)?.f_reshape([batch as i64, self.arch.input_len as i64])?.f_to(self.device)?)
     }
 
     /// The network's outputs (B x actions, row after row) with `weights` in place of the
     /// agent's, without gradients.
-    pub fn outputs_with(&self, weights: &[Tensor], x: &Tensor) -> Vec<f32> {
+    pub fn outputs_with(&self, weights: &[Tensor], x: &Tensor) -> Result<Vec<f32>> {
         let _guard = tch::no_grad_guard();
-        to_vec(&self.forward(weights, x, false, &mut Vec::new()))
+        to_vec(&self.forward(weights, x, false, &mut Vec::new())?)
     }
 
     /// One forward and one backward pass for a batch: the outputs, each input's greedy action
@@ -430,19 +437,21 @@ impl Net {
     /// `signals`, and with `inputs` also the gradient of the target with respect to each
     /// observation key's input (`Signals::inputs`).
     pub fn signals_with_inputs(&self, x: &Tensor, target: Target, inputs: bool) -> Result<Signals> {
-        let batch = x.size()[0] as usize;
+        let batch = x.size2()?.0 as usize;
         let mut record = Vec::new();
         let mut leaves = Vec::new();
-        let out = self.forward_inputs(&self.weights, x, true, &mut record, inputs.then_some(&mut leaves));
-        let out_cpu = to_vec(&out.detach());
+        let out = self.forward_inputs(&self.weights, x, true, &mut record, inputs.then_some(&mut leaves))?;
+        let out_cpu = to_vec(&out.f_detach()?)?;
         let n_actions = self.arch.outputs;
         let mut actions = Vec::with_capacity(batch);
         let mut values = Vec::with_capacity(batch);
         let mut coef = vec![0f32; batch * n_actions];
         let mut row_coef = vec![0f64; n_actions];
         // A critic's greedy action is the policy's.
-        let actor_out =
-            self.actor.as_ref().map(|(actor, _)| (actor.outputs_with(&actor.weights, x), actor.arch.outputs));
+        let actor_out = match &self.actor {
+            Some((actor, _)) => Some((actor.outputs_with(&actor.weights, x)?, actor.arch.outputs)),
+            None => None,
+        };
         for (n, row) in out_cpu.chunks_exact(n_actions).enumerate() {
             let a = match &actor_out {
                 Some((logits, k)) => greedy(&logits[n * k..(n + 1) * k]),
@@ -456,15 +465,19 @@ impl Net {
             }
         }
         // d objective / d out is exactly the coefficients: (out * C).sum() back-propagates them.
-        let c = Tensor::from_slice(&coef).reshape([batch as i64, n_actions as i64]).to_device(self.device);
-        let objective = (&out * &c).sum(Kind::Float);
+        let c = Tensor::f_from_slice(&coef)?.f_reshape([batch as i64, n_actions as i64])?.f_to(self.device)?;
+        let objective = out.f_mul(&c)?.f_sum(Kind::Float)?;
         let mut zs: Vec<&Tensor> = record.iter().map(|(_, z)| z).collect();
         zs.extend(leaves.iter());
         let mut ds = Tensor::f_run_backward(&[&objective], &zs, false, false)
             .map_err(|e| ModelError::Torch("backward pass", e))?;
-        let input_grads: Vec<Tensor> =
-            ds.split_off(record.len()).into_iter().map(|g| g.reshape([batch as i64, -1])).collect();
-        let layers = record.into_iter().zip(ds).map(|((a, _), d)| (a.detach(), d)).collect();
+        let input_grads: Vec<Tensor> = ds
+            .split_off(record.len())
+            .into_iter()
+            .map(|g| g.f_reshape([batch as i64, -1]))
+            .collect::<std::result::Result<_, _>>()?;
+        let layers =
+            record.into_iter().zip(ds).map(|((a, _), d)| Ok((a.f_detach()?, d))).collect::<Result<Vec<_>>>()?;
         let policy_out = actor_out.map(|(logits, _)| logits);
         Ok(Signals { n: batch, out: out_cpu, actions, values, layers, inputs: input_grads, policy_out })
     }
@@ -472,31 +485,29 @@ impl Net {
     /// Per-input gradients of the target for a batch. `x_cpu` is B x input_len float32 (raw
     /// input values).
     pub fn batch_gradients(&self, x_cpu: &[f32], batch: usize, target: Target, inputs: bool) -> Result<BatchGrads> {
-        let x = self.input_tensor(x_cpu, batch);
+        let x = self.input_tensor(x_cpu, batch)?;
         let Signals { actions, values, layers: record, inputs: input_grads, .. } =
             self.signals_with_inputs(&x, target, inputs)?;
-        let inputs = input_grads.iter().map(to_vec).collect();
+        let inputs = input_grads.iter().map(to_vec).collect::<Result<_>>()?;
         let actions = actions.into_iter().map(|a| a as i64).collect();
         let mut layers = Vec::with_capacity(self.layers.len());
         for (layer, (a, d)) in self.layers.iter().zip(&record) {
             let grads = match layer.conv_stride {
                 None => {
-                    let rows = d.size()[1] as usize;
-                    let cols = a.size()[1] as usize;
-                    LayerGrads::Outer { d: to_vec(d), a: to_vec(a), rows, cols }
+                    let rows = d.size2()?.1 as usize;
+                    let cols = a.size2()?.1 as usize;
+                    LayerGrads::Outer { d: to_vec(d)?, a: to_vec(a)?, rows, cols }
                 }
                 Some(stride) => {
                     let _guard = tch::no_grad_guard();
                     let w = &self.weights[layer.weight];
-                    let ws = w.size();
-                    let (out, k) = (ws[0], ws[2]);
-                    let s = stride as i64;
-                    let unfolded = unfold(a, k, ws[3], s); // B x C*k*k x L
-                    let dflat = d.reshape([batch as i64, out, -1]); // B x O x L
-                    let gw = unfolded.bmm(&dflat.transpose(1, 2)).transpose(1, 2); // B x O x C*k*k
-                    let gb = dflat.sum_dim_intlist([2i64].as_slice(), false, Kind::Float);
+                    let (out, _, k, kw) = w.size4()?;
+                    let unfolded = unfold(a, k, kw, stride as i64)?; // B x C*k*k x L
+                    let dflat = d.f_reshape([batch as i64, out, -1])?; // B x O x L
+                    let gw = unfolded.f_bmm(&dflat.f_transpose(1, 2)?)?.f_transpose(1, 2)?; // B x O x C*k*k
+                    let gb = dflat.f_sum_dim_intlist([2i64].as_slice(), false, Kind::Float)?;
                     let numel = w.numel();
-                    LayerGrads::Dense { w: to_vec(&gw), b: to_vec(&gb), numel, out: out as usize }
+                    LayerGrads::Dense { w: to_vec(&gw)?, b: to_vec(&gb)?, numel, out: out as usize }
                 }
             };
             layers.push(grads);

@@ -44,13 +44,34 @@ impl fmt::Display for Target {
     }
 }
 
+/// Why a target cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("unknown target '{0}' (known: {TARGET_NAMES})")]
+    Unknown(String),
+    #[error("target '{text}': action:N needs a whole number N, found '{n}'")]
+    NotANumber { text: String, n: String },
+    #[error(
+        "target {target} is for Q-networks; a {family} policy has logprob (default), logit, margin, action:N and value"
+    )]
+    QOnly { target: Target, family: &'static str },
+    #[error(
+        "target {target} is for actor-critic policies; a {family} agent has q (default), margin, action:N and logsoftmax"
+    )]
+    PolicyOnly { target: Target, family: &'static str },
+    #[error("target action:{n} is out of range: the agent has {n_actions} actions (0..{n_actions})")]
+    ActionOutOfRange { n: usize, n_actions: usize },
+    #[error("target margin needs at least two actions; the agent has one")]
+    MarginNeedsTwo,
+}
+
 /// The names `--target` accepts: for Q-networks, and for actor-critic policies.
 pub const TARGET_NAMES: &str =
     "q, margin, action:N, logsoftmax (DQN, QR-DQN); logprob, logit, margin, action:N, value (PPO, A2C)";
 
 impl Target {
     /// Parses `q`, `margin`, `action:N`, `logsoftmax`.
-    pub fn parse(text: &str) -> Result<Target, String> {
+    pub fn parse(text: &str) -> Result<Target, TargetError> {
         let t = text.trim();
         match t.to_ascii_lowercase().as_str() {
             "q" => return Ok(Target::Q),
@@ -66,29 +87,23 @@ impl Target {
                 .trim()
                 .parse::<usize>()
                 .map(Target::Action)
-                .map_err(|_| format!("target '{text}': action:N needs a whole number N, found '{n}'"));
+                .map_err(|_| TargetError::NotANumber { text: text.to_string(), n: n.to_string() });
         }
-        Err(format!("unknown target '{text}' (known: {TARGET_NAMES})"))
+        Err(TargetError::Unknown(text.to_string()))
     }
 
     /// The target for an agent of `family` with `n_actions` actions (`action:N` on a policy
     /// is its log-probability), or why it does not apply.
-    pub fn for_family(self, family: crate::agent::Family, n_actions: usize) -> Result<Target, String> {
+    pub fn for_family(self, family: crate::agent::Family, n_actions: usize) -> Result<Target, TargetError> {
         use crate::agent::Family;
         let actor_critic = matches!(family, Family::ActorCritic { .. });
         let q_only = matches!(self, Target::Q | Target::LogSoftmax);
         let ac_only = matches!(self, Target::Logit | Target::LogProb | Target::Value);
         if actor_critic && q_only {
-            return Err(format!(
-                "target {self} is for Q-networks; a {} policy has logprob (default), logit, margin, action:N and value",
-                family.name()
-            ));
+            return Err(TargetError::QOnly { target: self, family: family.name() });
         }
         if !actor_critic && ac_only {
-            return Err(format!(
-                "target {self} is for actor-critic policies; a {} agent has q (default), margin, action:N and logsoftmax",
-                family.name()
-            ));
+            return Err(TargetError::PolicyOnly { target: self, family: family.name() });
         }
         self.check(n_actions)?;
         Ok(match self {
@@ -116,15 +131,40 @@ impl Target {
     }
 
     /// Whether the target makes sense for a network with `n_actions` actions.
-    pub fn check(self, n_actions: usize) -> Result<(), String> {
+    pub fn check(self, n_actions: usize) -> Result<(), TargetError> {
         match self {
             Target::Action(n) | Target::ActionLogProb(n) if n >= n_actions => {
-                Err(format!("target action:{n} is out of range: the agent has {n_actions} actions (0..{n_actions})"))
+                Err(TargetError::ActionOutOfRange { n, n_actions })
             }
-            Target::Margin if n_actions < 2 => {
-                Err("target margin needs at least two actions; the agent has one".to_string())
-            }
+            Target::Margin if n_actions < 2 => Err(TargetError::MarginNeedsTwo),
             _ => Ok(()),
+        }
+    }
+
+    /// The targets an agent of `family` with `n_actions` actions offers, its default first (for
+    /// a policy the critic's `value` second: actor or critic is the first question).
+    pub fn offered(family: crate::agent::Family, n_actions: usize) -> Vec<Target> {
+        use crate::agent::Family;
+        let policy = matches!(family, Family::ActorCritic { .. });
+        let mut all = if policy { vec![Target::LogProb, Target::Value, Target::Logit] } else { vec![Target::Q] };
+        if n_actions >= 2 {
+            all.push(Target::Margin);
+        }
+        if !policy {
+            all.push(Target::LogSoftmax);
+        }
+        all.extend((0..n_actions).map(|n| if policy { Target::ActionLogProb(n) } else { Target::Action(n) }));
+        all
+    }
+
+    /// What a drop of this target is called in reports: "Q drop", "log-prob drop", ...
+    pub fn drop_name(self) -> &'static str {
+        match self {
+            Target::Q | Target::Action(_) => "Q drop",
+            Target::Margin => "margin drop",
+            Target::LogSoftmax | Target::LogProb | Target::ActionLogProb(_) => "log-prob drop",
+            Target::Logit => "logit drop",
+            Target::Value => "value drop",
         }
     }
 
@@ -226,19 +266,31 @@ mod tests {
         for t in ["q", "margin", "action:3", "logsoftmax", "logprob", "logit", "value"] {
             assert_eq!(Target::parse(t).unwrap().to_string(), t);
         }
-        assert!(Target::parse("action:x").unwrap_err().contains("whole number"));
-        assert!(Target::parse("entropy").unwrap_err().contains("known: q, margin"));
+        assert!(Target::parse("action:x").unwrap_err().to_string().contains("whole number"));
+        assert!(Target::parse("entropy").unwrap_err().to_string().contains("known: q, margin"));
         // Per family: the Q-network's and the policy's names; action:N of a policy is its
         // log-probability.
         use crate::agent::Family;
         let ppo = Family::ActorCritic { algorithm: "PPO" };
-        assert!(Target::Q.for_family(ppo, 3).unwrap_err().contains("is for Q-networks"));
-        assert!(Target::Value.for_family(Family::Dqn, 3).unwrap_err().contains("is for actor-critic"));
+        assert!(Target::Q.for_family(ppo, 3).unwrap_err().to_string().contains("is for Q-networks"));
+        assert!(Target::Value.for_family(Family::Dqn, 3).unwrap_err().to_string().contains("is for actor-critic"));
         assert_eq!(Target::Action(2).for_family(ppo, 3), Ok(Target::ActionLogProb(2)));
         assert_eq!(Target::Action(2).for_family(Family::QrDqn, 3), Ok(Target::Action(2)));
         assert_eq!(Target::default_for(ppo), Target::LogProb);
-        assert!(Target::Action(5).check(5).unwrap_err().contains("out of range"));
-        assert!(Target::Margin.check(1).unwrap_err().contains("two actions"));
+        assert!(Target::Action(5).check(5).unwrap_err().to_string().contains("out of range"));
+        assert!(Target::Margin.check(1).unwrap_err().to_string().contains("two actions"));
+        assert_eq!(
+            Target::offered(ppo, 2),
+            [
+                Target::LogProb,
+                Target::Value,
+                Target::Logit,
+                Target::Margin,
+                Target::ActionLogProb(0),
+                Target::ActionLogProb(1)
+            ]
+        );
+        assert_eq!(Target::offered(Family::Dqn, 1), [Target::Q, Target::LogSoftmax, Target::Action(0)]);
     }
 
     #[test]

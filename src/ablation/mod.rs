@@ -22,6 +22,30 @@ use crate::target::{greedy, kl_softmax, Target};
 pub const DEFAULT_DRAWS: usize = 20;
 pub const MAX_DRAWS: usize = 10_000;
 
+/// Why a mode or a selection cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChangeError {
+    #[error("{0}")]
+    Mode(String),
+    #[error("{what}: weight_targets[{i}]: layer_name \"{name}\" is not a parameter of this agent (it has {known})")]
+    UnknownLayer { what: String, i: usize, name: String, known: String },
+    #[error("{0}")]
+    OutOfRange(Box<OutOfRange>),
+}
+
+/// A selected element outside its parameter.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{what}: weight_targets[{i}]: {field} {index} is out of range for {name} (shape {shape:?}: {range})")]
+pub struct OutOfRange {
+    pub what: String,
+    pub i: usize,
+    pub field: &'static str,
+    pub index: i64,
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub range: String,
+}
+
 /// How the selected weights are changed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
@@ -33,20 +57,21 @@ pub enum Mode {
 
 impl Mode {
     /// `zero` or `scale:F` (F a finite number).
-    pub fn parse(text: &str) -> Result<Mode, String> {
+    pub fn parse(text: &str) -> Result<Mode, ChangeError> {
         let t = text.trim();
+        let bad = |m: String| Err(ChangeError::Mode(m));
         if t.eq_ignore_ascii_case("zero") {
             return Ok(Mode::Zero);
         }
         if let Some(f) = t.strip_prefix("scale:") {
             return match f.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(Mode::Scale(v)),
-                Ok(v) => Err(format!("mode '{text}': the factor must be a finite number, found {v}")),
-                Err(_) if f.trim().is_empty() => Err(format!("mode '{text}': scale needs a factor, e.g. scale:0.5")),
-                Err(_) => Err(format!("mode '{text}': '{f}' is not a number (e.g. scale:0.5)")),
+                Ok(v) => bad(format!("mode '{text}': the factor must be a finite number, found {v}")),
+                Err(_) if f.trim().is_empty() => bad(format!("mode '{text}': scale needs a factor, e.g. scale:0.5")),
+                Err(_) => bad(format!("mode '{text}': '{f}' is not a number (e.g. scale:0.5)")),
             };
         }
-        Err(format!("unknown mode '{text}': expected zero or scale:F (e.g. scale:0.5)"))
+        bad(format!("unknown mode '{text}': expected zero or scale:F (e.g. scale:0.5)"))
     }
 }
 
@@ -79,16 +104,17 @@ impl Change {
     /// `[neuron_index, weight_index]` of its rows (conv rows are the flattened kernels); a 1-D
     /// parameter's is `weight_index` with neuron 0. An element named twice is changed once.
     /// A name or index the agent lacks is an error that names it (`what` says where).
-    pub fn from_named(agent: &Agent, named: &[NamedWeight], what: &str) -> Result<Change, String> {
+    pub fn from_named(agent: &Agent, named: &[NamedWeight], what: &str) -> Result<Change, ChangeError> {
         let mut map: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, t) in named.iter().enumerate() {
             let Some(p) = agent.params.iter().position(|p| p.name == t.layer_name) else {
                 let names: Vec<&str> = agent.params.iter().map(|p| p.name.as_str()).take(12).collect();
-                return Err(format!(
-                    "{what}: weight_targets[{i}]: layer_name \"{}\" is not a parameter of this agent (it has {})",
-                    t.layer_name,
-                    names.join(", ")
-                ));
+                return Err(ChangeError::UnknownLayer {
+                    what: what.to_string(),
+                    i,
+                    name: t.layer_name.clone(),
+                    known: names.join(", "),
+                });
             };
             let shape = &agent.params[p].shape;
             let (rows, cols) = match shape.len() {
@@ -96,18 +122,22 @@ impl Change {
                 1 => (1, shape[0]),
                 _ => (shape[0], shape[1..].iter().product()),
             };
+            let out_of_range = |field, index, range| {
+                ChangeError::OutOfRange(Box::new(OutOfRange {
+                    what: what.to_string(),
+                    i,
+                    field,
+                    index,
+                    name: t.layer_name.clone(),
+                    shape: shape.clone(),
+                    range,
+                }))
+            };
             if t.neuron_index < 0 || t.neuron_index as usize >= rows {
-                return Err(format!(
-                    "{what}: weight_targets[{i}]: neuron_index {} is out of range for {} (shape {shape:?}: 0..{rows})",
-                    t.neuron_index, t.layer_name
-                ));
+                return Err(out_of_range("neuron_index", t.neuron_index, format!("0..{rows}")));
             }
             if t.weight_index < 0 || t.weight_index as usize >= cols {
-                return Err(format!(
-                    "{what}: weight_targets[{i}]: weight_index {} is out of range for {} (shape {shape:?}: rows of \
-                     {cols} weights)",
-                    t.weight_index, t.layer_name
-                ));
+                return Err(out_of_range("weight_index", t.weight_index, format!("rows of {cols} weights")));
             }
             map.entry(p).or_default().push(t.neuron_index as usize * cols + t.weight_index as usize);
         }
@@ -161,29 +191,31 @@ pub struct Modified {
     pub delta: Vec<(usize, Tensor)>,
 }
 
-pub fn apply(net: &Net, change: &Change, mode: Mode) -> Modified {
+pub fn apply(net: &Net, change: &Change, mode: Mode) -> Result<Modified, ModelError> {
     let _guard = tch::no_grad_guard();
     let mut weights: Vec<Tensor> = net.weights().iter().map(Tensor::shallow_clone).collect();
     let mut delta = Vec::new();
     for (p, idx) in &change.per_param {
         let w = &net.weights()[*p];
         let shape = w.size();
-        let mut flat = w.reshape([-1]).copy();
-        let index = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(w.device());
+        let original = w.f_reshape([-1])?;
+        let mut flat = original.f_zeros_like()?;
+        flat.f_copy_(&original)?;
+        let index = Tensor::f_from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())?.f_to(w.device())?;
         match mode {
             Mode::Zero => {
-                let _ = flat.index_fill_(0, &index, 0.0);
+                let _ = flat.f_index_fill_(0, &index, 0.0)?;
             }
             Mode::Scale(f) => {
-                let scaled = flat.index_select(0, &index) * f;
-                let _ = flat.index_copy_(0, &index, &scaled.to_kind(Kind::Float));
+                let scaled = flat.f_index_select(0, &index)?.f_mul_scalar(f)?.f_totype(Kind::Float)?;
+                let _ = flat.f_index_copy_(0, &index, &scaled)?;
             }
         }
-        let changed = flat.reshape(&shape);
-        delta.push((*p, w.to_kind(Kind::Double) - changed.to_kind(Kind::Double)));
+        let changed = flat.f_reshape(&shape)?;
+        delta.push((*p, w.f_totype(Kind::Double)?.f_sub(&changed.f_totype(Kind::Double)?)?));
         weights[*p] = changed;
     }
-    Modified { weights, delta }
+    Ok(Modified { weights, delta })
 }
 
 /// What a change does to one input.
@@ -248,14 +280,14 @@ pub fn effects(
     modified: &Modified,
     target: Target,
     predicted: bool,
-) -> Vec<InputEffect> {
-    let out2 = net.outputs_with(&modified.weights, x);
+) -> Result<Vec<InputEffect>, ModelError> {
+    let out2 = net.outputs_with(&modified.weights, x)?;
     let a_n = net.n_outputs();
-    let pred = if predicted { predicted_drops(net, sig, modified) } else { vec![0.0; sig.n] };
+    let pred = if predicted { predicted_drops(net, sig, modified)? } else { vec![0.0; sig.n] };
     // On a critic (`value`) the actions and the KL are the policy's, which changes only
     // through the parameters it shares with the critic (a shared feature extractor).
-    let policy = sig.policy_out.as_ref().zip(net.actor_outputs_with(&modified.weights, x));
-    (0..sig.n)
+    let policy = sig.policy_out.as_ref().zip(net.actor_outputs_with(&modified.weights, x)?);
+    Ok((0..sig.n)
         .map(|n| {
             let (o, o2) = (&sig.out[n * a_n..(n + 1) * a_n], &out2[n * a_n..(n + 1) * a_n]);
             let a = sig.actions[n];
@@ -271,42 +303,37 @@ pub fn effects(
                 predicted_drop: pred[n],
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Per input, sum over the changed elements of g * (w - w'), computed in float64 without
 /// forming per-input gradients: for a layer with input a and signal d, the sum over a weight
 /// change D is <d, a D^T> (Linear) or <d, conv(a, D)> (Conv), and over a bias change <d, D>.
-fn predicted_drops(net: &Net, sig: &Signals, modified: &Modified) -> Vec<f64> {
+fn predicted_drops(net: &Net, sig: &Signals, modified: &Modified) -> Result<Vec<f64>, ModelError> {
     let _guard = tch::no_grad_guard();
-    let mut total = Tensor::zeros([sig.n as i64], (Kind::Double, net.device));
+    let sum = |t: Tensor, dims: &[i64]| t.f_sum_dim_intlist(dims, false, Kind::Double);
+    let mut total = Tensor::f_zeros([sig.n as i64], (Kind::Double, net.device))?;
     for (p, delta) in &modified.delta {
         let src = net.sources[*p];
         let layer = net.layers[src.layer];
         let (a, d) = &sig.layers[src.layer];
-        let d = d.to_kind(Kind::Double);
+        let d = d.f_totype(Kind::Double)?;
         let per_input = match (src.bias, layer.conv_stride) {
-            (true, None) => (&d * delta.unsqueeze(0)).sum_dim_intlist([1i64].as_slice(), false, Kind::Double),
-            (true, Some(_)) => {
-                let ds = d.sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Double);
-                (ds * delta.unsqueeze(0)).sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
-            }
-            (false, None) => {
-                let z = a.to_kind(Kind::Double).matmul(&delta.transpose(0, 1));
-                (z * &d).sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
-            }
+            (true, None) => sum(d.f_mul(&delta.f_unsqueeze(0)?)?, &[1])?,
+            (true, Some(_)) => sum(sum(d, &[2, 3])?.f_mul(&delta.f_unsqueeze(0)?)?, &[1])?,
+            (false, None) => sum(a.f_totype(Kind::Double)?.f_matmul(&delta.f_transpose(0, 1)?)?.f_mul(&d)?, &[1])?,
             (false, Some(stride)) => {
                 let s = stride as i64;
-                let z = a.to_kind(Kind::Double).conv2d::<Tensor>(delta, None, [s, s], [0, 0], [1, 1], 1);
-                (z * &d).sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)
+                let z = a.f_totype(Kind::Double)?.f_conv2d::<Tensor>(delta, None, [s, s], [0, 0], [1, 1], 1)?;
+                sum(z.f_mul(&d)?, &[1, 2, 3])?
             }
         };
-        total += per_input;
+        total = total.f_add(&per_input)?;
     }
-    let total = total.to_device(tch::Device::Cpu).contiguous();
+    let total = total.f_to(tch::Device::Cpu)?.f_contiguous()?;
     let mut v = vec![0f64; sig.n];
-    total.copy_data(&mut v, sig.n);
-    v
+    total.f_copy_data(&mut v, sig.n)?;
+    Ok(v)
 }
 
 /// Mean, standard deviation (population), min and max of a measure over the random draws, and
@@ -409,9 +436,9 @@ pub fn run(
         if n == 0 {
             break;
         }
-        let x = net.input_tensor(&values, n);
+        let x = net.input_tensor(&values, n)?;
         let sig = net.signals(&x, opts.target)?;
-        let effects_sel = effects(net, &x, &sig, &apply(net, change, opts.mode), opts.target, true);
+        let effects_sel = effects(net, &x, &sig, &apply(net, change, opts.mode)?, opts.target, true)?;
         for (id, e) in ids.into_iter().zip(effects_sel) {
             sel.add(&e);
             per_input.push((id, e));
@@ -420,7 +447,7 @@ pub fn run(
             if cancel.load(Ordering::Relaxed) {
                 return Err(PipelineError::Cancelled);
             }
-            for e in effects(net, &x, &sig, &apply(net, d, opts.mode), opts.target, false) {
+            for e in effects(net, &x, &sig, &apply(net, d, opts.mode)?, opts.target, false)? {
                 sums.add(&e);
             }
         }
@@ -470,7 +497,7 @@ pub struct Prepared {
 }
 
 pub fn prepare(net: &Net, values: &[f32], n: usize, target: Target) -> Result<Prepared, ModelError> {
-    let x = net.input_tensor(values, n);
+    let x = net.input_tensor(values, n)?;
     let sig = net.signals(&x, target)?;
     Ok(Prepared { x, sig })
 }
@@ -482,26 +509,26 @@ pub fn evidence(
     change: &Change,
     opts: &Options,
     cancel: &dyn Fn() -> bool,
-) -> Option<Evidence> {
+) -> Result<Option<Evidence>, ModelError> {
     let mut sums = Sums::default();
-    for e in effects(net, &prepared.x, &prepared.sig, &apply(net, change, opts.mode), opts.target, true) {
+    for e in effects(net, &prepared.x, &prepared.sig, &apply(net, change, opts.mode)?, opts.target, true)? {
         sums.add(&e);
     }
     let selection = sums.aggregates();
     let mut draws = Vec::with_capacity(opts.random);
     for r in 0..opts.random {
         if cancel() {
-            return None;
+            return Ok(None);
         }
         let d = change.random_like(agent, opts.seed, r as u64);
         let mut s = Sums::default();
-        for e in effects(net, &prepared.x, &prepared.sig, &apply(net, &d, opts.mode), opts.target, false) {
+        for e in effects(net, &prepared.x, &prepared.sig, &apply(net, &d, opts.mode)?, opts.target, false)? {
             s.add(&e);
         }
         draws.push(s.aggregates());
     }
     let random = (opts.random > 0).then(|| Baseline::of(&draws, &selection));
-    Some(Evidence { selection, random, num_weights: change.len(), inputs: prepared.sig.n })
+    Ok(Some(Evidence { selection, random, num_weights: change.len(), inputs: prepared.sig.n }))
 }
 
 #[cfg(test)]
@@ -514,10 +541,10 @@ mod tests {
         assert_eq!(Mode::parse("scale:0.5"), Ok(Mode::Scale(0.5)));
         assert_eq!(Mode::Scale(0.5).to_string(), "scale:0.5");
         assert_eq!(Mode::Scale(2.0).to_string(), "scale:2.0");
-        assert!(Mode::parse("scale:").unwrap_err().contains("needs a factor"));
-        assert!(Mode::parse("scale:nan").unwrap_err().contains("finite"));
-        assert!(Mode::parse("scale:x").unwrap_err().contains("not a number"));
-        assert!(Mode::parse("half").unwrap_err().contains("expected zero or scale:F"));
+        assert!(Mode::parse("scale:").unwrap_err().to_string().contains("needs a factor"));
+        assert!(Mode::parse("scale:nan").unwrap_err().to_string().contains("finite"));
+        assert!(Mode::parse("scale:x").unwrap_err().to_string().contains("not a number"));
+        assert!(Mode::parse("half").unwrap_err().to_string().contains("expected zero or scale:F"));
     }
 
     #[test]

@@ -55,8 +55,12 @@ pub enum AgentError {
     #[error("{0}")]
     Data(String),
     /// The parameters do not make a network saliency knows.
-    #[error("{}: {detail}", path.display())]
-    Arch { path: PathBuf, detail: String },
+    #[error("{}: {source}", path.display())]
+    Arch {
+        path: PathBuf,
+        #[source]
+        source: super::arch::ArchError,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, AgentError>;

@@ -7,6 +7,7 @@
 //! on shared or separate feature extractors: the actor (`mlp_extractor.policy_net.*`,
 //! `action_net.*`) and the critic (`mlp_extractor.value_net.*`, `value_net.*`).
 
+use super::arch::ArchError;
 use super::data::AgentInfo;
 use super::statedict::TensorRef;
 
@@ -33,17 +34,17 @@ pub enum Head {
 
 impl Family {
     /// From the policy's module and the state-dict keys.
-    pub fn detect(info: &AgentInfo, keys: &[&str]) -> Result<Family, String> {
+    pub fn detect(info: &AgentInfo, keys: &[&str]) -> Result<Family, ArchError> {
         let has = |prefix: &str| keys.iter().any(|k| k.starts_with(prefix));
         let m = info.policy_module.as_str();
         let found = |what: &str| {
-            format!(
+            ArchError::Unsupported(format!(
                 "the policy is {} ({}){what}; saliency reads DQN (stable_baselines3.dqn), QR-DQN \
                  (sb3_contrib.qrdqn), PPO and A2C (stable_baselines3.common.policies) and MaskablePPO \
                  (sb3_contrib.common.maskable) agents with Discrete actions",
                 if info.policy_class_raw.is_empty() { "unknown" } else { &info.policy_class_raw },
                 if m.is_empty() { "no module recorded" } else { m },
-            )
+            ))
         };
         let ac_keys = has("action_net.") && has("value_net.");
         let family = if m.starts_with("stable_baselines3.dqn") || (m.is_empty() && has("q_net.")) {

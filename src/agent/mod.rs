@@ -120,7 +120,7 @@ impl AgentFile {
         let what = format!("{}: data", zip_path.display());
         let info = data::parse_agent_data(&zip.data, &what)?;
         let family = Family::detect(&info, &zip.policy.keys())
-            .map_err(|detail| AgentError::Arch { path: zip_path.clone(), detail })?;
+            .map_err(|source| AgentError::Arch { path: zip_path.clone(), source })?;
         let vec_normalize = match vecnorm::find(&zip_path, &overrides.vec_normalize) {
             Some(file) => Some((file.clone(), vecnorm::read(&file)?)),
             None => None,
@@ -131,7 +131,7 @@ impl AgentFile {
     /// The agent for `head` (None: the family's default; a Q-network has only its own).
     pub fn agent(&mut self, head: Option<Head>) -> Result<Agent> {
         let (family, zip_path, limits) = (self.family, &self.zip_path, &self.limits);
-        let arch_err = |detail: String| AgentError::Arch { path: zip_path.clone(), detail };
+        let arch_err = |source| AgentError::Arch { path: zip_path.clone(), source };
         let head = match (family, head) {
             (Family::Dqn | Family::QrDqn, _) => Head::Q,
             (_, Some(h)) => h,

@@ -14,6 +14,20 @@ pub const MEASURES_FILE: &str = "measures.safetensors";
 /// Largest measures file read (`extract --select-by`).
 pub const MAX_MEASURES_BYTES: u64 = 16 << 30;
 
+/// A measure name that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MeasureError {
+    #[error("unknown measure '{0}' (known: {known})", known = Measure::ALL.map(Measure::name).join(", "))]
+    Unknown(String),
+    #[error("no measure named (give a comma-separated list, or all)")]
+    Empty,
+    #[error(
+        "--select-by {0}: the selection ranks magnitudes, and {0} is not one (signed or a share); use one of {known}",
+        known = Measure::ALL.into_iter().filter(|m| m.is_magnitude()).map(Measure::name).collect::<Vec<_>>().join(", ")
+    )]
+    NotAMagnitude(&'static str),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Measure {
     /// (1/N) sum |g|: the averages (`average_gradients.json`), bit for bit.
@@ -55,16 +69,16 @@ impl Measure {
         }
     }
 
-    pub fn parse(text: &str) -> std::result::Result<Measure, String> {
+    pub fn parse(text: &str) -> std::result::Result<Measure, MeasureError> {
         let t = text.trim();
         Measure::ALL
             .into_iter()
             .find(|m| m.name().eq_ignore_ascii_case(t))
-            .ok_or_else(|| format!("unknown measure '{t}' (known: {})", Measure::ALL.map(Measure::name).join(", ")))
+            .ok_or_else(|| MeasureError::Unknown(t.to_string()))
     }
 
     /// `all`, or a comma-separated list (each measure once, in the canonical order).
-    pub fn parse_list(text: &str) -> std::result::Result<Vec<Measure>, String> {
+    pub fn parse_list(text: &str) -> std::result::Result<Vec<Measure>, MeasureError> {
         if text.trim().eq_ignore_ascii_case("all") {
             return Ok(Measure::ALL.to_vec());
         }
@@ -74,7 +88,7 @@ impl Measure {
             .map(Measure::parse)
             .collect::<std::result::Result<Vec<_>, _>>()?;
         if v.is_empty() {
-            return Err("no measure named (give a comma-separated list, or all)".into());
+            return Err(MeasureError::Empty);
         }
         v.sort();
         v.dedup();
@@ -87,15 +101,10 @@ impl Measure {
     }
 
     /// `--select-by`: a magnitude measure.
-    pub fn parse_select_by(text: &str) -> std::result::Result<Measure, String> {
+    pub fn parse_select_by(text: &str) -> std::result::Result<Measure, MeasureError> {
         let m = Measure::parse(text)?;
         if !m.is_magnitude() {
-            return Err(format!(
-                "--select-by {}: the selection ranks magnitudes, and {} is not one (signed or a share); use one of {}",
-                m.name(),
-                m.name(),
-                Measure::ALL.into_iter().filter(|m| m.is_magnitude()).map(Measure::name).collect::<Vec<_>>().join(", ")
-            ));
+            return Err(MeasureError::NotAMagnitude(m.name()));
         }
         Ok(m)
     }
@@ -106,7 +115,7 @@ impl Measure {
 pub struct MeasureList(pub Vec<Measure>);
 
 impl MeasureList {
-    pub fn parse(text: &str) -> std::result::Result<MeasureList, String> {
+    pub fn parse(text: &str) -> std::result::Result<MeasureList, MeasureError> {
         Measure::parse_list(text).map(MeasureList)
     }
 }

@@ -126,8 +126,9 @@ impl Engine {
         let index = index.min(n.saturating_sub(1));
         let len = self.agent.arch.input_len;
         let row = &self.values[index * len..(index + 1) * len];
-        let x = self.net.input_tensor(row, 1);
-        match self.net.signals_with_inputs(&x, self.opts.target, true) {
+        let signals =
+            self.net.input_tensor(row, 1).and_then(|x| self.net.signals_with_inputs(&x, self.opts.target, true));
+        match signals {
             Ok(sig) => {
                 let saliency = sig
                     .inputs
@@ -162,8 +163,11 @@ impl Engine {
         if req.change.is_empty() {
             return Some(Msg::Empty { id: req.id, scope: req.scope });
         }
-        let evidence = ablation::evidence(&self.agent, &self.net, &self.prepared, &req.change, &self.opts, stale)?;
-        Some(Msg::Result { id: req.id, scope: req.scope, evidence })
+        match ablation::evidence(&self.agent, &self.net, &self.prepared, &req.change, &self.opts, stale) {
+            Ok(Some(evidence)) => Some(Msg::Result { id: req.id, scope: req.scope, evidence }),
+            Ok(None) => None,
+            Err(e) => Some(Msg::Failed(crate::error_text(&e))),
+        }
     }
 }
 

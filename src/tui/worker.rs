@@ -130,23 +130,6 @@ impl Drop for Worker {
     }
 }
 
-/// The targets `t` steps through for an agent: its family's, the default first.
-pub fn targets_of(family: crate::agent::Family, n_actions: usize) -> Vec<Target> {
-    // (for a policy, the critic second: actor or critic is the first question)
-    let mut all = match family {
-        crate::agent::Family::ActorCritic { .. } => vec![Target::LogProb, Target::Value, Target::Logit],
-        _ => vec![Target::Q],
-    };
-    if n_actions >= 2 {
-        all.push(Target::Margin);
-    }
-    if !matches!(family, crate::agent::Family::ActorCritic { .. }) {
-        all.push(Target::LogSoftmax);
-    }
-    all.extend((0..n_actions).map(|n| Target::Action(n).for_family(family, n_actions).unwrap_or(Target::Action(n))));
-    all
-}
-
 fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<(Averages, Option<Extras>)> {
     match job {
         Job::Averages { path } => {
@@ -166,7 +149,7 @@ fn run(job: Job, cancel: &AtomicBool, send: &(dyn Fn(Msg) + Sync)) -> Result<(Av
                 keys: input_saliency::keys(&agent.arch),
                 input_lens: agent.arch.branches.iter().map(|b| b.len).collect(),
                 target,
-                targets: targets_of(agent.family, agent.arch.n_actions),
+                targets: Target::offered(agent.family, agent.arch.n_actions),
             });
             let params = pipeline::param_meta(&agent);
             let mut last = Instant::now() - SNAPSHOT_EVERY;
