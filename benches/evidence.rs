@@ -1,49 +1,31 @@
 //! The explorer's evidence line on the bundled demo (40 inputs, 20 random draws): the time from
-//! a k change (the key press's `update`) to the new numbers arriving from the evidence worker
-//! thread, as the explorer sees it.
+//! a k change (the key press's `update`) to the new numbers arriving from the evidence
+//! engine's thread, as the explorer sees them (its real jobs and event-loop step).
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use saliency::tui::app::Effect;
-use saliency::tui::evidence::{Msg, Worker};
+use saliency::tui::app::App;
 use saliency::tui::keymap::Action;
+
+fn current(app: &App) -> bool {
+    app.evidence().line().is_some_and(|(_, stale)| !stale)
+}
 
 fn bench(c: &mut Criterion) {
     let args = <saliency::cli::Cli as clap::Parser>::parse_from(["saliency", "--agent-path", "assets/demo"]).explore;
-    let plan = saliency::tui::plan(&args).expect("demo");
-    let source = plan.app.model.clone().expect("a model");
-    let (mut app, first) = saliency::tui::run_to_end_with_effects(plan, Duration::from_secs(120)).expect("run");
-    let worker = Worker::spawn(source).expect("thread");
-    let wait = |id: u64| loop {
-        match worker.recv_timeout(Duration::from_secs(60)) {
-            Some(Msg::Result { id: got, .. }) | Some(Msg::Empty { id: got, .. }) if got == id => return,
-            Some(Msg::Failed(e)) => panic!("{e}"),
-            Some(_) => {}
-            None => panic!("no evidence within a minute"),
-        }
-    };
-    let send = |effects: Vec<Effect>| -> u64 {
-        let mut last = 0;
-        for e in effects {
-            if let Effect::Evidence(req) = e {
-                last = req.id;
-                worker.request(*req);
-            }
-        }
-        last
-    };
-    // The worker's start (loading the agent, one backward pass over the inputs) is not measured.
-    let id = send(first);
-    wait(id);
+    let mut ex = saliency::tui::plan(&args).expect("demo");
+    // The engine's start (loading the agent, one backward pass over the inputs) is not measured.
+    assert!(ex.wait_until(Duration::from_secs(120), current), "no evidence");
     let mut up = true;
     c.bench_function("evidence_line_demo_k_change", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
-                let id = send(app.update(if up { Action::KUp } else { Action::KDown }));
+                let effects = ex.app.update(if up { Action::KUp } else { Action::KDown });
+                ex.apply(effects);
                 up = !up;
-                wait(id);
+                assert!(ex.wait_until(Duration::from_secs(60), current), "no evidence within a minute");
                 total += start.elapsed();
             }
             total

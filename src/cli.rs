@@ -1,22 +1,24 @@
 //! The command line. Every flag of the Python tool is accepted in both spellings
 //! (`--agent-path` and `--agent_path`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::ablation::Mode;
 use crate::agent::{Activation, AgentLimits, ArchOverrides};
+use crate::colormap::{ColorChoice, Colormap};
 use crate::pipeline::measures::{Measure, MeasureList};
+use crate::study::ablate::AblationSettings;
+use crate::study::model::ModelSpec;
 use crate::target::Target;
-use crate::tui::color::{ColorChoice, Colormap};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "saliency",
     version,
-    about = "Gradient saliency for Stable-Baselines3 DQN agents: a terminal explorer and drop-in \
-             replacements for the Python SaliencyTooling scripts",
+    about = "Gradient saliency for Stable-Baselines3 agents (DQN, QR-DQN, PPO, A2C, MaskablePPO): a terminal \
+             explorer and drop-in replacements for the Python SaliencyTooling scripts",
     after_help = "With no command, opens the explorer (on the bundled demo when no --agent-path is given)."
 )]
 #[command(args_conflicts_with_subcommands = true)]
@@ -33,7 +35,7 @@ pub enum Command {
     Explore(ExploreArgs),
     /// The whole pipeline (the Python tool's initial_test.py): gradients, averages, candidates.
     Run(RunArgs),
-    /// Step 1: per-input gradients of the greedy action's Q-value (weight_gradients.json).
+    /// Step 1: per-input gradients of the target (the greedy action's Q-value by default) (weight_gradients.json).
     Gradients(GradientsArgs),
     /// Step 2: mean gradient magnitude per weight (average_gradients.json).
     Average(AverageArgs),
@@ -148,6 +150,18 @@ impl ModelArgs {
     pub fn limits(&self) -> AgentLimits {
         AgentLimits { max_policy_bytes: self.max_agent_mb.saturating_mul(1 << 20), ..AgentLimits::default() }
     }
+
+    /// The agent at `agent_path`, loaded as these flags say, for `target`.
+    pub fn spec(&self, agent_path: &Path, target: Option<Target>) -> Result<ModelSpec, FlagError> {
+        Ok(ModelSpec {
+            agent_path: agent_path.to_path_buf(),
+            device: self.device.clone(),
+            overrides: self.overrides()?,
+            limits: self.limits(),
+            batch_size: self.batch_size,
+            target,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -210,6 +224,12 @@ pub struct AblationArgs {
     /// Seed of the random draws (the same seed gives the same draws)
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub seed: u64,
+}
+
+impl AblationArgs {
+    pub fn settings(&self) -> AblationSettings {
+        AblationSettings { mode: self.mode, random: self.random, max_random: self.max_random, seed: self.seed }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -351,4 +371,7 @@ pub struct ExploreArgs {
     /// observation key to a list
     #[arg(long = "feature-names", alias = "feature_names", value_name = "FILE")]
     pub feature_names: Option<PathBuf>,
+    /// How the evidence line and `A` ablate (as `saliency ablate`)
+    #[command(flatten)]
+    pub ablation: AblationArgs,
 }

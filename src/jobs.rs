@@ -312,10 +312,13 @@ impl<Q: Request, I: Send + 'static, R: Send + 'static> Server<Q, I, R> {
         loop {
             match self.rx.try_recv() {
                 Ok(r) => {
-                    if matches!(r, Reply::Failed(_)) {
-                        self.gone = true;
-                    }
+                    let failed = matches!(r, Reply::Failed(_));
                     out.push(r);
+                    if failed {
+                        // the first word on why it went is the one to show
+                        self.gone = true;
+                        break;
+                    }
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {

@@ -7,6 +7,7 @@
 pub mod ablation;
 pub mod agent;
 pub mod cli;
+pub mod colormap;
 pub mod commands;
 pub mod format;
 pub mod jobs;
@@ -14,12 +15,18 @@ pub mod json;
 pub mod model;
 pub mod paths;
 pub mod pipeline;
+pub mod study;
 pub mod target;
 pub mod tui;
 
 /// An error and its causes as one line: "what: why: ...". A cause whose text the message
 /// already contains (an error that quotes its source) is not repeated.
 pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    error_text_of(e)
+}
+
+/// `error_text` for an error behind any reference.
+pub fn error_text_of(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -79,7 +79,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if saliency::pipeline::is_cancelled(e.as_ref()) => {
+        Err(e) if saliency::study::is_cancelled(e.as_ref()) => {
             eprintln!("interrupted: {e}");
             ExitCode::from(130)
         }

@@ -185,10 +185,10 @@ fn check_with(name: &str, extra: &[&str]) {
         let resolved = extract::resolve(&keys, None, &ours);
         let (x, y) =
             (extract::select(&ours, &resolved.candidates, 2, 4), extract::select(&theirs, &resolved.candidates, 2, 4));
-        assert_eq!(x.targets.len(), y.targets.len(), "{what}: selection size");
-        let top = y.targets.iter().map(|t| t.magnitude).fold(0.0, f64::max);
+        assert_eq!(x.weights.len(), y.weights.len(), "{what}: selection size");
+        let top = y.weights.iter().map(|t| t.magnitude).fold(0.0, f64::max);
         let tol = if combined || tanh { 10.0 * RTOL_COMBINED * top } else { 10.0 * RTOL * top };
-        for (a, b) in x.targets.iter().zip(&y.targets) {
+        for (a, b) in x.weights.iter().zip(&y.weights) {
             let same = (a.candidate, a.weight_index) == (b.candidate, b.weight_index);
             assert!(same || (a.magnitude - b.magnitude).abs() <= tol, "{what}: selection {a:?} vs {b:?}");
         }

@@ -252,7 +252,7 @@ fn assert_consistent(avgs: &Averages, r: &saliency::pipeline::extract::Resolved,
         assert!(c.param < avgs.params.len() && c.neuron < avgs.params[c.param].rows_cols().0, "{c:?}");
     }
     let s = select(avgs, &r.candidates, k, m);
-    for t in &s.targets {
+    for t in &s.weights {
         let c = &r.candidates[t.candidate];
         assert!(t.weight_index < avgs.params[c.param].rows_cols().1, "{t:?} outside {c:?}");
     }
@@ -263,7 +263,7 @@ fn assert_consistent(avgs: &Averages, r: &saliency::pipeline::extract::Resolved,
         s.guaranteed_count,
         s.additional_count
     );
-    assert_eq!(s.targets.len(), s.guaranteed_count + s.additional_count);
+    assert_eq!(s.weights.len(), s.guaranteed_count + s.additional_count);
 }
 
 #[test]
@@ -341,5 +341,5 @@ fn selection_handles_nan_and_empty_rows() {
     let s = select(&avgs, &r.candidates, 2, 3);
     // NaN ranks first (as numpy's sort puts it last, ascending), then +inf; ties by index.
     assert_eq!(s.top_k, vec![vec![0, 3], vec![0, 1]]);
-    assert_eq!(s.targets.len(), 7);
+    assert_eq!(s.weights.len(), 7);
 }

@@ -246,9 +246,9 @@ fn check(name: &str) {
                     extract::select(&ours, &resolved.candidates, 2, 4),
                     extract::select(&theirs, &resolved.candidates, 2, 4),
                 );
-                assert_eq!(a.targets.len(), b.targets.len(), "{what} --select-by {m}");
-                let scale = b.targets.iter().map(|t| t.magnitude).fold(0.0, f64::max);
-                for (x, y) in a.targets.iter().zip(&b.targets) {
+                assert_eq!(a.weights.len(), b.weights.len(), "{what} --select-by {m}");
+                let scale = b.weights.iter().map(|t| t.magnitude).fold(0.0, f64::max);
+                for (x, y) in a.weights.iter().zip(&b.weights) {
                     let same = (x.candidate, x.weight_index) == (y.candidate, y.weight_index);
                     assert!(
                         same || (x.magnitude - y.magnitude).abs() <= 10.0 * RTOL * scale,
@@ -256,8 +256,8 @@ fn check(name: &str) {
                     );
                 }
                 assert!(
-                    a.targets.iter().zip(&b.targets).filter(|(x, y)| x.weight_index != y.weight_index).count()
-                        <= a.targets.len() / 4
+                    a.weights.iter().zip(&b.weights).filter(|(x, y)| x.weight_index != y.weight_index).count()
+                        <= a.weights.len() / 4
                 );
             }
         }

@@ -1,5 +1,8 @@
-//! The explorer against ratatui's TestBackend: scripted keys, screen text, cell colours,
-//! snapshots at two sizes, and export bytes equal to the headless commands'.
+//! The explorer against ratatui's TestBackend, through its real event loop step
+//! (`Explorer::handle`, `poll`, `draw`) and its real background jobs: scripted keys, screen
+//! text, cell colours, snapshots, export bytes equal to the headless commands', and the job
+//! model's promises (latest wins per kind, a panic is shown, a failed export is a message,
+//! `A` can be cancelled).
 
 mod common;
 
@@ -9,15 +12,19 @@ use std::time::Duration;
 use assert_cmd::Command;
 use clap::Parser;
 use common::*;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;
 use ratatui::style::Color;
 use ratatui::Terminal;
 use saliency::cli::Cli;
-use saliency::tui::app::{App, Effect, Focus, Popup};
+use saliency::tui::app::{App, Effect, EvidenceStatus, ExportState, Focus, Popup, Status};
 use saliency::tui::color::{self, ColorMode};
-use saliency::tui::{keymap, plan, run_to_end, view};
+use saliency::tui::keymap::{self, Action};
+use saliency::tui::runtime::Faults;
+use saliency::tui::{plan, Explorer};
+
+const LONG: Duration = Duration::from_secs(180);
 
 fn explore_args(extra: &[&str]) -> saliency::cli::ExploreArgs {
     let mut argv = vec!["saliency".to_string()];
@@ -25,25 +32,52 @@ fn explore_args(extra: &[&str]) -> saliency::cli::ExploreArgs {
     Cli::parse_from(argv).explore
 }
 
-/// The demo's Python-made averages opened as files (no model run).
-fn demo_from_files(extra: &[&str]) -> App {
-    let avg = reference_dir("demo").join("average_gradients.json");
-    let cross = fixture("demo").join("patching_results/cross_metric_summary.json");
-    let useful = fixture("demo").join("useful_neurons.json");
+/// The explorer with its jobs started.
+fn explorer(argv: &[&str]) -> Explorer {
+    let mut ex = plan(&explore_args(argv)).unwrap();
+    ex.start();
+    ex
+}
+
+/// The explorer, its jobs started with `faults`.
+fn explorer_with_faults(argv: &[&str], faults: Faults) -> Explorer {
+    let mut ex = plan(&explore_args(argv)).unwrap();
+    ex.runtime.inject(faults);
+    ex.start();
+    ex
+}
+
+/// The demo's Python-made averages opened as files (no model), loaded.
+fn demo_from_files(extra: &[&str]) -> Explorer {
     let mut args = vec![
-        "--average-gradients".to_string(),
-        avg.display().to_string(),
-        "--cross-metric".to_string(),
-        cross.display().to_string(),
-        "--useful-neurons".to_string(),
-        useful.display().to_string(),
+        "--average-gradients",
+        "tests/fixtures/demo_reference/average_gradients.json",
+        "--cross-metric",
+        "assets/demo/patching_results/cross_metric_summary.json",
+        "--useful-neurons",
+        "assets/demo/useful_neurons.json",
     ];
     if !extra.contains(&"--color") {
-        args.extend(["--color".to_string(), "truecolor".to_string()]);
+        args.extend(["--color", "truecolor"]);
     }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_to_end(plan(&explore_args(&refs)).unwrap(), Duration::from_secs(60)).unwrap()
+    args.extend_from_slice(extra);
+    let mut ex = explorer(&args);
+    ex.settle(LONG).unwrap();
+    ex
+}
+
+/// Whether the evidence line shows the current selection.
+fn line_current(app: &App) -> bool {
+    app.evidence().line().is_some_and(|(_, stale)| !stale)
+}
+
+/// The demo run by the explorer, its evidence line answered.
+fn demo_with_evidence(extra: &[&str]) -> Explorer {
+    let mut argv = vec!["--agent-path", "assets/demo", "--color", "truecolor"];
+    argv.extend_from_slice(extra);
+    let mut ex = explorer(&argv);
+    assert!(ex.wait_until(LONG, line_current), "no evidence");
+    ex
 }
 
 fn key(c: char) -> KeyEvent {
@@ -51,11 +85,9 @@ fn key(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), mods)
 }
 
-/// Types keys: plain characters, or names in angle brackets: <tab> <enter> <esc> <down> <up>.
-/// Effects run as the event loop runs them (an export is written before this returns); they
-/// are returned.
-fn press(app: &mut App, script: &str) -> Vec<Effect> {
-    let mut effects = Vec::new();
+/// Types keys through the event loop's step: plain characters, or names in angle brackets:
+/// <tab> <enter> <esc> <down> <up> <left> <right> <bs>. Effects go to the real jobs.
+fn press(ex: &mut Explorer, script: &str) -> bool {
     let mut chars = script.chars().peekable();
     while let Some(c) = chars.next() {
         let ev = if c == '<' && chars.peek().is_some_and(|n| n.is_ascii_lowercase()) {
@@ -75,21 +107,16 @@ fn press(app: &mut App, script: &str) -> Vec<Effect> {
         } else {
             key(c)
         };
-        let prompt = matches!(app.popup, Some(Popup::Prompt { .. }));
-        if let Some(a) = keymap::lookup(ev, prompt) {
-            for effect in app.update(a) {
-                effects.push(effect.clone());
-                saliency::tui::run_effect_blocking(app, effect, None);
-            }
+        if !ex.handle(Event::Key(ev)) {
+            return false;
         }
     }
-    effects
+    true
 }
 
-fn render(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+fn render(ex: &mut Explorer, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    app.prepare(Rect::new(0, 0, w, h));
-    t.draw(|f| view::draw(app, f)).unwrap();
+    ex.draw(&mut t).unwrap();
     t
 }
 
@@ -105,13 +132,16 @@ fn screen_text(t: &Terminal<TestBackend>) -> String {
     out
 }
 
+fn line(t: &Terminal<TestBackend>, n: usize) -> String {
+    screen_text(t).lines().nth(n).unwrap().to_string()
+}
+
 #[test]
 fn opens_on_the_first_candidate_layer_with_the_selection() {
-    let mut app = demo_from_files(&[]);
-    let t = render(&mut app, 200, 60);
-    let s = screen_text(&t);
+    let mut ex = demo_from_files(&[]);
+    let s = screen_text(&render(&mut ex, 200, 60));
     assert!(s.contains("q_net.2.weight [64×64]"), "{s}");
-    assert!(s.contains("Targets 24 · k=2 m=4"), "{s}");
+    assert!(s.contains("Selected 24 · k=2 m=4"), "{s}");
     assert!(s.contains("20 guaranteed + 4 additional"), "{s}");
     assert!(s.contains("features_extractor.mlp.0.weight"), "{s}");
     // Footer hints come from the keymap.
@@ -122,36 +152,36 @@ fn opens_on_the_first_candidate_layer_with_the_selection() {
 
 #[test]
 fn k_and_m_change_the_selection_on_the_same_frame() {
-    let mut app = demo_from_files(&[]);
-    let candidates = app.resolved.candidates.len();
-    press(&mut app, "+");
-    assert_eq!(app.k, 3);
-    let s = screen_text(&render(&mut app, 200, 60));
-    assert!(s.contains(&format!("Targets {} · k=3 m=4", 3 * candidates + 4)), "{s}");
-    press(&mut app, "]]}");
-    assert_eq!(app.m, 16);
-    press(&mut app, "K12<enter>M0<enter>");
-    assert_eq!((app.k, app.m), (12, 0));
-    let s = screen_text(&render(&mut app, 200, 60));
-    assert!(s.contains(&format!("Targets {} · k=12 m=0", 12 * candidates)), "{s}");
-    press(&mut app, "<-");
-    assert_eq!(app.k, 1);
-    press(&mut app, "K<esc>");
-    assert_eq!(app.k, 1);
-    assert!(app.popup.is_none());
+    let mut ex = demo_from_files(&[]);
+    let candidates = ex.app.knobs().resolved().candidates.len();
+    press(&mut ex, "+");
+    assert_eq!(ex.app.knobs().k(), 3);
+    let s = screen_text(&render(&mut ex, 200, 60));
+    assert!(s.contains(&format!("Selected {} · k=3 m=4", 3 * candidates + 4)), "{s}");
+    press(&mut ex, "]]}");
+    assert_eq!(ex.app.knobs().m(), 16);
+    press(&mut ex, "K12<enter>M0<enter>");
+    assert_eq!((ex.app.knobs().k(), ex.app.knobs().m()), (12, 0));
+    let s = screen_text(&render(&mut ex, 200, 60));
+    assert!(s.contains(&format!("Selected {} · k=12 m=0", 12 * candidates)), "{s}");
+    press(&mut ex, "<-");
+    assert_eq!(ex.app.knobs().k(), 1);
+    press(&mut ex, "K<esc>");
+    assert_eq!(ex.app.knobs().k(), 1);
+    assert!(ex.app.popup().is_none());
 }
 
 #[test]
 fn overlay_colours_mark_guaranteed_and_additional_weights() {
-    let mut app = demo_from_files(&[]);
-    let t = render(&mut app, 200, 60);
+    let mut ex = demo_from_files(&[]);
+    let t = render(&mut ex, 200, 60);
     let buf = t.backend().buffer();
-    let hm = app.layout.regions.heatmap;
-    let marks = app.cache.marks.clone();
-    assert!(marks.iter().any(|m| m.2 == saliency::tui::heatmap::Mark::Guaranteed));
-    for (py, px, mark) in marks {
+    let hm = ex.app.layout().regions.heatmap;
+    let pane = ex.app.heatmap();
+    assert!(pane.marks().iter().any(|m| m.2 == saliency::tui::heatmap::Mark::Guaranteed));
+    for &(py, px, mark) in pane.marks() {
         let cell = &buf[(hm.x + 2 + px as u16, hm.y + 1 + (py / 2) as u16)];
-        if app.cache.cursor_px == Some((py, px)) {
+        if pane.cursor_px() == Some((py, px)) {
             continue;
         }
         let want = match mark {
@@ -164,13 +194,13 @@ fn overlay_colours_mark_guaranteed_and_additional_weights() {
     // An unmarked pixel has a viridis colour.
     let cell = &buf[(hm.x + 2, hm.y + 20)];
     let Color::Rgb(r, g, b) = cell.fg else { panic!("{:?}", cell.fg) };
-    assert!(saliency::tui::colormaps::VIRIDIS.contains(&[r, g, b]));
+    assert!(saliency::colormap::VIRIDIS.contains(&[r, g, b]));
 }
 
 #[test]
 fn no_color_uses_a_glyph_ramp_and_256_colour_terminals_get_indexed_colours() {
-    let mut app = demo_from_files(&["--color", "none"]);
-    let t = render(&mut app, 160, 50);
+    let mut ex = demo_from_files(&["--color", "none"]);
+    let t = render(&mut ex, 160, 50);
     let buf = t.backend().buffer();
     for y in 0..50 {
         for x in 0..160 {
@@ -180,59 +210,61 @@ fn no_color_uses_a_glyph_ramp_and_256_colour_terminals_get_indexed_colours() {
     }
     let s = screen_text(&t);
     assert!(s.contains('●') && (s.contains('░') || s.contains('▒') || s.contains('▓')), "{s}");
-    let mut app = demo_from_files(&["--color", "256"]);
-    app.color_mode = ColorMode::Ansi256;
-    let t = render(&mut app, 160, 50);
-    let hm = app.layout.regions.heatmap;
+    let mut ex = demo_from_files(&["--color", "256"]);
+    assert_eq!(ex.app.color_mode(), ColorMode::Ansi256);
+    let t = render(&mut ex, 160, 50);
+    let hm = ex.app.layout().regions.heatmap;
     assert!(matches!(t.backend().buffer()[(hm.x + 2, hm.y + 3)].fg, Color::Indexed(_)));
 }
 
 #[test]
 fn navigation_drill_down_help_and_small_terminals() {
-    let mut app = demo_from_files(&[]);
-    press(&mut app, "g"); // first layer (layers pane has focus)
-    assert_eq!(app.current_param(), Some(0));
-    press(&mut app, "j");
-    assert_eq!(app.current_param(), Some(1));
-    press(&mut app, "k<tab>");
-    assert_eq!(app.focus, Focus::Heatmap);
-    press(&mut app, "n");
-    let row = app.hm.cursor.0;
-    assert!(app.resolved.candidates.iter().any(|c| c.param == 0 && c.neuron == row));
-    press(&mut app, "<enter>");
-    let s = screen_text(&render(&mut app, 200, 60));
+    let mut ex = demo_from_files(&[]);
+    press(&mut ex, "g"); // first layer (layers pane has focus)
+    assert_eq!(ex.app.current_param(), Some(0));
+    press(&mut ex, "j");
+    assert_eq!(ex.app.current_param(), Some(1));
+    press(&mut ex, "k<tab>");
+    assert_eq!(ex.app.focus(), Focus::Heatmap);
+    press(&mut ex, "n");
+    let row = ex.app.heatmap().cursor().0;
+    assert!(ex.app.knobs().resolved().candidates.iter().any(|c| c.param == 0 && c.neuron == row));
+    press(&mut ex, "<enter>");
+    let s = screen_text(&render(&mut ex, 200, 60));
     assert!(s.contains(&format!("neuron {row} of features_extractor.mlp.0.weight")), "{s}");
     assert!(s.contains("candidate exp_"), "{s}");
     assert!(s.contains("top1"), "{s}");
-    press(&mut app, "<esc>?");
-    let s = screen_text(&render(&mut app, 200, 60));
+    press(&mut ex, "<esc>?");
+    let s = screen_text(&render(&mut ex, 200, 60));
     assert!(s.contains("Keys (one keymap"), "{s}");
     for b in keymap::KEYMAP {
         assert!(s.contains(b.help), "help lacks {}", b.help);
     }
-    press(&mut app, "?<tab>");
-    assert_eq!(app.focus, Focus::Targets);
-    press(&mut app, "<down><enter>");
-    assert!(matches!(app.popup, Some(Popup::Neuron { .. })));
-    let s = screen_text(&render(&mut app, 50, 12));
+    press(&mut ex, "?<tab>");
+    assert_eq!(ex.app.focus(), Focus::Selected);
+    press(&mut ex, "<down><enter>");
+    assert!(matches!(ex.app.popup(), Some(Popup::Neuron { .. })));
+    let s = screen_text(&render(&mut ex, 50, 12));
     assert!(s.contains("Terminal too small"), "{s}");
-    assert!(matches!(press(&mut app, "q")[..], [Effect::Quit]));
+    assert!(matches!(ex.app.update(Action::Quit)[..], [Effect::Quit]));
+    assert!(!press(&mut ex, "q"), "q quits the event loop");
 }
 
 #[test]
 fn zoom_pooling_scale_and_range_keys() {
-    let mut app = demo_from_files(&[]);
-    press(&mut app, "<tab>zz");
-    assert_eq!(app.hm.zoom, 4);
-    let s = screen_text(&render(&mut app, 200, 60));
+    let mut ex = demo_from_files(&[]);
+    press(&mut ex, "<tab>zz");
+    assert_eq!(ex.app.heatmap().zoom(), 4);
+    let s = screen_text(&render(&mut ex, 200, 60));
     assert!(s.contains("zoom 4×"), "{s}");
-    assert_eq!(app.cache.view.rows, 16);
-    press(&mut app, "Z0psrC");
-    let s = screen_text(&render(&mut app, 200, 60));
+    let g = ex.app.heatmap().grid();
+    assert_eq!(g.row_bins.last().unwrap().1 - g.row_bins[0].0, 16, "a quarter of 64 rows");
+    press(&mut ex, "Z0psrC");
+    let s = screen_text(&render(&mut ex, 200, 60));
     assert!(s.contains("mean pool · log · global range · magma · zoom 1×"), "{s}");
-    press(&mut app, "s");
-    render(&mut app, 200, 60);
-    assert!(app.cache.scaler.as_ref().unwrap().sorted.is_some(), "rank scale needs sorted values");
+    press(&mut ex, "s");
+    render(&mut ex, 200, 60);
+    assert!(ex.app.heatmap().scaler().unwrap().sorted.is_some(), "rank scale needs sorted values");
 }
 
 /// The text of a screen rectangle's rows (inside its border).
@@ -251,31 +283,32 @@ fn first_cells(rows: &[String]) -> Vec<String> {
 #[test]
 fn common_terminal_sizes_show_distinct_names_and_whole_headers() {
     for (w, h) in [(80, 24), (100, 30), (60, 16)] {
-        let mut app = demo_from_files(&[]);
-        let n_params = app.averages.as_ref().unwrap().params.len();
+        let mut ex = demo_from_files(&[]);
+        let n_params = ex.app.data().shown().unwrap().params.len();
         // Layers list: every visible row's name is different, and names keep their tails.
-        press(&mut app, "g");
+        press(&mut ex, "g");
         let mut seen = Vec::new();
         for _ in 0..n_params {
-            let t = render(&mut app, w, h);
-            let rows = pane_rows(&t, app.layout.regions.layers);
+            let t = render(&mut ex, w, h);
+            let app = &ex.app;
+            let rows = pane_rows(&t, app.layout().regions.layers);
             let header = rows[0].clone();
-            let headers: Vec<&str> = header.split_whitespace().collect();
-            for word in &headers {
+            for word in header.split_whitespace() {
                 assert!(
-                    ["parameter", "name", "shape", "mean", "max", "selected", "sel"].contains(word),
+                    ["parameter", "name", "shape", "mean", "max", "selected", "sel"].contains(&word),
                     "{w}x{h}: a layer column header was cut: {header:?}"
                 );
             }
             let names = first_cells(&rows[1..]);
-            let row = app.layout.layer_rows.iter().position(|&(_, i)| i == app.layer_cursor).unwrap();
+            let cursor = app.layers().cursor();
+            let row = app.layout().layer_rows.iter().position(|&(_, i)| i == cursor).unwrap();
             let name = names[row].trim_start_matches("· ").to_string();
-            let full = &app.averages.as_ref().unwrap().params[app.layer_order[app.layer_cursor]].name;
+            let full = &app.data().shown().unwrap().params[app.layers().order()[cursor]].name;
             assert!(!name.contains('…'), "{w}x{h}: {name} lost its head and tail");
             let tail: Vec<&str> = full.rsplitn(3, '.').collect();
             assert!(name.ends_with(&format!("{}.{}", tail[1], tail[0])), "{w}x{h}: {name} for {full}");
             seen.push(name);
-            press(&mut app, "j");
+            press(&mut ex, "j");
         }
         let distinct: std::collections::HashSet<_> = seen.iter().collect();
         assert_eq!(distinct.len(), n_params, "{w}x{h}: names not distinct: {seen:?}");
@@ -285,21 +318,21 @@ fn common_terminal_sizes_show_distinct_names_and_whole_headers() {
                 "{seen:?}"
             );
         }
-        // Targets list: whole headers, distinct layer names for distinct layers.
-        press(&mut app, "<tab><tab>");
-        let t = render(&mut app, w, h);
-        let rows = pane_rows(&t, app.layout.regions.targets);
+        // Selected list: whole headers, distinct layer names for distinct layers.
+        press(&mut ex, "<tab><tab>");
+        let t = render(&mut ex, w, h);
+        let app = &ex.app;
+        let rows = pane_rows(&t, app.layout().regions.selected);
         for word in rows[0].split_whitespace() {
             assert!(
                 ["layer", "#", "neuron", "n", "weight", "w", "|grad|", "|g|", "pick"].contains(&word),
-                "{w}x{h}: a target column header was cut: {:?}",
+                "{w}x{h}: a selected-weights column header was cut: {:?}",
                 rows[0]
             );
         }
-        let sel = &app.selection;
         let mut by_layer = std::collections::HashMap::new();
-        for (k, &(_, i)) in app.layout.target_rows.iter().enumerate() {
-            let p = app.resolved.candidates[sel.targets[i].candidate].param;
+        for (k, &(_, i)) in app.layout().selected_rows.iter().enumerate() {
+            let p = app.knobs().candidate(i).unwrap().param;
             let name = first_cells(&rows[1..])[k].clone();
             let prev = by_layer.insert(name.clone(), p);
             assert!(prev.is_none() || prev == Some(p), "{w}x{h}: two layers shown as {name}");
@@ -308,7 +341,7 @@ fn common_terminal_sizes_show_distinct_names_and_whole_headers() {
         let s = screen_text(&t);
         assert!(!s.contains("paramete ") && !s.contains("neuro "), "{s}");
         if w < 80 {
-            assert!(app.layout.regions.folded, "{w}x{h} should fold the lists");
+            assert!(app.layout().regions.folded, "{w}x{h} should fold the lists");
             assert!(s.contains("Tab: layers"), "{s}");
         }
     }
@@ -316,76 +349,102 @@ fn common_terminal_sizes_show_distinct_names_and_whole_headers() {
 
 #[test]
 fn clicks_use_the_drawn_layout() {
-    let mut app = demo_from_files(&[]);
+    let mut ex = demo_from_files(&[]);
     for (w, h) in [(200, 60), (80, 24)] {
-        render(&mut app, w, h);
+        render(&mut ex, w, h);
         // Click the third visible layer row.
-        let (y, i) = app.layout.layer_rows[2];
-        app.click(app.layout.regions.layers.x + 3, y);
-        assert_eq!((app.focus, app.layer_cursor), (Focus::Layers, i));
-        // Scroll the targets list down so it starts later, then click its first visible row.
-        press(&mut app, "<tab><tab>G");
-        render(&mut app, w, h);
-        let (y, i) = app.layout.target_rows[0];
-        app.click(app.layout.regions.targets.x + 2, y);
-        assert_eq!((app.focus, app.target_cursor), (Focus::Targets, i));
+        let (y, i) = ex.app.layout().layer_rows[2];
+        let x = ex.app.layout().regions.layers.x + 3;
+        ex.app.click(x, y);
+        assert_eq!((ex.app.focus(), ex.app.layers().cursor()), (Focus::Layers, i));
+        // Scroll the selected list down so it starts later, then click its first visible row.
+        press(&mut ex, "<tab><tab>G");
+        render(&mut ex, w, h);
+        let (y, i) = ex.app.layout().selected_rows[0];
+        let x = ex.app.layout().regions.selected.x + 2;
+        ex.app.click(x, y);
+        assert_eq!((ex.app.focus(), ex.app.selected_cursor()), (Focus::Selected, i));
         // A heatmap pixel moves the cursor to the matrix cell drawn there.
-        render(&mut app, w, h);
-        let p = app.layout.heatmap_pixels;
-        app.click(p.x + 3, p.y + 2);
-        assert_eq!(app.focus, Focus::Heatmap);
-        let g = &app.cache.grid;
-        assert_eq!(app.hm.cursor, (g.row_bins[4].0, g.col_bins[3].0));
+        render(&mut ex, w, h);
+        let p = ex.app.layout().heatmap_pixels;
+        ex.app.click(p.x + 3, p.y + 2);
+        assert_eq!(ex.app.focus(), Focus::Heatmap);
+        let g = ex.app.heatmap().grid();
+        assert_eq!(ex.app.heatmap().cursor(), (g.row_bins[4].0, g.col_bins[3].0));
     }
 }
 
 #[test]
 fn prompt_keys_and_their_help_come_from_the_keymap() {
-    let mut app = demo_from_files(&[]);
-    press(&mut app, "K");
+    let mut ex = demo_from_files(&[]);
+    press(&mut ex, "K");
     // In the prompt, '0' is a digit (not zoom reset) and q does nothing.
-    press(&mut app, "10q<bs>7<enter>");
-    assert_eq!(app.k, 17);
-    press(&mut app, "?");
-    let s = screen_text(&render(&mut app, 200, 60));
+    press(&mut ex, "10q<bs>7<enter>");
+    assert_eq!(ex.app.knobs().k(), 17);
+    press(&mut ex, "?");
+    let s = screen_text(&render(&mut ex, 200, 60));
     for b in keymap::KEYMAP.iter().filter(|b| b.scope == keymap::Scope::Prompt) {
         assert!(s.contains(b.help), "help lacks the prompt key {}", b.label);
     }
 }
 
 #[test]
-fn export_runs_as_an_effect_with_its_stages() {
+fn export_runs_as_a_job_with_its_stages_and_a_failed_export_is_a_message() {
     let out = tempfile::tempdir().unwrap();
-    let mut app = demo_from_files(&["--output-dir", out.path().to_str().unwrap()]);
-    let effects = app.update(keymap::Action::Export);
-    let [Effect::Export(job)] = &effects[..] else { panic!("{effects:?}") };
-    assert!(matches!(app.export, saliency::tui::app::ExportState::Running { .. }));
+    let mut ex = demo_from_files(&["--output-dir", out.path().to_str().unwrap()]);
+    press(&mut ex, "e");
+    assert!(matches!(ex.app.export().state(), ExportState::Running { .. }));
     // A second export while one runs is refused.
-    assert!(app.update(keymap::Action::Export).is_empty());
-    assert!(app.message.as_deref().unwrap().contains("already running"));
-    let mut stages = Vec::new();
-    let last = saliency::tui::export::run(job, &mut |s| stages.push(s));
-    assert_eq!(stages, ["writing candidate_weights.json (1/1)"]);
-    app.on_export(last);
-    assert!(app.message.as_deref().unwrap().starts_with("exported"));
+    assert!(ex.app.update(Action::Export).is_empty());
+    assert!(ex.app.message().unwrap().contains("already running"));
+    ex.settle(LONG).unwrap();
+    assert!(ex.app.message().unwrap().starts_with("exported"), "{:?}", ex.app.message());
     assert!(out.path().join("candidate_weights.json").is_file());
-    // A failed export is a message, not a crash.
+    assert_eq!(ex.app.export().state(), &ExportState::Idle);
+    // A failed export is a message, not a crash, and the next export is accepted.
     let blocked = out.path().join("file");
     std::fs::write(&blocked, "x").unwrap();
-    app.out_dir = blocked.join("sub");
-    press(&mut app, "e");
-    assert!(app.message.as_deref().unwrap().starts_with("export failed"), "{:?}", app.message);
+    let mut ex = demo_from_files(&["--output-dir", blocked.join("sub").to_str().unwrap()]);
+    press(&mut ex, "e");
+    ex.settle(LONG).unwrap();
+    assert!(ex.app.message().unwrap().starts_with("export failed"), "{:?}", ex.app.message());
+    assert!(ex.app.message().unwrap().contains("Not a directory"), "{:?}", ex.app.message());
+    press(&mut ex, "e");
+    assert!(matches!(ex.app.export().state(), ExportState::Running { .. }), "not stuck after a failure");
+    ex.settle(LONG).unwrap();
+}
+
+#[test]
+fn a_panicking_export_is_shown_and_nothing_stays_running() {
+    let out = tempfile::tempdir().unwrap();
+    let avg = "tests/fixtures/demo_reference/average_gradients.json";
+    let argv = [
+        "--average-gradients",
+        avg,
+        "--cross-metric",
+        "assets/demo/patching_results/cross_metric_summary.json",
+        "--useful-neurons",
+        "assets/demo/useful_neurons.json",
+        "--output-dir",
+        out.path().to_str().unwrap(),
+    ];
+    let mut ex = explorer_with_faults(&argv, Faults { panic_in_export: true, ..Faults::default() });
+    ex.settle(LONG).unwrap();
+    press(&mut ex, "e");
+    ex.settle(LONG).unwrap();
+    let msg = ex.app.message().unwrap().to_string();
+    assert!(msg.starts_with("export failed") && msg.contains("export thread panicked"), "{msg}");
+    assert_eq!(ex.app.export().state(), &ExportState::Idle);
 }
 
 #[test]
 fn snapshots_at_three_sizes() {
-    let mut app = demo_from_files(&[]);
-    app.source = "assets/demo (averages from tests/fixtures/demo_reference)".into();
-    let small = screen_text(&render(&mut app, 100, 30));
+    let mut ex = demo_from_files(&[]);
+    let small = screen_text(&render(&mut ex, 100, 30));
     insta::assert_snapshot!("demo_100x30", small);
-    let common = screen_text(&render(&mut app, 80, 24));
+    let common = screen_text(&render(&mut ex, 80, 24));
     insta::assert_snapshot!("demo_80x24", common);
-    let large = screen_text(&render(&mut app, 180, 50));
+    let large = screen_text(&render(&mut ex, 180, 50));
     insta::assert_snapshot!("demo_180x50", large);
 }
 
@@ -396,9 +455,10 @@ fn read(p: &Path) -> Vec<u8> {
 #[test]
 fn export_writes_the_same_bytes_as_extract() {
     let out = tempfile::tempdir().unwrap();
-    let mut app = demo_from_files(&["--output-dir", out.path().to_str().unwrap()]);
-    press(&mut app, "K3<enter>]e");
-    assert!(app.message.as_deref().unwrap_or("").starts_with("exported"), "{:?}", app.message);
+    let mut ex = demo_from_files(&["--output-dir", out.path().to_str().unwrap()]);
+    press(&mut ex, "K3<enter>]e");
+    ex.settle(LONG).unwrap();
+    assert!(ex.app.message().unwrap_or("").starts_with("exported"), "{:?}", ex.app.message());
     let cli = tempfile::tempdir().unwrap();
     Command::cargo_bin("saliency")
         .unwrap()
@@ -416,7 +476,7 @@ fn export_writes_the_same_bytes_as_extract() {
 #[test]
 fn pipeline_export_writes_the_same_bytes_as_run() {
     let out = tempfile::tempdir().unwrap();
-    let args = explore_args(&[
+    let mut ex = explorer(&[
         "--agent-path",
         fixture("demo").to_str().unwrap(),
         "--output-dir",
@@ -426,9 +486,10 @@ fn pipeline_export_writes_the_same_bytes_as_run() {
         "--m",
         "5",
     ]);
-    let mut app = run_to_end(plan(&args).unwrap(), Duration::from_secs(120)).unwrap();
-    assert!(!app.provisional);
-    press(&mut app, "e");
+    ex.settle(LONG).unwrap();
+    assert!(!ex.app.data().provisional());
+    press(&mut ex, "e");
+    ex.settle(LONG).unwrap();
     let cli = tempfile::tempdir().unwrap();
     Command::cargo_bin("saliency")
         .unwrap()
@@ -470,46 +531,21 @@ fn long_demo(repeats: usize) -> tempfile::TempDir {
 
 #[test]
 fn background_run_reports_progress_snapshots_and_cancels() {
-    use saliency::tui::worker::{Msg, Worker};
     let dir = long_demo(200); // 8,000 inputs
-    let args = explore_args(&["--agent-path", dir.path().to_str().unwrap(), "--batch-size", "4"]);
-    let plan = plan(&args).unwrap();
-    let mut app = plan.app;
-    let worker = Worker::spawn(plan.job).unwrap();
-    let mut saw_snapshot = false;
-    let mut cancelled = false;
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(120) {
-        let Some(msg) = worker.recv_timeout(Duration::from_millis(200)) else { continue };
-        match &msg {
-            Msg::Snapshot(a) => {
-                saw_snapshot = true;
-                assert!(a.num_examples.unwrap() < 8000);
-                // The UI is usable on provisional averages: the selection updates.
-                let _ = app.on_msg(msg);
-                assert!(app.provisional);
-                press(&mut app, "+");
-                assert!(!app.selection.targets.is_empty());
-                // Export refuses provisional averages.
-                press(&mut app, "e");
-                assert!(app.message.as_deref().unwrap().contains("provisional"));
-                assert!(matches!(press(&mut app, "<esc>")[..], [Effect::CancelRun]));
-                worker.cancel();
-                continue;
-            }
-            Msg::Cancelled => {
-                cancelled = true;
-                let _ = app.on_msg(msg);
-                break;
-            }
-            Msg::Finished(..) | Msg::Failed(_) => panic!("expected a cancel, got {msg:?}"),
-            _ => {
-                let _ = app.on_msg(msg);
-            }
-        }
-    }
-    assert!(saw_snapshot && cancelled);
-    let s = screen_text(&render(&mut app, 200, 60));
+    let mut ex = explorer(&["--agent-path", dir.path().to_str().unwrap(), "--batch-size", "4"]);
+    assert!(ex.wait_until(LONG, |a| a.data().provisional()), "no provisional averages");
+    assert!(ex.app.data().shown().unwrap().num_examples.unwrap() < 8000);
+    // The UI is usable on provisional averages: the selection updates.
+    press(&mut ex, "+");
+    assert!(!ex.app.knobs().selection().weights.is_empty());
+    // Export refuses provisional averages.
+    press(&mut ex, "e");
+    assert!(ex.app.message().unwrap().contains("provisional"));
+    // Esc cancels the run.
+    press(&mut ex, "<esc>");
+    ex.settle(LONG).unwrap();
+    assert!(matches!(ex.app.run().status(), Status::Cancelled(Some(_))), "{:?}", ex.app.run().status());
+    let s = screen_text(&render(&mut ex, 200, 60));
     assert!(s.contains("cancelled after"), "{s}");
 }
 
@@ -517,11 +553,35 @@ fn background_run_reports_progress_snapshots_and_cancels() {
 fn failures_are_shown_not_crashed() {
     let dir = copy_fixture("acrobot");
     std::fs::write(dir.path().join("activation_inputs/clean_inputs.json"), r#"{"a": {"input": [1, 2]}}"#).unwrap();
-    let args = explore_args(&["--agent-path", dir.path().to_str().unwrap()]);
-    let mut app = run_to_end(plan(&args).unwrap(), Duration::from_secs(60)).unwrap();
-    let s = screen_text(&render(&mut app, 160, 40));
+    let mut ex = explorer(&["--agent-path", dir.path().to_str().unwrap()]);
+    ex.settle(LONG).unwrap();
+    let s = screen_text(&render(&mut ex, 160, 40));
     assert!(s.contains("The pipeline failed"), "{s}");
     assert!(s.contains("expected a list of 6 values, found 2"), "{s}");
+}
+
+#[test]
+fn panicking_workers_are_shown_not_hidden() {
+    let acro = fixture("acrobot");
+    let mut ex = explorer_with_faults(
+        &["--agent-path", acro.to_str().unwrap()],
+        Faults { panic_in_pipeline: true, ..Faults::default() },
+    );
+    ex.settle(LONG).unwrap();
+    let s = screen_text(&render(&mut ex, 160, 40));
+    assert!(s.contains("The pipeline failed") && s.contains("pipeline thread panicked"), "{s}");
+    // R runs it again (and it panics again: still shown, not stuck).
+    press(&mut ex, "R");
+    ex.settle(LONG).unwrap();
+    assert!(matches!(ex.app.run().status(), Status::Failed(_)));
+    // The evidence engine panicking on its first request: the evidence line says so.
+    let mut ex = explorer_with_faults(
+        &["--agent-path", acro.to_str().unwrap()],
+        Faults { panic_in_evidence: true, ..Faults::default() },
+    );
+    assert!(ex.wait_until(LONG, |a| matches!(a.evidence().status(), EvidenceStatus::Failed(_))), "not reported");
+    let t = render(&mut ex, 160, 40);
+    assert!(line(&t, 2).contains("evidence failed: the evidence thread panicked"), "{}", line(&t, 2));
 }
 
 #[test]
@@ -535,35 +595,13 @@ fn not_a_terminal_names_the_headless_command() {
         .stderr(predicates::str::contains("saliency run --agent-path"));
 }
 
-/// The demo run in the explorer, with an evidence engine answering its requests at once.
-fn demo_with_evidence(extra: &[&str]) -> (App, saliency::tui::evidence::Engine, Vec<Effect>) {
-    let mut argv = vec!["--agent-path", "assets/demo", "--color", "truecolor"];
-    argv.extend_from_slice(extra);
-    let args = explore_args(&argv);
-    let plan = plan(&args).unwrap();
-    let engine = saliency::tui::evidence::Engine::load(plan.app.model.as_ref().unwrap()).unwrap();
-    let (mut app, effects) = saliency::tui::run_to_end_with_effects(plan, Duration::from_secs(120)).unwrap();
-    app.on_evidence(saliency::tui::evidence::Msg::Ready { inputs: engine.prepared.sig.n, all: engine.all });
-    (app, engine, effects)
-}
-
-/// Answers the app's pending evidence requests.
-fn settle(app: &mut App, engine: &saliency::tui::evidence::Engine, effects: Vec<Effect>) {
-    for e in effects {
-        saliency::tui::run_effect_blocking(app, e, Some(engine));
-    }
-}
-
 #[test]
 fn evidence_line_follows_k_and_m_and_equals_saliency_ablate() {
-    let (mut app, engine, first) = demo_with_evidence(&[]);
-    assert_eq!(first.len(), 1, "one request for the line once the averages are final");
-    assert!(app.evidence_effects().is_empty(), "no second request for the same selection");
-    settle(&mut app, &engine, first);
-    let s = screen_text(&render(&mut app, 200, 60));
-    let line = s.lines().nth(2).unwrap().to_string();
-    assert!(line.contains("zeroing the selection (40 inputs) · flips 55% (random 7%, pct 100)"), "{line}");
-    assert!(!line.contains("updating"), "{line}");
+    let mut ex = demo_with_evidence(&[]);
+    let l = line(&render(&mut ex, 200, 60), 2);
+    assert!(l.contains("zeroing the selection (40 inputs) · flips 55% (random 7%, pct 100)"), "{l}");
+    assert!(l.contains("Q drop"), "the drop is named by the target: {l}");
+    assert!(!l.contains("updating"), "{l}");
     // The same numbers as `saliency ablate` on the same selection (zero, 20 draws, seed 0).
     let out = tempfile::tempdir().unwrap();
     Command::cargo_bin("saliency")
@@ -573,7 +611,7 @@ fn evidence_line_follows_k_and_m_and_equals_saliency_ablate() {
         .assert()
         .success();
     let file = read_json(&out.path().join("ablation.json"));
-    let Some((_, Some(e))) = &app.evidence.line else { panic!("no evidence") };
+    let Some((Some(e), _)) = ex.app.evidence().line() else { panic!("no evidence") };
     let g = |path: [&str; 2]| file.get(path[0]).unwrap().get(path[1]).unwrap().as_f64().unwrap();
     assert_eq!(e.selection.flip_rate, g(["selection", "flip_rate"]));
     assert_eq!(e.selection.mean_target_drop, g(["selection", "mean_target_drop"]));
@@ -585,60 +623,77 @@ fn evidence_line_follows_k_and_m_and_equals_saliency_ablate() {
     let before = e.clone();
 
     // k + 1: a new request; until it arrives the old numbers show, marked as updating.
-    let effects = press(&mut app, "+");
+    let effects = ex.app.update(Action::KUp);
     assert!(matches!(effects[..], [Effect::Evidence(_)]), "{effects:?}");
-    let s = screen_text(&render(&mut app, 200, 60));
-    assert!(s.lines().nth(2).unwrap().contains("updating ..."), "{s}");
-    settle(&mut app, &engine, effects);
-    let s = screen_text(&render(&mut app, 200, 60));
-    assert!(!s.lines().nth(2).unwrap().contains("updating"), "{s}");
-    let Some((_, Some(after))) = &app.evidence.line else { panic!("no evidence") };
+    assert!(line(&render(&mut ex, 200, 60), 2).contains("updating ..."));
+    assert!(ex.apply(effects));
+    assert!(ex.wait_until(LONG, line_current));
+    assert!(!line(&render(&mut ex, 200, 60), 2).contains("updating"));
+    let Some((Some(after), _)) = ex.app.evidence().line() else { panic!("no evidence") };
     assert_ne!(after, &before, "k=3 should change the evidence");
-    assert_eq!(after.num_weights, app.selection.targets.len());
-    // An older result arriving late does not replace a newer one.
-    let id_now = app.evidence.line.as_ref().unwrap().0;
-    app.on_evidence(saliency::tui::evidence::Msg::Empty {
-        id: id_now - 1,
-        scope: saliency::tui::evidence::Scope::Selection,
-    });
-    assert_eq!(app.evidence.line.as_ref().unwrap().0, id_now);
+    assert_eq!(after.num_weights, ex.app.knobs().selection().weights.len());
     // m to 0 and k to 0: nothing selected.
-    let effects = press(&mut app, "M0<enter>K0<enter>");
-    settle(&mut app, &engine, effects);
-    assert!(screen_text(&render(&mut app, 200, 60)).contains("nothing selected"));
+    press(&mut ex, "M0<enter>K0<enter>");
+    assert!(ex.wait_until(LONG, line_current));
+    assert!(screen_text(&render(&mut ex, 200, 60)).contains("nothing selected"));
+}
+
+#[test]
+fn the_evidence_line_never_gets_stuck_behind_a_neuron_request() {
+    // Tab to the selected weights, Enter on one (the neuron view asks for its own evidence),
+    // + (k=3: a line request and a neuron request at once), Esc: the line must show k=3's
+    // numbers, not stay "updating ..." (one kind of request never displaces the other).
+    let mut ex = demo_with_evidence(&[]);
+    press(&mut ex, "<tab><tab><enter>");
+    assert!(matches!(ex.app.popup(), Some(Popup::Neuron { .. })));
+    let effects = ex.app.update(Action::KUp);
+    assert_eq!(effects.len(), 2, "a line request and a neuron request: {effects:?}");
+    assert!(ex.apply(effects));
+    press(&mut ex, "<esc>");
+    assert!(ex.wait_until(LONG, line_current), "the line stayed stale");
+    let Some((Some(e), false)) = ex.app.evidence().line() else { panic!("no evidence") };
+    assert_eq!(e.num_weights, ex.app.knobs().selection().weights.len(), "k=3's selection");
+    let l = line(&render(&mut ex, 200, 60), 2);
+    assert!(l.contains("flips") && !l.contains("updating"), "{l}");
 }
 
 #[test]
 fn neuron_view_shows_what_zeroing_its_selected_weights_does() {
-    let (mut app, engine, first) = demo_with_evidence(&[]);
-    settle(&mut app, &engine, first);
-    let effects = press(&mut app, "<tab><tab><enter>");
-    assert!(matches!(app.popup, Some(Popup::Neuron { .. })));
+    let mut ex = demo_with_evidence(&[]);
+    let effects = {
+        press(&mut ex, "<tab><tab>");
+        ex.app.update(Action::Open)
+    };
+    assert!(matches!(ex.app.popup(), Some(Popup::Neuron { .. })));
     assert!(
-        effects.iter().any(
-            |e| matches!(e, Effect::Evidence(r) if matches!(r.scope, saliency::tui::evidence::Scope::Neuron { .. }))
-        ),
+        effects.iter().any(|e| matches!(e, Effect::Evidence(r) if matches!(
+            r.question,
+            saliency::study::evidence::Question::Neuron { .. }
+        ))),
         "{effects:?}"
     );
-    let s = screen_text(&render(&mut app, 200, 60));
+    let s = screen_text(&render(&mut ex, 200, 60));
     assert!(s.contains("zeroing its selected weights: computing"), "{s}");
-    settle(&mut app, &engine, effects);
-    let s = screen_text(&render(&mut app, 200, 60));
+    assert!(ex.apply(effects));
+    let Some(Popup::Neuron { param, row }) = ex.app.popup().cloned() else { panic!() };
+    assert!(ex.wait_until(LONG, |a| a.evidence().neuron(param, row).is_some_and(|(_, stale)| !stale)));
+    let s = screen_text(&render(&mut ex, 200, 60));
     assert!(s.contains("zeroing its selected weights: flips"), "{s}");
 }
 
 #[test]
 fn ablate_key_exports_ablation_json_as_saliency_ablate_writes_it() {
     let out = tempfile::tempdir().unwrap();
-    let (mut app, engine, first) = demo_with_evidence(&["--output-dir", out.path().to_str().unwrap()]);
-    settle(&mut app, &engine, first);
-    press(&mut app, "A");
-    let msg = app.message.clone().unwrap_or_default();
+    let mut ex = demo_with_evidence(&["--output-dir", out.path().to_str().unwrap(), "--random", "5", "--seed", "3"]);
+    press(&mut ex, "A");
+    ex.settle(LONG).unwrap();
+    let msg = ex.app.message().unwrap_or_default().to_string();
     assert!(msg.starts_with("exported") && msg.contains("ablation.json (flips"), "{msg}");
+    // The explorer's --random and --seed are `ablate`'s.
     let cli = tempfile::tempdir().unwrap();
     Command::cargo_bin("saliency")
         .unwrap()
-        .args(["ablate", "-q", "--agent-path", "assets/demo", "--candidates"])
+        .args(["ablate", "-q", "--random", "5", "--seed", "3", "--agent-path", "assets/demo", "--candidates"])
         .arg(out.path().join("candidate_weights.json"))
         .arg("--output-dir")
         .arg(cli.path())
@@ -648,86 +703,97 @@ fn ablate_key_exports_ablation_json_as_saliency_ablate_writes_it() {
     // From files there is no model to ablate: a message, no crash.
     let mut files = demo_from_files(&[]);
     press(&mut files, "A");
-    assert!(files.message.as_deref().unwrap().contains("needs the agent"), "{:?}", files.message);
+    assert!(files.app.message().unwrap().contains("needs the agent"), "{:?}", files.app.message());
     assert!(screen_text(&render(&mut files, 200, 60)).contains("evidence: needs the agent"));
 }
 
 #[test]
-fn measures_switch_live_and_the_selection_follows_magnitudes() {
-    let (mut app, _engine, _) = demo_with_evidence(&[]);
-    assert_eq!(app.measure.name(), "mean-abs");
-    let before = app.selection.clone();
-    let s = screen_text(&render(&mut app, 200, 60));
-    assert!(s.lines().next().unwrap().contains("target q · measure mean-abs"), "{s}");
-    // mean (signed, not a magnitude): colours and statistics follow, the selection stays.
-    press(&mut app, "v");
-    assert_eq!(app.measure.name(), "mean");
-    assert_eq!(app.selection, before, "a signed measure does not rank");
-    let mean = app.measures.as_ref().unwrap().get(saliency::pipeline::measures::Measure::Mean).unwrap();
-    assert_eq!(app.averages.as_ref().unwrap().params[0].data, mean[0].data);
-    assert!(app.stats.iter().any(|s| s.min < 0.0), "signed values shown");
-    // mean-sq (a magnitude): the selection ranks by it.
-    press(&mut app, "v");
-    assert_eq!(app.measure.name(), "mean-sq");
-    assert_ne!(app.selection, before);
-    let s = screen_text(&render(&mut app, 200, 60));
-    assert!(s.lines().next().unwrap().contains("measure mean-sq"), "{s}");
-    // The export ranks by the shown magnitude and writes the averages unchanged.
+fn the_full_ablation_can_be_cancelled() {
+    let dir = long_demo(100); // 4,000 inputs
     let out = tempfile::tempdir().unwrap();
-    app.out_dir = out.path().to_path_buf();
-    press(&mut app, "e");
+    let mut ex =
+        explorer(&["--agent-path", dir.path().to_str().unwrap(), "--output-dir", out.path().to_str().unwrap()]);
+    assert!(ex.wait_until(LONG, line_current), "no evidence");
+    press(&mut ex, "A");
+    let ablating =
+        |a: &App| matches!(a.export().state(), ExportState::Running { stage } if stage.starts_with("ablating: "));
+    assert!(ex.wait_until(LONG, ablating), "{:?}", ex.app.export().state());
+    press(&mut ex, "<esc>");
+    ex.settle(LONG).unwrap();
+    assert_eq!(ex.app.message(), Some("export cancelled; no file was changed"));
+    assert!(!out.path().join("ablation.json").exists());
+    assert_eq!(ex.app.export().state(), &ExportState::Idle);
+}
+
+#[test]
+fn measures_switch_live_and_the_selection_follows_magnitudes() {
+    let out = tempfile::tempdir().unwrap();
+    let mut ex = demo_with_evidence(&["--output-dir", out.path().to_str().unwrap()]);
+    assert_eq!(ex.app.data().measure().name(), "mean-abs");
+    let before = ex.app.knobs().selection().clone();
+    assert!(line(&render(&mut ex, 200, 60), 0).contains("target q · measure mean-abs"));
+    // mean (signed, not a magnitude): colours and statistics follow, the selection stays.
+    press(&mut ex, "v");
+    let data = ex.app.data();
+    assert_eq!(data.measure().name(), "mean");
+    assert_eq!(ex.app.knobs().selection(), &before, "a signed measure does not rank");
+    let mean = data.measures().unwrap().get(saliency::pipeline::measures::Measure::Mean).unwrap();
+    assert_eq!(data.shown().unwrap().params[0].data, mean[0].data);
+    assert!(data.stats().iter().any(|s| s.min < 0.0), "signed values shown");
+    // mean-sq (a magnitude): the selection ranks by it.
+    press(&mut ex, "v");
+    assert_eq!(ex.app.data().measure().name(), "mean-sq");
+    assert_ne!(ex.app.knobs().selection(), &before);
+    assert!(line(&render(&mut ex, 200, 60), 0).contains("measure mean-sq"));
+    // The export ranks by the shown magnitude and writes the averages unchanged.
+    press(&mut ex, "e");
+    ex.settle(LONG).unwrap();
     let cand = read_json(&out.path().join("candidate_weights.json"));
     let t = &cand.get("weight_targets").unwrap().as_array().unwrap()[0];
     let layer = t.get("layer_name").unwrap().as_str().unwrap();
-    let sq = app.measures.as_ref().unwrap().get(saliency::pipeline::measures::Measure::MeanSq).unwrap();
+    let sq = ex.app.data().measures().unwrap().get(saliency::pipeline::measures::Measure::MeanSq).unwrap();
     let p = sq.iter().find(|p| p.name == layer).unwrap();
     let cols = p.rows_cols().1;
     let e = t.get("neuron_index").unwrap().as_i64().unwrap() as usize * cols
         + t.get("weight_index").unwrap().as_i64().unwrap() as usize;
     assert_eq!(t.get("gradient_magnitude").unwrap().as_f64().unwrap(), p.data[e]);
     let avgs = saliency::pipeline::average::Averages::read(&out.path().join("average_gradients.json")).unwrap();
-    assert_eq!(avgs.params, app.mean_abs.as_ref().unwrap().params);
+    assert_eq!(avgs.params, ex.app.data().mean_abs().unwrap().params);
     // Back round to mean-abs after the seven.
-    press(&mut app, "vvvvv");
-    assert_eq!(app.measure.name(), "mean-abs");
-    assert_eq!(app.selection, before);
+    press(&mut ex, "vvvvv");
+    assert_eq!(ex.app.data().measure().name(), "mean-abs");
+    assert_eq!(ex.app.knobs().selection(), &before);
 }
 
 #[test]
 fn the_target_shows_and_changing_it_runs_again() {
-    let (mut app, _engine, _) = demo_with_evidence(&[]);
-    let effects = press(&mut app, "t");
-    assert!(matches!(effects[..], [Effect::SetTarget(saliency::target::Target::Margin)]), "{effects:?}");
-    assert!(app.running());
-    let s = screen_text(&render(&mut app, 200, 60));
-    assert!(s.lines().next().unwrap().contains("target margin"), "{s}");
+    let mut ex = demo_with_evidence(&[]);
+    let effects = ex.app.update(Action::CycleTarget);
+    assert!(matches!(effects[..], [Effect::Run { target: Some(saliency::target::Target::Margin) }]), "{effects:?}");
+    assert!(ex.app.run().running());
+    assert!(line(&render(&mut ex, 200, 60), 0).contains("target margin"));
+    assert!(ex.apply(effects));
+    // The new run and the evidence engine for the new target both answer.
+    assert!(ex.wait_until(LONG, |a| a.run().done() && line_current(a)), "{:?}", ex.app.run().status());
+    assert!(line(&render(&mut ex, 200, 60), 2).contains("margin drop"));
     // From files the target cannot change.
     let mut files = demo_from_files(&[]);
-    assert!(press(&mut files, "t").is_empty());
-    assert!(files.message.as_deref().unwrap().contains("cannot change"));
+    assert!(files.app.update(Action::CycleTarget).is_empty());
+    assert!(files.app.message().unwrap().contains("cannot change"));
     // --target starts with it, and the run differentiates it.
-    let args = explore_args(&["--agent-path", "assets/demo", "--target", "logsoftmax"]);
-    let app = run_to_end(plan(&args).unwrap(), Duration::from_secs(120)).unwrap();
-    assert_eq!(app.target, saliency::target::Target::LogSoftmax);
+    let mut ex = explorer(&["--agent-path", "assets/demo", "--target", "logsoftmax"]);
+    ex.settle(LONG).unwrap();
+    assert_eq!(ex.app.run().target(), saliency::target::Target::LogSoftmax);
     let out = tempfile::tempdir().unwrap();
     Command::cargo_bin("saliency")
         .unwrap()
-        .args([
-            "run",
-            "-q",
-            "--raw-gradients",
-            "none",
-            "--target",
-            "logsoftmax",
-            "--agent-path",
-            "assets/demo",
-            "--output-dir",
-        ])
+        .args(["run", "-q", "--raw-gradients", "none", "--target", "logsoftmax", "--agent-path", "assets/demo"])
+        .arg("--output-dir")
         .arg(out.path())
         .assert()
         .success();
     let want = saliency::pipeline::average::Averages::read(&out.path().join("average_gradients.json")).unwrap();
-    assert_eq!(app.mean_abs.as_ref().unwrap().params, want.params);
+    assert_eq!(ex.app.data().mean_abs().unwrap().params, want.params);
 }
 
 #[test]
@@ -744,35 +810,31 @@ fn input_view_shows_vector_bars_with_feature_names_and_image_pictures() {
         format!("{{\"MLP_input\": [{}]}}", names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")),
     )
     .unwrap();
-    let (mut app, engine, _) = demo_with_evidence(&["--feature-names", file.to_str().unwrap()]);
-    let effects = press(&mut app, "i");
-    assert!(matches!(app.popup, Some(Popup::Inputs { index: 0 })));
-    settle(&mut app, &engine, effects);
-    let s = screen_text(&render(&mut app, 170, 48));
+    let mut ex = demo_with_evidence(&["--feature-names", file.to_str().unwrap()]);
+    press(&mut ex, "i");
+    assert!(matches!(ex.app.popup(), Some(Popup::Inputs { index: 0 })));
+    assert!(ex.wait_until(LONG, |a| a.evidence().input(0).is_some()));
+    let s = screen_text(&render(&mut ex, 170, 48));
     assert!(s.contains("input saliency · target q · input 1/40 GridNav-0-"), "{s}");
     assert!(s.contains("MLP_input [106]: mean |d q / d input| over 40 inputs"), "{s}");
     // Bars sorted by saliency, labelled by name, with this input's value and gradient.
-    let means = app.input_means.as_ref().unwrap();
+    let means = ex.app.inputs().means().unwrap();
     let top = (0..106).max_by(|&a, &b| means.mean_abs[0][a].total_cmp(&means.mean_abs[0][b])).unwrap();
     assert!(s.contains(&names[top]), "the most salient feature {} is not shown:\n{s}", names[top]);
     assert!(s.contains("value") && s.contains("grad"), "{s}");
     // Right: the next input.
-    let effects = press(&mut app, "<right>");
-    settle(&mut app, &engine, effects);
-    assert_eq!(app.evidence.input.as_ref().unwrap().index, 1);
-    assert!(screen_text(&render(&mut app, 170, 48)).contains("input 2/40"));
-    press(&mut app, "i");
-    assert!(app.popup.is_none());
+    press(&mut ex, "<right>");
+    assert!(ex.wait_until(LONG, |a| a.evidence().input(1).is_some()));
+    assert!(screen_text(&render(&mut ex, 170, 48)).contains("input 2/40"));
+    press(&mut ex, "i");
+    assert!(ex.app.popup().is_none());
 
     // The CNN fixture: pictures of each channel, coloured.
-    let args = explore_args(&["--agent-path", fixture("cnn").to_str().unwrap(), "--color", "truecolor"]);
-    let plan = plan(&args).unwrap();
-    let engine = saliency::tui::evidence::Engine::load(plan.app.model.as_ref().unwrap()).unwrap();
-    let (mut app, _) = saliency::tui::run_to_end_with_effects(plan, Duration::from_secs(120)).unwrap();
-    app.on_evidence(saliency::tui::evidence::Msg::Ready { inputs: engine.prepared.sig.n, all: engine.all });
-    let effects = press(&mut app, "i");
-    settle(&mut app, &engine, effects);
-    let t = render(&mut app, 170, 48);
+    let mut ex = explorer(&["--agent-path", fixture("cnn").to_str().unwrap(), "--color", "truecolor"]);
+    assert!(ex.wait_until(LONG, line_current));
+    press(&mut ex, "i");
+    assert!(ex.wait_until(LONG, |a| a.evidence().input(0).is_some()));
+    let t = render(&mut ex, 170, 48);
     let s = screen_text(&t);
     assert!(s.contains("obs [2, 44, 44]") && s.contains("channel 1: saliency") && s.contains("its saliency"), "{s}");
     let buf = t.backend().buffer();
@@ -785,39 +847,40 @@ fn input_view_shows_vector_bars_with_feature_names_and_image_pictures() {
 
 #[test]
 fn neuron_view_shows_the_signed_mean() {
-    let (mut app, _engine, _) = demo_with_evidence(&[]);
-    press(&mut app, "<tab><tab><enter>");
-    let s = screen_text(&render(&mut app, 200, 60));
+    let mut ex = demo_with_evidence(&[]);
+    press(&mut ex, "<tab><tab><enter>");
+    let s = screen_text(&render(&mut ex, 200, 60));
     assert!(s.contains("signed mean beside") && s.contains(" mean "), "{s}");
     // The signed mean shown is the measure's value for that weight.
-    let Some(Popup::Neuron { param, row }) = app.popup else { panic!() };
-    let mean = &app.measures.as_ref().unwrap().get(saliency::pipeline::measures::Measure::Mean).unwrap()[param];
+    let Some(Popup::Neuron { param, row }) = ex.app.popup().cloned() else { panic!() };
+    let mean = &ex.app.data().measures().unwrap().get(saliency::pipeline::measures::Measure::Mean).unwrap()[param];
     let first = mean.row(row)[88];
     assert!(s.contains(&format!("mean {:>9}", saliency::format::num(first))), "{s}");
 }
 
 #[test]
 fn a_ppo_agent_opens_and_switches_between_actor_and_critic() {
-    let args = explore_args(&["--agent-path", fixture("ppo_cartpole").to_str().unwrap()]);
-    let mut app = run_to_end(plan(&args).unwrap(), Duration::from_secs(120)).unwrap();
-    let s = screen_text(&render(&mut app, 200, 60));
-    let head = s.lines().next().unwrap().to_string();
+    let mut ex = explorer(&["--agent-path", fixture("ppo_cartpole").to_str().unwrap()]);
+    assert!(ex.wait_until(LONG, line_current));
+    let t = render(&mut ex, 200, 60);
+    let head = line(&t, 0);
     assert!(head.contains("target logprob") && head.contains("PPO"), "{head}");
-    let names: Vec<String> = app.mean_abs.as_ref().unwrap().params.iter().map(|p| p.name.clone()).collect();
+    assert!(line(&t, 2).contains("log-prob drop"), "the drop is named by the target: {}", line(&t, 2));
+    let names: Vec<String> = ex.app.data().mean_abs().unwrap().params.iter().map(|p| p.name.clone()).collect();
     assert!(
         names.iter().all(|n| n.starts_with("mlp_extractor.policy_net.") || n.starts_with("action_net.")),
         "{names:?}"
     );
-    // t: the critic next (actor or critic is the first question about a policy).
-    let effects = press(&mut app, "t");
-    assert!(matches!(effects[..], [Effect::SetTarget(saliency::target::Target::Value)]), "{effects:?}");
-    // The run for the critic reports the critic's path.
-    let args = explore_args(&["--agent-path", fixture("ppo_cartpole").to_str().unwrap(), "--target", "value"]);
-    let mut app = run_to_end(plan(&args).unwrap(), Duration::from_secs(120)).unwrap();
-    let names: Vec<String> = app.mean_abs.as_ref().unwrap().params.iter().map(|p| p.name.clone()).collect();
+    // t: the critic next (actor or critic is the first question about a policy); the run for
+    // the critic reports the critic's path.
+    press(&mut ex, "t");
+    assert!(ex.wait_until(LONG, |a| a.run().done() && line_current(a)));
+    let names: Vec<String> = ex.app.data().mean_abs().unwrap().params.iter().map(|p| p.name.clone()).collect();
     assert!(
         names.iter().all(|n| n.starts_with("mlp_extractor.value_net.") || n.starts_with("value_net.")),
         "{names:?}"
     );
-    assert!(screen_text(&render(&mut app, 200, 60)).lines().next().unwrap().contains("target value"));
+    let t = render(&mut ex, 200, 60);
+    assert!(line(&t, 0).contains("target value"));
+    assert!(line(&t, 2).contains("value drop"), "{}", line(&t, 2));
 }

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Writes src/tui/colormaps.rs: matplotlib's perceptually uniform colormaps (viridis, magma,
+"""Writes src/colormap/tables.rs: matplotlib's perceptually uniform colormaps (viridis, magma,
 inferno, cividis) sampled at 256 points, as compact hex text decoded at compile time.
 Run by hand (needs matplotlib). The `colorous` crate was checked and does not match matplotlib
 (its cividis is a polynomial fit, up to 18/255 off; the others round differently)."""
 import os
 from matplotlib import colormaps
 
-out = os.path.join(os.path.dirname(__file__), "..", "..", "src", "tui", "colormaps.rs")
+out = os.path.join(os.path.dirname(__file__), "..", "..", "src", "colormap", "tables.rs")
 with open(out, "w") as f:
     f.write("//! matplotlib's perceptually uniform colormaps, 256 sRGB entries each (`cmap(i / 255)`,\n")
     f.write("//! rounded), as hex text decoded at compile time.\n")

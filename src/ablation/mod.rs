@@ -104,11 +104,11 @@ impl Change {
     /// `[neuron_index, weight_index]` of its rows (conv rows are the flattened kernels); a 1-D
     /// parameter's is `weight_index` with neuron 0. An element named twice is changed once.
     /// A name or index the agent lacks is an error that names it (`what` says where).
-    pub fn from_named(agent: &Agent, named: &[NamedWeight], what: &str) -> Result<Change, ChangeError> {
+    pub fn from_named(params: &[(&str, &[usize])], named: &[NamedWeight], what: &str) -> Result<Change, ChangeError> {
         let mut map: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, t) in named.iter().enumerate() {
-            let Some(p) = agent.params.iter().position(|p| p.name == t.layer_name) else {
-                let names: Vec<&str> = agent.params.iter().map(|p| p.name.as_str()).take(12).collect();
+            let Some(p) = params.iter().position(|(name, _)| *name == t.layer_name) else {
+                let names: Vec<&str> = params.iter().map(|(name, _)| *name).take(12).collect();
                 return Err(ChangeError::UnknownLayer {
                     what: what.to_string(),
                     i,
@@ -116,7 +116,7 @@ impl Change {
                     known: names.join(", "),
                 });
             };
-            let shape = &agent.params[p].shape;
+            let shape = params[p].1.to_vec();
             let (rows, cols) = match shape.len() {
                 0 => (1, 1),
                 1 => (1, shape[0]),

@@ -36,6 +36,11 @@ impl Agent {
     pub fn total_weights(&self) -> usize {
         self.params.iter().map(Param::numel).sum()
     }
+
+    /// Each parameter's name and shape, in order.
+    pub fn param_shapes(&self) -> Vec<(&str, &[usize])> {
+        self.params.iter().map(|p| (p.name.as_str(), p.shape.as_slice())).collect()
+    }
 }
 
 /// docs/pipeline.md, "Agent resolution": a `.zip` file, or a directory holding `agent.zip`, `model.zip`, `dqn.zip` (in that

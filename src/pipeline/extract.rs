@@ -172,7 +172,7 @@ pub enum Pick {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Target {
+pub struct SelectedWeight {
     /// Index into the candidates.
     pub candidate: usize,
     pub weight_index: usize,
@@ -185,7 +185,7 @@ pub struct Selection {
     pub k: usize,
     pub m: usize,
     /// Sorted by magnitude, largest first (stable).
-    pub targets: Vec<Target>,
+    pub weights: Vec<SelectedWeight>,
     /// Per candidate: its top-k weight indices, largest first.
     pub top_k: Vec<Vec<usize>>,
     /// Candidates that received additional weights (in order of first appearance in the sorted
@@ -227,7 +227,7 @@ fn top_by<T: Copy>(items: &mut Vec<T>, count: usize, key: impl Fn(&T) -> (f64, u
 /// docs/pipeline.md, step 3: per candidate its top k weights (guaranteed), the rest into one pool whose top m
 /// are added, all sorted by magnitude (stable: guaranteed in candidate order, then additional).
 pub fn select(avgs: &Averages, candidates: &[Candidate], k: usize, m: usize) -> Selection {
-    let mut targets = Vec::new();
+    let mut weights = Vec::new();
     let mut top_k = Vec::with_capacity(candidates.len());
     // Pool entries: (candidate, weight index, position in pool order).
     let mut pool: Vec<(u32, u32, f64, usize)> = Vec::new();
@@ -242,7 +242,12 @@ pub fn select(avgs: &Averages, candidates: &[Candidate], k: usize, m: usize) -> 
         chosen_mask.resize(row.len(), false);
         for (rank, &j) in order.iter().enumerate() {
             chosen_mask[j] = true;
-            targets.push(Target { candidate: c, weight_index: j, magnitude: row[j], pick: Pick::Guaranteed(rank + 1) });
+            weights.push(SelectedWeight {
+                candidate: c,
+                weight_index: j,
+                magnitude: row[j],
+                pick: Pick::Guaranteed(rank + 1),
+            });
         }
         top_k.push(order.clone());
         if m > 0 {
@@ -254,27 +259,27 @@ pub fn select(avgs: &Averages, candidates: &[Candidate], k: usize, m: usize) -> 
             }
         }
     }
-    let guaranteed_count = targets.len();
+    let guaranteed_count = weights.len();
     let take = m.min(pool.len());
     top_by(&mut pool, take, |e| (e.2, e.3));
     let mut additional: Vec<(usize, Vec<usize>)> = Vec::new();
     for &(c, j, v, _) in &pool {
         let (c, j) = (c as usize, j as usize);
-        targets.push(Target { candidate: c, weight_index: j, magnitude: v, pick: Pick::Additional });
+        weights.push(SelectedWeight { candidate: c, weight_index: j, magnitude: v, pick: Pick::Additional });
         match additional.iter_mut().find(|(ac, _)| *ac == c) {
             Some((_, list)) => list.push(j),
             None => additional.push((c, vec![j])),
         }
     }
     let additional_count = pool.len();
-    targets.sort_by(|a, b| desc(a.magnitude, b.magnitude));
-    Selection { k, m, targets, top_k, additional, guaranteed_count, additional_count }
+    weights.sort_by(|a, b| desc(a.magnitude, b.magnitude));
+    Selection { k, m, weights, top_k, additional, guaranteed_count, additional_count }
 }
 
 impl Selection {
     /// Sum of the selected magnitudes.
     pub fn captured(&self) -> f64 {
-        self.targets.iter().map(|t| t.magnitude).filter(|v| v.is_finite()).sum()
+        self.weights.iter().map(|t| t.magnitude).filter(|v| v.is_finite()).sum()
     }
 }
 
@@ -286,7 +291,7 @@ pub fn write_candidates(dest: &Path, avgs: &Averages, candidates: &[Candidate], 
         w.begin_object()?;
         w.key("weight_targets")?;
         w.begin_array()?;
-        for t in &sel.targets {
+        for t in &sel.weights {
             let c = &candidates[t.candidate];
             w.begin_object()?;
             w.key_string("layer_name", &avgs.params[c.param].name)?;
@@ -311,7 +316,7 @@ pub fn write_candidates(dest: &Path, avgs: &Averages, candidates: &[Candidate], 
         w.key_int("k_per_neuron", sel.k as i64)?;
         w.key_int("additional_m", sel.m as i64)?;
         w.key_int("num_candidate_neurons", candidates.len() as i64)?;
-        w.key_int("total_weights_selected", sel.targets.len() as i64)?;
+        w.key_int("total_weights_selected", sel.weights.len() as i64)?;
         w.key_int("guaranteed_per_neuron", sel.guaranteed_count as i64)?;
         w.key_int("additional_selected", sel.additional_count as i64)?;
         w.key_string(
@@ -398,7 +403,7 @@ mod tests {
         // guaranteed: neuron 1 -> w0 (0.9); neuron 0 -> w1 (0.5, ties with w3: lower index wins)
         assert_eq!(s.top_k, vec![vec![0], vec![1]]);
         // pool in order: n1 w1 0.0, w2 0.2, w3 0.4; n0 w0 0.1, w2 0.3, w3 0.5 -> top 3: 0.5 (n0 w3), 0.4, 0.3
-        let got: Vec<(usize, usize, Pick)> = s.targets.iter().map(|t| (t.candidate, t.weight_index, t.pick)).collect();
+        let got: Vec<(usize, usize, Pick)> = s.weights.iter().map(|t| (t.candidate, t.weight_index, t.pick)).collect();
         assert_eq!(
             got,
             vec![
@@ -418,7 +423,7 @@ mod tests {
         let r = resolve(&keys(&["q_net.0_neuron_0"]), None, &a);
         let s = select(&a, &r.candidates, 0, 2);
         assert_eq!(s.guaranteed_count, 0);
-        assert_eq!(s.targets.iter().map(|t| t.weight_index).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(s.weights.iter().map(|t| t.weight_index).collect::<Vec<_>>(), vec![1, 2]);
         let s = select(&a, &r.candidates, 10, 5);
         assert_eq!(s.top_k[0], vec![1, 2, 0]);
         assert_eq!(s.additional_count, 0);

@@ -2,75 +2,7 @@
 
 use ratatui::style::Color;
 
-use super::colormaps::{CIVIDIS, INFERNO, MAGMA, VIRIDIS};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Colormap {
-    Viridis,
-    Magma,
-    Inferno,
-    Cividis,
-}
-
-impl Colormap {
-    pub const ALL: [Colormap; 4] = [Colormap::Viridis, Colormap::Magma, Colormap::Inferno, Colormap::Cividis];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Colormap::Viridis => "viridis",
-            Colormap::Magma => "magma",
-            Colormap::Inferno => "inferno",
-            Colormap::Cividis => "cividis",
-        }
-    }
-
-    pub fn next(self) -> Colormap {
-        let i = Colormap::ALL.iter().position(|&c| c == self).unwrap_or(0);
-        Colormap::ALL[(i + 1) % Colormap::ALL.len()]
-    }
-
-    fn table(self) -> &'static [[u8; 3]; 256] {
-        match self {
-            Colormap::Viridis => &VIRIDIS,
-            Colormap::Magma => &MAGMA,
-            Colormap::Inferno => &INFERNO,
-            Colormap::Cividis => &CIVIDIS,
-        }
-    }
-
-    /// RGB at t in [0, 1].
-    pub fn rgb(self, t: f64) -> [u8; 3] {
-        let i = (t.clamp(0.0, 1.0) * 255.0).round() as usize;
-        self.table()[i]
-    }
-}
-
-/// `--color`: let NO_COLOR and COLORTERM decide, or force a mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorChoice {
-    /// NO_COLOR, then COLORTERM decide
-    Auto,
-    /// 24-bit colour
-    #[value(alias = "24bit")]
-    Truecolor,
-    /// the xterm-256 palette
-    #[value(name = "256", alias = "ansi256")]
-    Ansi256,
-    /// no colour: glyphs and modifiers only
-    #[value(alias = "never")]
-    None,
-}
-
-impl ColorChoice {
-    pub fn mode(self) -> ColorMode {
-        match self {
-            ColorChoice::Auto => ColorMode::detect(),
-            ColorChoice::Truecolor => ColorMode::TrueColor,
-            ColorChoice::Ansi256 => ColorMode::Ansi256,
-            ColorChoice::None => ColorMode::None,
-        }
-    }
-}
+pub use crate::colormap::{ColorChoice, Colormap};
 
 /// What the terminal can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +14,16 @@ pub enum ColorMode {
 }
 
 impl ColorMode {
+    /// What `--color` asks for.
+    pub fn from_choice(choice: ColorChoice) -> ColorMode {
+        match choice {
+            ColorChoice::Auto => ColorMode::detect(),
+            ColorChoice::Truecolor => ColorMode::TrueColor,
+            ColorChoice::Ansi256 => ColorMode::Ansi256,
+            ColorChoice::None => ColorMode::None,
+        }
+    }
+
     /// From the environment: NO_COLOR (any non-empty value) wins; COLORTERM=truecolor|24bit
     /// means 24-bit colour; otherwise the xterm-256 palette.
     pub fn detect() -> ColorMode {

@@ -1,6 +1,6 @@
 //! Where things go on the screen, and text that fits its space.
 //!
-//! Panes have priorities: the heatmap always shows; the layer list and the target list share a
+//! Panes have priorities: the heatmap always shows; the layer list and the selected-weights list share a
 //! left column (side by side with the heatmap at 150 columns and more, stacked under each other
 //! below that); on narrow or short terminals the left column folds to the one of the two lists
 //! that has (or last had) focus. Text is shortened by dropping whole parts or words, never by
@@ -16,34 +16,34 @@ pub struct Regions {
     pub header: Rect,
     pub layers: Rect,
     pub heatmap: Rect,
-    pub targets: Rect,
+    pub selected: Rect,
     pub footer: Rect,
-    /// The layer and target lists share one column and only one of them is shown.
+    /// The layer and selected-weights lists share one column and only one of them is shown.
     pub folded: bool,
 }
 
 /// Lines of the header: title, status, evidence.
 pub const HEADER_LINES: u16 = 3;
 
-/// Splits the screen. `show_targets` picks the list a folded left column shows.
-pub fn regions(area: Rect, show_targets: bool) -> Regions {
+/// Splits the screen. `show_selected` picks the list a folded left column shows.
+pub fn regions(area: Rect, show_selected: bool) -> Regions {
     let [header, body, footer] =
         Layout::vertical([Constraint::Length(HEADER_LINES), Constraint::Fill(1), Constraint::Length(1)]).areas(area);
     if body.width >= 150 {
-        let [layers, heatmap, targets] =
+        let [layers, heatmap, selected] =
             Layout::horizontal([Constraint::Length(56), Constraint::Fill(1), Constraint::Length(50)]).areas(body);
-        return Regions { header, layers, heatmap, targets, footer, folded: false };
+        return Regions { header, layers, heatmap, selected, footer, folded: false };
     }
     let left_w = (body.width * 9 / 20).clamp(30, 48);
     let [left, heatmap] = Layout::horizontal([Constraint::Length(left_w), Constraint::Fill(1)]).areas(body);
     // Stacked lists need room for a few rows each (border, header, 3 rows).
     let folded = body.width < 80 || body.height < 16;
     if folded {
-        let (layers, targets) = if show_targets { (Rect::default(), left) } else { (left, Rect::default()) };
-        return Regions { header, layers, heatmap, targets, footer, folded };
+        let (layers, selected) = if show_selected { (Rect::default(), left) } else { (left, Rect::default()) };
+        return Regions { header, layers, heatmap, selected, footer, folded };
     }
-    let [layers, targets] = Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(left);
-    Regions { header, layers, heatmap, targets, footer, folded }
+    let [layers, selected] = Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(left);
+    Regions { header, layers, heatmap, selected, footer, folded }
 }
 
 /// Character count (what a terminal cell shows for these texts).
@@ -286,12 +286,12 @@ mod tests {
     #[test]
     fn narrow_screens_fold_the_lists() {
         let wide = regions(Rect::new(0, 0, 200, 60), false);
-        assert!(!wide.folded && wide.layers.width > 0 && wide.targets.width > 0);
-        assert_eq!(wide.layers.y, wide.targets.y);
+        assert!(!wide.folded && wide.layers.width > 0 && wide.selected.width > 0);
+        assert_eq!(wide.layers.y, wide.selected.y);
         let mid = regions(Rect::new(0, 0, 80, 24), false);
         assert!(!mid.folded);
-        assert_eq!(mid.layers.x, mid.targets.x);
+        assert_eq!(mid.layers.x, mid.selected.x);
         let narrow = regions(Rect::new(0, 0, 60, 16), true);
-        assert!(narrow.folded && narrow.layers.width == 0 && narrow.targets.width > 0);
+        assert!(narrow.folded && narrow.layers.width == 0 && narrow.selected.width > 0);
     }
 }

@@ -1,16 +1,17 @@
 //! The interactive explorer (ratatui + crossterm).
+//!
+//! `plan` turns the flags into an `Explorer` (the app and its background jobs) before the
+//! terminal is taken over, so mistakes are plain errors. The event loop is `Explorer::turn`:
+//! hand the jobs' messages to the app, apply one terminal event, run the effects; the real
+//! loop and the tests (on ratatui's `TestBackend`) call the same `turn` and `draw`.
 
 pub mod app;
 pub mod color;
-pub mod colormaps;
-pub mod evidence;
-pub mod export;
-pub mod features;
 pub mod heatmap;
 pub mod keymap;
 pub mod layout;
+pub mod runtime;
 pub mod view;
-pub mod worker;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -19,20 +20,25 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{bail, eyre, Result};
 use crossterm::event::{self, Event, KeyEventKind, MouseButton, MouseEventKind};
+use ratatui::backend::Backend;
 use ratatui::layout::Rect;
+use ratatui::Terminal;
 
-use crate::agent;
 use crate::cli::ExploreArgs;
-use crate::commands::find_useful_neurons;
-use crate::json::Value;
-use crate::pipeline::{self, extract};
-use app::App;
-use worker::{Job, Worker};
+use crate::study::browse;
+use crate::study::candidates::Candidates;
+use crate::study::evidence::Source;
+use crate::study::features::FeatureNames;
+use crate::study::files::{agent_dir_of_cross_metric, parent_dir, AgentFiles};
+use crate::target::Target;
+use app::{App, Effect, Setup};
+use color::ColorMode;
+use runtime::Runtime;
 
 /// Set while the explorer owns the terminal. On SIGTERM or SIGHUP the signal thread (see
 /// main.rs) restores the terminal and exits at once: when the terminal is gone, crossterm's
 /// blocking read can spin without ever returning to the event loop.
-pub static EXPLORER_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub static EXPLORER_ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Leaves the explorer's terminal state (raw mode, alternate screen, mouse capture).
 pub fn restore_terminal() {
@@ -70,126 +76,182 @@ pub fn demo_output_dir() -> PathBuf {
     data.join("saliency").join("demo-output")
 }
 
-/// What to explore, worked out from the flags before the terminal is taken over (so mistakes
-/// are reported as plain errors).
-pub struct Plan {
+/// The app and the jobs that feed it.
+pub struct Explorer {
     pub app: App,
-    pub job: Job,
+    pub runtime: Runtime,
+    started: bool,
 }
 
-fn read_keys(cross: Option<&Path>, notes: &mut Vec<String>) -> Result<Vec<extract::CandidateKey>> {
-    match cross {
-        Some(p) if p.is_file() => {
-            let v = extract::read_small_json(p, "cross-metric file")?;
-            Ok(extract::candidate_keys(&v, &p.display().to_string())?)
-        }
-        Some(p) => {
-            notes.push(format!("{} not found: no candidate neurons to select from", p.display()));
-            Ok(Vec::new())
-        }
-        None => Ok(Vec::new()),
-    }
+/// The explorer on finished averages (no model).
+fn plan_averages(args: &ExploreArgs, avg: &Path, notes: &mut Vec<String>) -> Result<(Setup, browse::Source)> {
+    crate::paths::must_exist(avg, "averages file")?;
+    let cross = args.cross_metric.clone().ok_or_else(|| {
+        eyre!(
+            "--average-gradients needs --cross-metric FILE (the cross_metric_summary.json with the candidate neurons)"
+        )
+    })?;
+    crate::paths::must_exist(&cross, "cross-metric file")?;
+    let candidates =
+        Candidates::read_or_note(&cross, args.useful_neurons.as_deref(), agent_dir_of_cross_metric(&cross), notes)?;
+    let out_dir = args.output_dir.clone().unwrap_or_else(|| parent_dir(avg));
+    let setup = setup(args, avg.display().to_string(), candidates, out_dir, None)?;
+    Ok((setup, browse::Source::Averages(avg.to_path_buf())))
 }
 
-fn read_useful(
-    flag: &Option<PathBuf>,
-    agent_dir: Option<&Path>,
-    keys: &[extract::CandidateKey],
-    notes: &mut Vec<String>,
-) -> Result<Option<Value>> {
-    match find_useful_neurons(flag, agent_dir, extract::needs_useful_neurons(keys)) {
-        Ok(Some(p)) => Ok(Some(extract::read_small_json(&p, "useful-neurons file")?)),
-        Ok(None) => Ok(None),
-        Err(e) if flag.is_none() => {
-            notes.push(e.to_string());
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-pub fn plan(args: &ExploreArgs) -> Result<Plan> {
-    let mut notes = Vec::new();
-    let (app, job) = if let Some(avg) = &args.average_gradients {
-        crate::paths::must_exist(avg, "averages file")?;
-        let cross = args.cross_metric.clone().ok_or_else(|| {
-            eyre!("--average-gradients needs --cross-metric FILE (the cross_metric_summary.json with the candidate neurons)")
-        })?;
-        crate::paths::must_exist(&cross, "cross-metric file")?;
-        let keys = read_keys(Some(&cross), &mut notes)?;
-        let agent_dir = cross.parent().and_then(Path::parent);
-        let useful = read_useful(&args.useful_neurons, agent_dir, &keys, &mut notes)?;
-        let out_dir = args.output_dir.clone().unwrap_or_else(|| match avg.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        });
-        let app = App::new(avg.display().to_string(), keys, useful, out_dir, false);
-        (app, Job::Averages { path: avg.clone() })
-    } else {
-        let demo = args.agent_path.is_none();
-        let agent_path = match &args.agent_path {
-            Some(p) => p.clone(),
-            None => default_demo()?,
-        };
-        crate::paths::must_exist(&agent_path, "agent path")?;
-        let agent_dir = agent::agent_dir(&agent_path);
-        let inputs = pipeline::clean_inputs_path(&agent_dir);
-        crate::paths::must_exist(&inputs, "inputs file")?;
-        let cross = args.cross_metric.clone().unwrap_or_else(|| pipeline::cross_metric_path(&agent_dir));
-        let keys = read_keys(Some(&cross), &mut notes)?;
-        let useful = read_useful(&args.useful_neurons, Some(&agent_dir), &keys, &mut notes)?;
-        let out_dir = args.output_dir.clone().unwrap_or_else(|| {
-            if demo {
-                demo_output_dir()
-            } else {
-                agent_dir.join("gradient_analysis")
-            }
-        });
-        // Fail early on a bad device or activation flag.
-        crate::model::parse_device(&args.model.device)?;
-        let overrides = args.model.overrides().map_err(|e| eyre!(e))?;
-        let limits = args.model.limits();
-        let mut app = App::new(agent_dir.display().to_string(), keys, useful, out_dir, true);
-        app.model = Some(evidence::Source {
-            agent_path: agent_path.clone(),
-            inputs: inputs.clone(),
-            device: args.model.device.clone(),
-            overrides: overrides.clone(),
-            limits,
-            target: args.target,
-        });
-        if let Some(t) = args.target {
-            app.target = t;
-        }
-        app.evidence.status = app::EvidenceStatus::Loading;
-        let job = Job::Pipeline {
-            agent_path,
-            inputs,
-            device: args.model.device.clone(),
-            overrides,
-            limits,
-            batch_size: args.model.batch_size,
-            target: args.target,
-        };
-        (app, job)
+/// The explorer on an agent it runs.
+fn plan_agent(args: &ExploreArgs, notes: &mut Vec<String>) -> Result<(Setup, browse::Source)> {
+    let demo = args.agent_path.is_none();
+    let agent_path = match &args.agent_path {
+        Some(p) => p.clone(),
+        None => default_demo()?,
     };
-    let mut app = app;
-    app.notes = notes;
-    if let Some(path) = &args.feature_names {
-        crate::paths::must_exist(path, "feature-names file")?;
-        app.feature_names = Some(features::FeatureNames::read(path)?);
+    crate::paths::must_exist(&agent_path, "agent path")?;
+    let files = AgentFiles::new(&agent_path);
+    crate::paths::must_exist(&files.inputs(), "inputs file")?;
+    let cross = args.cross_metric.clone().unwrap_or_else(|| files.cross_metric());
+    let candidates = Candidates::read_or_note(&cross, args.useful_neurons.as_deref(), Some(&files.dir), notes)?;
+    let out_dir =
+        args.output_dir.clone().unwrap_or_else(|| if demo { demo_output_dir() } else { files.default_output() });
+    let spec = args.model.spec(&agent_path, args.target)?;
+    // Fail early on a bad device flag or ablation setting.
+    spec.check()?;
+    let settings = args.ablation.settings();
+    settings.check()?;
+    let engine = Source { spec: spec.clone(), inputs: files.inputs(), settings };
+    let setup = setup(args, files.dir.display().to_string(), candidates, out_dir, Some(engine))?;
+    Ok((setup, browse::Source::Agent { spec, inputs: files.inputs() }))
+}
+
+fn setup(
+    args: &ExploreArgs,
+    source: String,
+    candidates: Candidates,
+    out_dir: PathBuf,
+    engine: Option<Source>,
+) -> Result<Setup> {
+    let feature_names = match &args.feature_names {
+        Some(path) => {
+            crate::paths::must_exist(path, "feature-names file")?;
+            Some(FeatureNames::read(path)?)
+        }
+        None => None,
+    };
+    Ok(Setup {
+        source,
+        candidates,
+        notes: Vec::new(),
+        out_dir,
+        engine,
+        feature_names,
+        k: args.k,
+        m: args.m,
+        target: args.target.unwrap_or(Target::Q),
+        colormap: args.colormap,
+        color_mode: ColorMode::from_choice(args.color),
+    })
+}
+
+/// What to explore, worked out from the flags (nothing starts yet).
+pub fn plan(args: &ExploreArgs) -> Result<Explorer> {
+    let mut notes = Vec::new();
+    let (mut setup, source) = match &args.average_gradients {
+        Some(avg) => plan_averages(args, avg, &mut notes)?,
+        None => plan_agent(args, &mut notes)?,
+    };
+    setup.notes = notes;
+    Ok(Explorer { app: App::new(setup), runtime: Runtime::new(source), started: false })
+}
+
+impl Explorer {
+    /// Starts the background jobs (once).
+    pub fn start(&mut self) {
+        if !self.started {
+            self.started = true;
+            self.runtime.start(&self.app);
+        }
     }
-    app.k = args.k;
-    app.m = args.m;
-    app.hm.colormap = args.colormap;
-    app.color_mode = args.color.mode();
-    Ok(Plan { app, job })
+
+    /// Hands the jobs' messages to the app and runs the effects they call for; whether
+    /// anything changed.
+    pub fn poll(&mut self) -> bool {
+        let (changed, effects) = self.runtime.poll(&mut self.app);
+        for e in effects {
+            self.runtime.apply(&self.app, e);
+        }
+        changed
+    }
+
+    /// One terminal event: its action, and the effects it calls for. False when it quits.
+    pub fn handle(&mut self, event: Event) -> bool {
+        let effects = match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => {
+                keymap::lookup(key, self.app.in_prompt()).map(|a| self.app.update(a)).unwrap_or_default()
+            }
+            Event::Mouse(m) => match m.kind {
+                MouseEventKind::Down(MouseButton::Left) => {
+                    self.app.click(m.column, m.row);
+                    Vec::new()
+                }
+                MouseEventKind::ScrollUp => self.app.update(keymap::Action::Up),
+                MouseEventKind::ScrollDown => self.app.update(keymap::Action::Down),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        self.apply(effects)
+    }
+
+    /// Runs effects; false when one of them quits.
+    pub fn apply(&mut self, effects: Vec<Effect>) -> bool {
+        effects.into_iter().all(|e| self.runtime.apply(&self.app, e))
+    }
+
+    /// Lays out and draws one frame.
+    pub fn draw<B: Backend>(&mut self, terminal: &mut Terminal<B>) -> Result<()> {
+        let size = terminal.size()?;
+        self.app.prepare(Rect::new(0, 0, size.width, size.height));
+        terminal.draw(|f| view::draw(&self.app, f))?;
+        Ok(())
+    }
+
+    /// Polls the jobs until `done` holds for the app (tests, benchmarks); false on timeout.
+    pub fn wait_until(&mut self, timeout: Duration, done: impl Fn(&App) -> bool) -> bool {
+        self.start();
+        let start = Instant::now();
+        loop {
+            self.poll();
+            if done(&self.app) {
+                return true;
+            }
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Polls until no job is at work (the pipeline finished, the export ended).
+    pub fn settle(&mut self, timeout: Duration) -> Result<()> {
+        self.start();
+        let start = Instant::now();
+        loop {
+            self.poll();
+            if self.runtime.idle() && !self.app.busy() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!("the explorer's jobs did not finish in {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 /// Opens the explorer. Refuses without a terminal, naming the headless command instead.
 pub fn explore(args: &ExploreArgs, stop: &AtomicBool) -> Result<()> {
     // The flags and files first (mistakes are plain errors, terminal or not).
-    let Plan { mut app, job } = plan(args)?;
+    let mut explorer = plan(args)?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!(
             "the explorer needs an interactive terminal (stdin and stdout must be a TTY). For headless use: \
@@ -208,110 +270,31 @@ pub fn explore(args: &ExploreArgs, stop: &AtomicBool) -> Result<()> {
             previous(info);
         }));
     }
-    let result = event_loop(&mut terminal, &mut app, job, stop);
+    let result = event_loop(&mut terminal, &mut explorer, stop);
     EXPLORER_ACTIVE.store(false, std::sync::atomic::Ordering::SeqCst);
     restore_terminal();
-    if let Some(m) = app.message.as_ref().filter(|m| m.starts_with("exported")) {
+    if let Some(m) = explorer.app.message().filter(|m| m.starts_with("exported")) {
         println!("{m}");
     }
     result
 }
 
-/// Starts the job, or turns a failure to start it into the error screen.
-fn start(app: &mut App, job: &Job) -> Option<Worker> {
-    match Worker::spawn(job.clone()) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            app.on_msg(worker::Msg::Failed(format!("cannot start the pipeline thread: {e}")));
-            None
-        }
-    }
-}
-
-/// Runs a job to completion without a terminal (tests, benchmarks): the app as the explorer
-/// would hold it once the pipeline finished.
-pub fn run_to_end(plan: Plan, timeout: Duration) -> Result<App> {
-    run_to_end_with_effects(plan, timeout).map(|(app, _)| app)
-}
-
-/// `run_to_end`, also returning the effects the worker's messages called for (the evidence
-/// requests), in order.
-pub fn run_to_end_with_effects(plan: Plan, timeout: Duration) -> Result<(App, Vec<app::Effect>)> {
-    let Plan { mut app, job } = plan;
-    let mut effects = Vec::new();
-    let Some(mut worker) = start(&mut app, &job) else { return Ok((app, effects)) };
-    let start = Instant::now();
-    while app.running() {
-        if start.elapsed() > timeout {
-            bail!("the job did not finish in {timeout:?}");
-        }
-        if let Some(msg) = worker.recv_timeout(Duration::from_millis(100)) {
-            effects.extend(app.on_msg(msg));
-        }
-        // (also notices a worker thread that died without a message)
-        for msg in worker.drain() {
-            effects.extend(app.on_msg(msg));
-        }
-    }
-    Ok((app, effects))
-}
-
-/// Runs an effect the way the event loop does, but synchronously (tests: an export is written
-/// and the evidence computed, with `engine` when given, before this returns). Returns false
-/// for Quit.
-pub fn run_effect_blocking(app: &mut App, effect: app::Effect, engine: Option<&evidence::Engine>) -> bool {
-    match effect {
-        app::Effect::Quit => return false,
-        app::Effect::Export(job) => {
-            let last = export::run(&job, &mut |s| app.on_export(export::ExportMsg::Stage(s)));
-            app.on_export(last);
-        }
-        app::Effect::Evidence(req) => {
-            if let Some(msg) = engine.and_then(|e| e.compute(&req, &|| false)) {
-                app.on_evidence(msg);
-            }
-        }
-        app::Effect::CancelRun | app::Effect::Restart | app::Effect::SetTarget(_) => {}
-    }
-    true
-}
-
 /// `stop` is raised by SIGTERM or SIGHUP (the terminal went away): leave at once.
-fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, mut job: Job, stop: &AtomicBool) -> Result<()> {
+fn event_loop<B: Backend>(terminal: &mut Terminal<B>, explorer: &mut Explorer, stop: &AtomicBool) -> Result<()> {
     // Test hooks (tests/crash.rs): fail after the first frame, to check that the terminal is
     // restored on a panic and on an error.
     let fail_after_draw = std::env::var("SALIENCY_TEST_FAIL_AFTER_DRAW").ok();
-    let mut worker = start(app, &job);
-    let mut exporter = export::Exporter::new();
-    let mut evidence = app.model.clone().and_then(|source| spawn_evidence(app, source));
-    let mut pending: Vec<app::Effect> = Vec::new();
+    explorer.start();
     let mut dirty = true;
     let mut last_draw = Instant::now();
     loop {
-        if let Some(w) = worker.as_mut() {
-            for msg in w.drain() {
-                pending.extend(app.on_msg(msg));
-                dirty = true;
-            }
-        }
-        if let Some(ev) = &evidence {
-            for msg in ev.drain() {
-                app.on_evidence(msg);
-                dirty = true;
-            }
-        }
-        for msg in exporter.drain() {
-            app.on_export(msg);
-            dirty = true;
-        }
+        dirty |= explorer.poll();
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
         // Redraw on change, and a few times a second while running (the gauge moves).
-        if dirty || (app.running() && last_draw.elapsed() > Duration::from_millis(200)) {
-            let size = terminal.size()?;
-            app.prepare(Rect::new(0, 0, size.width, size.height));
-            terminal.draw(|f| view::draw(app, f))?;
+        if dirty || (explorer.app.busy() && last_draw.elapsed() > Duration::from_millis(200)) {
+            explorer.draw(terminal)?;
             dirty = false;
             last_draw = Instant::now();
             match fail_after_draw.as_deref() {
@@ -320,71 +303,11 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, mut job: J
                 _ => {}
             }
         }
-        let mut effects = std::mem::take(&mut pending);
-        // Wait for input only when there is nothing else to do.
-        let wait = if effects.is_empty() { Duration::from_millis(40) } else { Duration::ZERO };
-        if event::poll(wait)? {
-            effects.extend(read_event(app)?);
+        if event::poll(Duration::from_millis(40))? {
             dirty = true;
-        }
-        for effect in effects {
-            match effect {
-                app::Effect::Quit => return Ok(()),
-                app::Effect::CancelRun => {
-                    if let Some(w) = &worker {
-                        w.cancel();
-                    }
-                }
-                app::Effect::Restart => worker = start(app, &job),
-                app::Effect::Export(job) => exporter.start(*job),
-                app::Effect::Evidence(req) => {
-                    if let Some(ev) = &evidence {
-                        ev.request(*req);
-                    }
-                }
-                app::Effect::SetTarget(t) => {
-                    if let Job::Pipeline { target, .. } = &mut job {
-                        *target = Some(t);
-                    }
-                    worker = start(app, &job);
-                    if let Some(mut source) = app.model.clone() {
-                        source.target = Some(t);
-                        app.model = Some(source.clone());
-                        evidence = spawn_evidence(app, source);
-                    }
-                }
+            if !explorer.handle(event::read()?) {
+                return Ok(());
             }
         }
     }
-}
-
-/// Starts the evidence worker, or turns a failure to start it into the evidence line's error.
-fn spawn_evidence(app: &mut App, source: evidence::Source) -> Option<evidence::Worker> {
-    match evidence::Worker::spawn(source) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            app.on_evidence(evidence::Msg::Failed(format!("cannot start the evidence thread: {e}")));
-            None
-        }
-    }
-}
-
-/// The next terminal event (one is ready) turned into effects.
-fn read_event(app: &mut App) -> Result<Vec<app::Effect>> {
-    Ok(match event::read()? {
-        Event::Key(key) if key.kind != KeyEventKind::Release => {
-            let prompt = matches!(app.popup, Some(app::Popup::Prompt { .. }));
-            keymap::lookup(key, prompt).map(|a| app.update(a)).unwrap_or_default()
-        }
-        Event::Mouse(m) => match m.kind {
-            MouseEventKind::Down(MouseButton::Left) => {
-                app.click(m.column, m.row);
-                Vec::new()
-            }
-            MouseEventKind::ScrollUp => app.update(keymap::Action::Up),
-            MouseEventKind::ScrollDown => app.update(keymap::Action::Down),
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    })
 }

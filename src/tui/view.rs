@@ -16,6 +16,7 @@ use crate::ablation::{Evidence, Stat};
 use crate::format::num;
 use crate::json::pyfloat;
 use crate::pipeline::extract::Pick;
+use crate::target::Target;
 
 /// Styles that respect NO_COLOR.
 struct Theme {
@@ -75,7 +76,7 @@ fn block<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Block<
 
 pub fn draw(app: &App, f: &mut Frame) {
     let area = f.area();
-    let theme = Theme { color: app.color_mode != ColorMode::None };
+    let theme = Theme { color: app.color_mode() != ColorMode::None };
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let text = vec![
             Line::from(Span::styled("Terminal too small", theme.error())),
@@ -87,17 +88,17 @@ pub fn draw(app: &App, f: &mut Frame) {
         f.render_widget(Paragraph::new(text).alignment(Alignment::Center), r);
         return;
     }
-    let r = app.layout.regions;
+    let r = app.layout().regions;
     draw_header(app, f, r.header, &theme);
     if r.layers.area() > 0 {
         draw_layers(app, f, r.layers, &theme);
     }
     draw_heatmap(app, f, r.heatmap, &theme);
-    if r.targets.area() > 0 {
-        draw_targets(app, f, r.targets, &theme);
+    if r.selected.area() > 0 {
+        draw_selected(app, f, r.selected, &theme);
     }
     draw_footer(app, f, r.footer, &theme);
-    match &app.popup {
+    match app.popup() {
         Some(Popup::Help) => draw_help(app, f, area, &theme),
         Some(Popup::Neuron { param, row }) => draw_neuron(app, f, area, *param, *row, &theme),
         Some(Popup::Prompt { knob, text }) => draw_prompt(f, area, *knob, text, &theme),
@@ -109,12 +110,15 @@ pub fn draw(app: &App, f: &mut Frame) {
 fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let w = area.width as usize;
     let name = " saliency ";
-    let source = fit_words(&format!(" {} ", app.source), w.saturating_sub(width(name)));
+    let source = fit_words(&format!(" {} ", app.run().source()), w.saturating_sub(width(name)));
     // Target and measure: what the numbers are (the measure only when others exist).
-    let what = if app.computed_here || app.measures.is_some() {
-        let measure =
-            if app.measures.is_some() { format!(" · measure {}", app.measure.name()) } else { String::new() };
-        format!("· target {}{measure} ", app.target)
+    let what = if app.run().computed_here() || app.data().measures().is_some() {
+        let measure = if app.data().measures().is_some() {
+            format!(" · measure {}", app.data().measure().name())
+        } else {
+            String::new()
+        };
+        format!("· target {}{measure} ", app.run().target())
     } else {
         String::new()
     };
@@ -124,11 +128,11 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         Span::styled(name, theme.accent()),
         Span::raw(source),
         Span::styled(what, theme.accent()),
-        Span::styled(fit_words(app.arch_summary.as_deref().unwrap_or(""), rest), theme.dim()),
+        Span::styled(fit_words(app.run().arch_summary().unwrap_or(""), rest), theme.dim()),
     ]);
     f.render_widget(Paragraph::new(title), Rect { height: 1, ..area });
     let line = Rect { y: area.y + 1, height: 1, ..area };
-    match &app.status {
+    match app.run().status() {
         Status::Loading => f.render_widget(Paragraph::new(" loading ..."), line),
         Status::Running(p) => {
             let ratio = if p.total > 0 { p.done as f64 / p.total as f64 } else { 0.0 };
@@ -152,11 +156,11 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         }
         Status::Done | Status::Cancelled(_) => {
             let (all, cand) = app.captured();
-            let sel = &app.selection;
-            let knobs = format!(" k={} m={} ", app.k, app.m);
+            let sel = app.knobs().selection();
+            let knobs = format!(" k={} m={} ", app.knobs().k(), app.knobs().m());
             let mut spans = Vec::new();
             let mut room = w.saturating_sub(width(&knobs));
-            if let Status::Cancelled(p) = &app.status {
+            if let Status::Cancelled(p) = app.run().status() {
                 let done = p.map(|p| format!(" after {}/{} inputs", p.done, p.total)).unwrap_or_default();
                 let text = fit_words(&format!(" cancelled{done} (provisional; R re-runs) "), room);
                 room = room.saturating_sub(width(&text));
@@ -165,19 +169,19 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             spans.push(Span::styled(knobs, theme.accent()));
             let weights = format!(
                 "{} weights ({} guaranteed + {} additional) from {} candidates",
-                sel.targets.len(),
+                sel.weights.len(),
                 sel.guaranteed_count,
                 sel.additional_count,
-                app.resolved.candidates.len()
+                app.knobs().resolved().candidates.len()
             );
-            let short_weights = format!("{} weights", sel.targets.len());
+            let short_weights = format!("{} weights", sel.weights.len());
             let captured = format!(
                 "captures {:.2}% of all weight saliency, {:.1}% of the candidate rows'",
                 100.0 * all,
                 100.0 * cand
             );
             let short_captured = format!("{:.2}% of saliency", 100.0 * all);
-            let inputs = match (&app.status, &app.averages) {
+            let inputs = match (app.run().status(), app.data().shown()) {
                 (Status::Done, Some(a)) => format!("{} inputs", a.num_examples.unwrap_or(0)),
                 _ => String::new(),
             };
@@ -210,13 +214,13 @@ fn versus(name: &str, value: String, st: Option<&Stat>, fmt: &dyn Fn(f64) -> Str
     }
 }
 
-/// The parts of an evidence line, most important first.
-pub fn evidence_parts(e: &Evidence) -> Vec<String> {
+/// The parts of an evidence line, most important first (the drop named by the target).
+pub fn evidence_parts(e: &Evidence, target: Target) -> Vec<String> {
     let pct = |x: f64| format!("{:.0}%", 100.0 * x);
     let r = e.random.as_ref();
     vec![
         versus("flips", pct(e.selection.flip_rate), r.map(|b| &b.flip_rate), &pct),
-        versus("Q drop", num(e.selection.mean_target_drop), r.map(|b| &b.mean_target_drop), &num),
+        versus(target.drop_name(), num(e.selection.mean_target_drop), r.map(|b| &b.mean_target_drop), &num),
         format!("predicted {}", num(e.selection.mean_predicted_drop)),
         versus("KL", num(e.selection.mean_kl), r.map(|b| &b.mean_kl), &num),
     ]
@@ -224,35 +228,34 @@ pub fn evidence_parts(e: &Evidence) -> Vec<String> {
 
 /// The third header line: what zeroing the selection does, against random weights.
 fn draw_evidence(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
-    let ev = &app.evidence;
+    let ev = app.evidence();
     let w = area.width as usize;
-    let (text, style) = match (&ev.status, &ev.line) {
+    let final_averages = !app.data().provisional() && app.run().done();
+    let (text, style) = match (ev.status(), ev.line()) {
         (EvidenceStatus::Off, _) => {
             (" evidence: needs the agent (these averages were opened from files)".to_string(), theme.dim())
         }
         (EvidenceStatus::Failed(e), _) => (format!(" evidence failed: {e}"), theme.error()),
-        _ if app.provisional || app.status != Status::Done => {
-            (" evidence: when the averages are final".to_string(), theme.dim())
-        }
+        _ if !final_averages => (" evidence: when the averages are final".to_string(), theme.dim()),
         (EvidenceStatus::Loading, _) | (_, None) => (" evidence: computing ...".to_string(), theme.dim()),
-        (EvidenceStatus::Ready { inputs, all }, Some((_, e))) => {
+        (EvidenceStatus::Ready(ready), Some((e, stale))) => {
             let head = format!(
                 " zeroing the selection ({} input{}{})",
-                inputs,
-                if *inputs == 1 { "" } else { "s" },
-                if *all { "" } else { ", the first ones" }
+                ready.inputs,
+                if ready.inputs == 1 { "" } else { "s" },
+                if ready.all { "" } else { ", the first ones" }
             );
             let parts = match e {
-                Some(e) => evidence_parts(e),
+                Some(e) => evidence_parts(e, app.run().target()),
                 None => vec!["nothing selected".to_string()],
             };
-            let stale = if ev.line_stale() { "updating ..." } else { "" };
+            let updating = if stale { "updating ..." } else { "" };
             let mut pri: Vec<(&str, u8)> = vec![(&head, 0)];
             for (i, p) in parts.iter().enumerate() {
                 pri.push((p, i as u8 + 2));
             }
-            pri.push((stale, 1));
-            let style = if ev.line_stale() { theme.dim() } else { Style::default() };
+            pri.push((updating, 1));
+            let style = if stale { theme.dim() } else { Style::default() };
             (fit_parts(&pri, " · ", w), style)
         }
     };
@@ -263,15 +266,15 @@ fn draw_evidence(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
 /// list first.
 fn list_title(app: &App, main: &str, detail: &str, other: &str, area: Rect) -> String {
     let tab = format!("Tab: {other}");
-    let tab = if app.layout.regions.folded { tab.as_str() } else { "" };
+    let tab = if app.layout().regions.folded { tab.as_str() } else { "" };
     format!(" {} ", fit_parts(&[(main, 0), (detail, 2), (tab, 1)], " · ", area.width.saturating_sub(4) as usize))
 }
 
 fn draw_layers(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
-    let focused = app.focus == Focus::Layers;
-    let sort = format!("sort: {}", app.sort.name());
-    let b = block(list_title(app, "Layers", &sort, "targets", area), focused, theme);
-    let Some(avgs) = &app.averages else {
+    let focused = app.focus() == Focus::Layers;
+    let sort = format!("sort: {}", app.layers().sort_key().name());
+    let b = block(list_title(app, "Layers", &sort, "selected", area), focused, theme);
+    let Some(avgs) = app.data().shown() else {
         f.render_widget(Paragraph::new("waiting for the first averages ...").block(b), area);
         return;
     };
@@ -292,11 +295,11 @@ fn draw_layers(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     // Biases are shown dimmed behind "· ", so their names get two characters less.
     let weights = abbreviate_names(&names, name_w);
     let biases = abbreviate_names(&names, name_w.saturating_sub(2));
-    let rows = app.layout.layer_rows.iter().map(|&(_, i)| {
-        let p = app.layer_order[i];
+    let rows = app.layout().layer_rows.iter().map(|&(_, i)| {
+        let p = app.layers().order()[i];
         let param = &avgs.params[p];
-        let st = app.stats.get(p).cloned().unwrap_or_default();
-        let style = if i == app.layer_cursor {
+        let st = app.data().stats().get(p).cloned().unwrap_or_default();
+        let style = if i == app.layers().cursor() {
             theme.selected()
         } else if param.is_bias() {
             theme.dim()
@@ -309,7 +312,10 @@ fn draw_layers(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             1 => Cell::from(shape_text(&param.shape)),
             2 => Cell::from(num(st.mean)),
             3 => Cell::from(num(st.max)),
-            _ => Cell::from(if st.selected > 0 { st.selected.to_string() } else { String::new() }),
+            _ => Cell::from(match app.knobs().selected_in(p) {
+                0 => String::new(),
+                n => n.to_string(),
+            }),
         });
         Row::new(cells.collect::<Vec<_>>()).style(style)
     });
@@ -320,9 +326,9 @@ fn draw_layers(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
 }
 
 fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
-    let focused = app.focus == Focus::Heatmap;
-    let (Some(avgs), Some(p)) = (&app.averages, app.current_param()) else {
-        let text = match &app.status {
+    let focused = app.focus() == Focus::Heatmap;
+    let (Some(avgs), Some(p)) = (app.data().shown(), app.current_param()) else {
+        let text = match app.run().status() {
             Status::Failed(e) => vec![
                 Line::from(Span::styled("The pipeline failed", theme.error())),
                 Line::from(""),
@@ -340,29 +346,40 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     };
     let param = &avgs.params[p];
     let ms = MatrixShape::of(&param.shape);
-    let hm = &app.hm;
+    let hm = app.heatmap();
     let kind = if ms.is_conv() { format!("cells = {}×{} kernels", ms.kh, ms.kw) } else { String::new() };
     let head = format!("{} [{}]", param.name, shape_text(&param.shape));
-    let (pool, range, zoom) =
-        (format!("{} pool", hm.pooling.name()), format!("{} range", hm.range.name()), format!("zoom {}×", hm.zoom));
+    let (pool, range, zoom) = (
+        format!("{} pool", hm.pooling().name()),
+        format!("{} range", hm.range().name()),
+        format!("zoom {}×", hm.zoom()),
+    );
     let title = fit_parts(
-        &[(&head, 0), (&kind, 6), (&pool, 3), (hm.scale.name(), 1), (&range, 4), (hm.colormap.name(), 5), (&zoom, 2)],
+        &[
+            (&head, 0),
+            (&kind, 6),
+            (&pool, 3),
+            (hm.scale().name(), 1),
+            (&range, 4),
+            (hm.colormap().name(), 5),
+            (&zoom, 2),
+        ],
         " · ",
         area.width.saturating_sub(4) as usize,
     );
     let b = block(format!(" {title} "), focused, theme);
     let inner = b.inner(area);
     f.render_widget(b, area);
-    let Some(scaler) = &app.cache.scaler else { return };
+    let Some(scaler) = hm.scaler() else { return };
     let map_area = Rect { height: inner.height.saturating_sub(2), ..inner };
     let view = HeatmapView {
-        grid: &app.cache.grid,
+        grid: hm.grid(),
         scaler,
-        colormap: hm.colormap,
-        mode: app.color_mode,
-        marks: &app.cache.marks,
-        candidate_rows: &app.cache.candidate_rows,
-        cursor: if focused || app.popup.is_none() { app.cache.cursor_px } else { None },
+        colormap: hm.colormap(),
+        mode: app.color_mode(),
+        marks: hm.marks(),
+        candidate_rows: hm.candidate_rows(),
+        cursor: if focused || app.popup().is_none() { hm.cursor_px() } else { None },
     };
     f.render_widget(&view, map_area);
 
@@ -377,27 +394,27 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let mut spans = vec![Span::raw(format!("{lo} "))];
     for i in 0..ramp_w {
         let t = i as f64 / (ramp_w.max(2) - 1) as f64;
-        if app.color_mode == ColorMode::None {
+        if app.color_mode() == ColorMode::None {
             spans.push(Span::raw(color::glyph(t).to_string()));
         } else {
-            spans.push(Span::styled("█", Style::default().fg(app.color_mode.color(hm.colormap.rgb(t)))));
+            spans.push(Span::styled("█", Style::default().fg(app.color_mode().color(hm.colormap().rgb(t)))));
         }
     }
     spans.push(Span::raw(format!(" {hi}")));
-    if app.color_mode == ColorMode::None {
+    if app.color_mode() == ColorMode::None {
         spans.push(Span::raw(format!("  ● top-k ○ {add} ▶ {cand}")));
     } else {
         spans.push(Span::raw(" "));
-        spans.push(Span::styled("■", Style::default().fg(app.color_mode.color(color::GUARANTEED_RGB))));
+        spans.push(Span::styled("■", Style::default().fg(app.color_mode().color(color::GUARANTEED_RGB))));
         spans.push(Span::raw(" top-k "));
-        spans.push(Span::styled("■", Style::default().fg(app.color_mode.color(color::ADDITIONAL_RGB))));
+        spans.push(Span::styled("■", Style::default().fg(app.color_mode().color(color::ADDITIONAL_RGB))));
         spans.push(Span::raw(format!(" {add} ▶ {cand}")));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), Rect { y: bar_y, height: 1, ..inner });
 
     // Cursor readout.
-    let (r, c) = hm.cursor;
-    let value = cell_value(param, &ms, r, c, hm.pooling);
+    let (r, c) = hm.cursor();
+    let value = cell_value(param, &ms, r, c, hm.pooling());
     let col_name = if ms.is_conv() {
         "in channel"
     } else if param.shape.len() == 1 {
@@ -406,7 +423,8 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         "weight"
     };
     let cand = app
-        .resolved
+        .knobs()
+        .resolved()
         .candidates
         .iter()
         .find(|x| x.param == p && x.neuron == r)
@@ -420,7 +438,7 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let readout = format!(" {}", fit_parts(&[(&at, 0), (&cand, 1)], " · ", inner.width.saturating_sub(1) as usize));
     f.render_widget(Paragraph::new(readout), Rect { y: bar_y + 1, height: 1, ..inner });
 
-    if hm.show_kernel && ms.is_conv() {
+    if hm.show_kernel() && ms.is_conv() {
         draw_kernel(app, f, inner, param, &ms, theme);
     }
 }
@@ -433,7 +451,7 @@ fn draw_kernel(
     ms: &MatrixShape,
     theme: &Theme,
 ) {
-    let (r, c) = app.hm.cursor;
+    let (r, c) = app.heatmap().cursor();
     let start = (r * ms.cols + c) * ms.kernel;
     let vals = &param.data[start..start + ms.kernel];
     let (lo, hi) = vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
@@ -450,12 +468,12 @@ fn draw_kernel(
         for j in 0..ms.kw {
             let v = vals[i * ms.kw + j];
             let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-            let style = if app.color_mode == ColorMode::None {
+            let style = if app.color_mode() == ColorMode::None {
                 Style::default()
             } else {
-                let rgb = app.hm.colormap.rgb(t);
+                let rgb = app.heatmap().colormap().rgb(t);
                 let fg = if color::luminance(rgb) > 0.5 { Color::Black } else { Color::White };
-                Style::default().bg(app.color_mode.color(rgb)).fg(fg)
+                Style::default().bg(app.color_mode().color(rgb)).fg(fg)
             };
             spans.push(Span::styled(format!("{:>8} ", num(v)), style));
         }
@@ -465,29 +483,33 @@ fn draw_kernel(
     }
 }
 
-fn draw_targets(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
-    let focused = app.focus == Focus::Targets;
-    let sel = &app.selection;
-    let (main, knobs) = (format!("Targets {}", sel.targets.len()), format!("k={} m={}", app.k, app.m));
+fn draw_selected(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    let focused = app.focus() == Focus::Selected;
+    let sel = app.knobs().selection();
+    let (main, knobs) =
+        (format!("Selected {}", sel.weights.len()), format!("k={} m={}", app.knobs().k(), app.knobs().m()));
     let b = block(list_title(app, &main, &knobs, "layers", area), focused, theme);
-    let Some(avgs) = &app.averages else {
+    let Some(avgs) = app.data().shown() else {
         f.render_widget(b, area);
         return;
     };
     let digits = |n: usize| n.max(1).to_string().len();
-    let max_neuron = sel.targets.iter().map(|t| app.resolved.candidates[t.candidate].neuron).max().unwrap_or(0);
-    let max_weight = sel.targets.iter().map(|t| t.weight_index).max().unwrap_or(0);
-    let pick_w = sel.targets.iter().map(|t| pick_text(t.pick).len()).max().unwrap_or(3);
+    let max_neuron =
+        sel.weights.iter().map(|t| app.knobs().resolved().candidates[t.candidate].neuron).max().unwrap_or(0);
+    let max_weight = sel.weights.iter().map(|t| t.weight_index).max().unwrap_or(0);
+    let pick_w = sel.weights.iter().map(|t| pick_text(t.pick).len()).max().unwrap_or(3);
     // layer, then neuron, weight, pick, |grad|, # as room allows.
     let longest = sel
-        .targets
+        .weights
         .iter()
-        .map(|t| width(avgs.params[app.resolved.candidates[t.candidate].param].name.trim_end_matches(".weight")))
+        .map(|t| {
+            width(avgs.params[app.knobs().resolved().candidates[t.candidate].param].name.trim_end_matches(".weight"))
+        })
         .max()
         .unwrap_or(0);
     let cols = [
         Column::new("layer", "layer", longest, 0),
-        Column::new("#", "#", digits(sel.targets.len()), 5),
+        Column::new("#", "#", digits(sel.weights.len()), 5),
         Column::new("neuron", "n", digits(max_neuron), 1),
         Column::new("weight", "w", digits(max_weight), 2),
         Column::new("|grad|", "|g|", 7, 4),
@@ -498,9 +520,9 @@ fn draw_targets(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let layer_names: Vec<&str> =
         avgs.params.iter().map(|p| p.name.strip_suffix(".weight").unwrap_or(&p.name)).collect();
     let short = abbreviate_names(&layer_names, shown[0].1);
-    let rows = app.layout.target_rows.iter().map(|&(_, i)| {
-        let t = &sel.targets[i];
-        let c = &app.resolved.candidates[t.candidate];
+    let rows = app.layout().selected_rows.iter().map(|&(_, i)| {
+        let t = &sel.weights[i];
+        let c = &app.knobs().resolved().candidates[t.candidate];
         let style = match t.pick {
             Pick::Guaranteed(_) => theme.guaranteed(),
             Pick::Additional => theme.additional(),
@@ -514,7 +536,7 @@ fn draw_targets(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             _ => Cell::from(Span::styled(pick_text(t.pick), style)),
         });
         let row = Row::new(cells.collect::<Vec<_>>());
-        if focused && i == app.target_cursor {
+        if focused && i == app.selected_cursor() {
             row.style(theme.selected())
         } else {
             row
@@ -535,14 +557,15 @@ fn pick_text(p: Pick) -> String {
 fn draw_footer(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let w = area.width as usize;
     let mut spans = Vec::new();
-    if let Some(m) = &app.message {
+    if let Some(m) = app.message() {
         spans.push(Span::styled(fit_words(&format!(" {m} "), w), theme.accent()));
-    } else if let ExportState::Running { stage } = &app.export {
+    } else if let ExportState::Running { stage } = app.export().state() {
         spans.push(Span::styled(fit_words(&format!(" exporting: {stage} ..."), w), theme.accent()));
     } else {
         let mut used = 0;
-        if !app.notes.is_empty() || !app.resolved.warnings.is_empty() {
-            let n = app.notes.len() + app.resolved.warnings.len();
+        let notes = app.notes();
+        if !notes.is_empty() {
+            let n = notes.len();
             let text = format!(" {n} note{} (?) ·", if n == 1 { "" } else { "s" });
             used += width(&text);
             spans.push(Span::styled(text, theme.fg(Color::Yellow)));
@@ -569,9 +592,7 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 
 fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let mut lines = Vec::new();
-    let warnings =
-        crate::format::summarise(&app.resolved.warnings, crate::format::SHOWN_WARNINGS, "more candidates skipped");
-    for n in app.notes.iter().chain(&warnings) {
+    for n in app.notes() {
         lines.push(Line::from(Span::styled(format!("note: {n}"), theme.fg(Color::Yellow))));
     }
     if !lines.is_empty() {
@@ -607,15 +628,15 @@ fn draw_prompt(f: &mut Frame, area: Rect, knob: Knob, text: &str, theme: &Theme)
 }
 
 fn draw_neuron(app: &App, f: &mut Frame, area: Rect, param: usize, row: usize, theme: &Theme) {
-    let Some(avgs) = &app.averages else { return };
+    let Some(avgs) = app.data().shown() else { return };
     let p = &avgs.params[param];
     if p.shape.len() < 2 || row >= p.rows_cols().0 {
         return;
     }
     let values = p.row(row);
-    let cand = app.resolved.candidates.iter().position(|c| c.param == param && c.neuron == row);
+    let cand = app.knobs().resolved().candidates.iter().position(|c| c.param == param && c.neuron == row);
     let mut picks = std::collections::HashMap::new();
-    for t in &app.selection.targets {
+    for t in &app.knobs().selection().weights {
         if Some(t.candidate) == cand {
             picks.insert(t.weight_index, t.pick);
         }
@@ -630,9 +651,9 @@ fn draw_neuron(app: &App, f: &mut Frame, area: Rect, param: usize, row: usize, t
     let sum: f64 = values.iter().filter(|v| v.is_finite()).sum();
     match cand {
         Some(i) => {
-            let c = &app.resolved.candidates[i];
+            let c = &app.knobs().resolved().candidates[i];
             lines.push(Line::from(vec![Span::styled(format!("candidate {}", c.key), theme.accent())]));
-            if let Some(k) = app.keys.iter().find(|k| k.key == c.key) {
+            if let Some(k) = app.knobs().candidates().keys.iter().find(|k| k.key == c.key) {
                 if let Some(obj) = k.metrics.as_object() {
                     let metrics: Vec<String> =
                         obj.iter().filter_map(|(name, v)| v.as_f64().map(|x| format!("{name} {}", num(x)))).collect();
@@ -649,14 +670,14 @@ fn draw_neuron(app: &App, f: &mut Frame, area: Rect, param: usize, row: usize, t
     }
     // The signed mean beside the magnitude: which way each weight pushes.
     let signed: Option<&[f64]> = app
-        .measures
-        .as_ref()
+        .data()
+        .measures()
         .and_then(|m| m.get(crate::pipeline::measures::Measure::Mean))
         .map(|params| params[param].row(row));
     lines.push(Line::from(format!(
         "{} incoming weights by {} (sum {}), largest first{}:",
         values.len(),
-        app.measure.name(),
+        app.data().measure().name(),
         num(sum),
         if signed.is_some() { "; signed mean beside" } else { "" }
     )));
@@ -686,16 +707,13 @@ fn draw_neuron(app: &App, f: &mut Frame, area: Rect, param: usize, row: usize, t
 /// What zeroing this neuron's selected weights does (against as many random weights of the
 /// same layer).
 fn neuron_evidence<'a>(app: &App, param: usize, row: usize, width: usize, theme: &Theme) -> Line<'a> {
-    use super::evidence::Scope;
-    let ev = &app.evidence;
-    let scope = Scope::Neuron { param, row };
-    let text = match (&ev.status, &ev.neuron) {
+    let ev = app.evidence();
+    let text = match (ev.status(), ev.neuron(param, row)) {
         (EvidenceStatus::Off, _) => return Line::from(""),
         (EvidenceStatus::Failed(_), _) => "evidence unavailable (see the header)".to_string(),
-        (_, Some((id, s, e))) if *s == scope => {
-            let stale = ev.neuron_wanted.is_some_and(|(want, _)| want != *id);
+        (_, Some((e, stale))) => {
             let parts = match e {
-                Some(e) => evidence_parts(e).join(" · "),
+                Some(e) => evidence_parts(e, app.run().target()).join(" · "),
                 None => "no weight of this neuron is selected".to_string(),
             };
             format!("zeroing its selected weights: {parts}{}", if stale { " · updating ..." } else { "" })
@@ -726,22 +744,22 @@ fn draw_inputs(app: &App, f: &mut Frame, area: Rect, index: usize, theme: &Theme
         height: area.height.saturating_sub(2),
     };
     f.render_widget(Clear, r);
-    let sample = app.evidence.input.as_ref().filter(|s| s.index == index.min(s.inputs.saturating_sub(1)));
+    let sample = app.evidence().input(index);
     let title = match sample {
         Some(s) => format!(
             " input saliency · target {} · input {}/{} {} (action {}) · ←/→ inputs · i or Esc closes ",
-            app.target,
+            app.run().target(),
             s.index + 1,
             s.inputs,
             s.input_id,
             s.action
         ),
-        None => format!(" input saliency · target {} · i or Esc closes ", app.target),
+        None => format!(" input saliency · target {} · i or Esc closes ", app.run().target()),
     };
     let b = block(fit_words(&title, r.width.saturating_sub(2) as usize), true, theme);
     let inner = b.inner(r);
     f.render_widget(b, r);
-    let Some(means) = &app.input_means else {
+    let Some(means) = app.inputs().means() else {
         f.render_widget(Paragraph::new("the input saliency comes with the finished run"), inner);
         return;
     };
@@ -752,8 +770,13 @@ fn draw_inputs(app: &App, f: &mut Frame, area: Rect, index: usize, theme: &Theme
         let area = Rect { y: inner.y + per_key * k as u16, height: per_key, ..inner };
         let own = sample.map(|s| (&s.values[offset..offset + key_input_len(app, k, key)], &s.saliency[k]));
         offset += key_input_len(app, k, key);
-        let head =
-            format!("{} {:?}: mean |d {} / d input| over {} inputs", key.name, key.shape, app.target, means.count);
+        let head = format!(
+            "{} {:?}: mean |d {} / d input| over {} inputs",
+            key.name,
+            key.shape,
+            app.run().target(),
+            means.count
+        );
         f.render_widget(
             Paragraph::new(Span::styled(fit_words(&head, area.width as usize), theme.accent())),
             Rect { height: 1, ..area },
@@ -770,7 +793,7 @@ fn draw_inputs(app: &App, f: &mut Frame, area: Rect, index: usize, theme: &Theme
 /// Values of key `k` in an input as written: its saliency's length, except for a Discrete key
 /// (one value as written, a one-hot vector of saliency).
 fn key_input_len(app: &App, k: usize, key: &crate::pipeline::input_saliency::InputKey) -> usize {
-    app.input_lens.get(k).copied().unwrap_or_else(|| key.len())
+    app.run().input_lens().get(k).copied().unwrap_or_else(|| key.len())
 }
 
 type Own<'a> = Option<(&'a [f32], &'a Vec<f32>)>;
@@ -814,7 +837,7 @@ fn draw_picture(app: &App, f: &mut Frame, area: Rect, data: &[f64], h: usize, w:
     if area.width == 0 || area.height == 0 || h == 0 || w == 0 {
         return;
     }
-    let per_cell = if app.color_mode == ColorMode::None { 1 } else { 2 };
+    let per_cell = if app.color_mode() == ColorMode::None { 1 } else { 2 };
     let (px_w, px_h) = (area.width as usize, area.height as usize * per_cell);
     let step = h.div_ceil(px_h).max(w.div_ceil(px_w)).max(1);
     let (ph, pw) = (h.div_ceil(step), w.div_ceil(step));
@@ -843,9 +866,9 @@ fn draw_picture(app: &App, f: &mut Frame, area: Rect, data: &[f64], h: usize, w:
             }
             let (up, down) = (pixel(2 * cy, cx), pixel(2 * cy + 1, cx));
             if let Some(u) = up {
-                cell.set_symbol("▀").set_fg(app.color_mode.color(app.hm.colormap.rgb(u)));
+                cell.set_symbol("▀").set_fg(app.color_mode().color(app.heatmap().colormap().rgb(u)));
                 if let Some(d) = down {
-                    cell.set_bg(app.color_mode.color(app.hm.colormap.rgb(d)));
+                    cell.set_bg(app.color_mode().color(app.heatmap().colormap().rgb(d)));
                 }
             }
         }
@@ -863,13 +886,13 @@ fn draw_vector_key(
     own: Own,
     theme: &Theme,
 ) {
-    let single = app.input_means.as_ref().is_some_and(|m| m.keys.len() == 1);
-    let names = app.feature_names.as_ref().map(|n| n.for_key(key, single));
+    let single = app.inputs().means().is_some_and(|m| m.keys.len() == 1);
+    let names = app.inputs().names().map(|n| n.for_key(key, single));
     let mut lines = Vec::new();
     let names: Option<&[String]> = match names {
         Some(Ok(n)) => n,
         Some(Err(note)) => {
-            lines.push(Line::from(Span::styled(note, theme.fg(Color::Yellow))));
+            lines.push(Line::from(Span::styled(note.to_string(), theme.fg(Color::Yellow))));
             None
         }
         None => None,

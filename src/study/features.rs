@@ -16,6 +16,15 @@ pub enum FeatureNames {
     PerKey(HashMap<String, Vec<String>>),
 }
 
+/// Names given for a key that do not fit it (shown as a note; the names are not used).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("feature names for \"{key}\": {names} names for {values} values (not used)")]
+pub struct NamesMismatch {
+    pub key: String,
+    pub names: usize,
+    pub values: usize,
+}
+
 fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
     let a = v.as_array().ok_or_else(|| format!("{what}: expected a list of names, found {}", v.type_name()))?;
     a.iter()
@@ -29,7 +38,7 @@ fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
 }
 
 impl FeatureNames {
-    pub fn read(path: &Path) -> color_eyre::Result<FeatureNames> {
+    pub fn read(path: &Path) -> super::Result<FeatureNames> {
         let v = read_small_json(path, "feature-names file")?;
         let shown = path.display().to_string();
         let parsed = match &v {
@@ -44,23 +53,20 @@ impl FeatureNames {
                 other.type_name()
             )),
         };
-        parsed.map_err(|e| color_eyre::eyre::eyre!(e))
+        parsed.map_err(super::StudyError::Refused)
     }
 
     /// The names of one key's values, when given and of the right length (else a note why not).
-    pub fn for_key(&self, key: &InputKey, single: bool) -> Result<Option<&[String]>, String> {
+    pub fn for_key(&self, key: &InputKey, single: bool) -> Result<Option<&[String]>, NamesMismatch> {
         let names = match self {
             FeatureNames::List(l) if single => Some(l),
             FeatureNames::List(_) => None,
             FeatureNames::PerKey(m) => m.get(&key.name),
         };
         match names {
-            Some(n) if n.len() != key.len() => Err(format!(
-                "feature names for \"{}\": {} names for {} values (not used)",
-                key.name,
-                n.len(),
-                key.len()
-            )),
+            Some(n) if n.len() != key.len() => {
+                Err(NamesMismatch { key: key.name.clone(), names: n.len(), values: key.len() })
+            }
             Some(n) => Ok(Some(n.as_slice())),
             None => Ok(None),
         }
