@@ -15,7 +15,7 @@ use crate::study::ablate;
 use crate::study::candidates::Candidates;
 use crate::study::files::{agent_dir_of_cross_metric, parent_dir, AgentFiles};
 use crate::study::model::Loaded;
-use crate::study::run::{self, Event, PassPlan, RunPlan};
+use crate::study::run::{self, PassPlan, RunEvent, RunPlan};
 use crate::study::selection;
 
 /// Progress bar and summary lines on a terminal; silent otherwise (or with --quiet).
@@ -73,18 +73,18 @@ impl Reporter {
     }
 
     /// A service's event, as a line (or the progress bar).
-    pub fn event(&mut self, e: Event) {
+    pub fn event(&mut self, e: RunEvent) {
         match e {
-            Event::Progress(p) => return self.progress(p),
+            RunEvent::Progress(p) => return self.progress(p),
             _ => self.finish(),
         }
         match e {
-            Event::Note(t) => self.note(&t),
-            Event::Warning(t) => self.warn(&t),
-            Event::Summary(t) => self.done(&t),
-            Event::Wrote(p, d) if d.is_empty() => self.done(&format!("wrote {}", p.display())),
-            Event::Wrote(p, d) => self.done(&format!("wrote {} ({d})", p.display())),
-            Event::Progress(_) => {}
+            RunEvent::Note(t) => self.note(&t),
+            RunEvent::Warning(t) => self.warn(&t),
+            RunEvent::Summary(t) => self.done(&t),
+            RunEvent::Wrote(p, d) if d.is_empty() => self.done(&format!("wrote {}", p.display())),
+            RunEvent::Wrote(p, d) => self.done(&format!("wrote {} ({d})", p.display())),
+            RunEvent::Progress(_) => {}
         }
     }
 }

@@ -189,7 +189,7 @@ impl<M, T> Drop for Task<M, T> {
 }
 
 /// A request to a [`Server`]: its kind decides which queued request it replaces.
-pub trait Request: Send + 'static {
+pub trait Keyed: Send + 'static {
     type Kind: Ord + Copy + Send + std::fmt::Debug + 'static;
     fn kind(&self) -> Self::Kind;
 }
@@ -204,12 +204,12 @@ pub enum Reply<I, R> {
     Failed(String),
 }
 
-struct Queue<Q: Request> {
+struct Queue<Q: Keyed> {
     pending: BTreeMap<Q::Kind, (u64, Q)>,
     stop: bool,
 }
 
-struct Shared<Q: Request> {
+struct Shared<Q: Keyed> {
     queue: Mutex<Queue<Q>>,
     wake: Condvar,
     /// The newest request number per kind, read by computations to know they are stale.
@@ -218,7 +218,7 @@ struct Shared<Q: Request> {
 }
 
 /// A long-lived worker with state, answering requests (latest wins per kind).
-pub struct Server<Q: Request, I, R> {
+pub struct Server<Q: Keyed, I, R> {
     shared: Arc<Shared<Q>>,
     rx: Receiver<Reply<I, R>>,
     handle: Option<JoinHandle<()>>,
@@ -226,7 +226,7 @@ pub struct Server<Q: Request, I, R> {
     name: String,
 }
 
-impl<Q: Request, I: Send + 'static, R: Send + 'static> Server<Q, I, R> {
+impl<Q: Keyed, I: Send + 'static, R: Send + 'static> Server<Q, I, R> {
     /// Starts a server: `load` builds the state (its `I` is reported as `Ready`), then each
     /// request is answered by `serve`, which may return None when `stale()` says to give up.
     pub fn spawn<S, L, F>(name: &str, load: L, serve: F) -> Server<Q, I, R>
@@ -351,7 +351,7 @@ impl<Q: Request, I: Send + 'static, R: Send + 'static> Server<Q, I, R> {
 }
 
 /// The next request to serve (lowest kind first), or None when the server should stop.
-fn next_request<Q: Request>(shared: &Shared<Q>) -> Option<(u64, Q)> {
+fn next_request<Q: Keyed>(shared: &Shared<Q>) -> Option<(u64, Q)> {
     let mut q = shared.queue.lock().ok()?;
     loop {
         if q.stop {
@@ -364,7 +364,7 @@ fn next_request<Q: Request>(shared: &Shared<Q>) -> Option<(u64, Q)> {
     }
 }
 
-impl<Q: Request, I, R> Drop for Server<Q, I, R> {
+impl<Q: Keyed, I, R> Drop for Server<Q, I, R> {
     fn drop(&mut self) {
         if let Ok(mut q) = self.shared.queue.lock() {
             q.stop = true;
@@ -431,7 +431,7 @@ mod tests {
 
     #[derive(Debug)]
     struct Req(u8, u32);
-    impl Request for Req {
+    impl Keyed for Req {
         type Kind = u8;
         fn kind(&self) -> u8 {
             self.0

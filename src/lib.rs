@@ -1,8 +1,11 @@
-//! `saliency`: gradient saliency for Stable-Baselines3 DQN agents.
+//! `saliency`: gradient saliency for Stable-Baselines3 agents (DQN, QR-DQN, PPO, A2C,
+//! MaskablePPO).
 //!
-//! Layers, each ignorant of the ones above it: `paths`, `json` and `agent` (reading files), `model`
-//! (the network in libtorch, batched per-input gradients), `pipeline` (the three steps and
-//! their files), `commands` (the headless CLI).
+//! Layers, each ignorant of the ones above it (docs/architecture.md; `tests/architecture.rs`
+//! keeps it so): `paths`, `format`, `json`, `jobs`, `colormap` (foundations); `agent` (reading
+//! files); `target`; `model` (the network in libtorch, batched per-input gradients);
+//! `pipeline` (the three steps and their files); `ablation`; `study` (the services the
+//! commands and the explorer share); `cli`; `commands` (the headless CLI); `tui` (the explorer).
 
 pub mod ablation;
 pub mod agent;

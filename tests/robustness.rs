@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use saliency::agent::arch::{Arch, Preprocess};
 use saliency::agent::data::parse_agent_data;
-use saliency::agent::statedict::{read_state_dict, Limits};
+use saliency::agent::statedict::{read_state_dict, TensorLimits};
 use saliency::agent::torchzip::{open_torch_zip, AgentLimits};
 use saliency::agent::{load_agent, ArchOverrides};
 use saliency::json::reader::read_value_from;
@@ -129,9 +129,9 @@ fn pickle_reader_survives_mutations() {
     for name in ["acrobot", "cartpole", "cnn"] {
         let agent = std::fs::read(fixture(name).join("agent.zip")).unwrap();
         let pkl = zip_member(&zip_member(&agent, "policy.pth"), "archive/data.pkl");
-        assert!(read_state_dict(&pkl, &Limits::default()).is_ok());
+        assert!(read_state_dict(&pkl, &TensorLimits::default()).is_ok());
         survive("pickle", &pkl, 3000, |v| {
-            let _ = read_state_dict(v, &Limits::default());
+            let _ = read_state_dict(v, &TensorLimits::default());
         });
     }
 }

@@ -62,7 +62,8 @@ pub struct Branch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arch {
     pub branches: Vec<Branch>,
-    /// After the branches are concatenated: custom extractor layers, then `q_net`.
+    /// After the branches are concatenated: custom extractor layers, then the head (`q_net`,
+    /// `quantile_net`, a policy's or a critic's layers).
     pub trunk: Vec<Op>,
     /// Values per input in `clean_inputs.json`.
     pub input_len: usize,

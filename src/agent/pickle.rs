@@ -3,7 +3,7 @@
 //!
 //! Python's unpickler imports and calls the functions a pickle names; this one only records
 //! the calls. Globals must be on the caller's allow-list (an [`AllowList`] per kind of file),
-//! and `REDUCE`, `NEWOBJ` and `BUILD` on them build inert values ([`Value::Call`]); the caller
+//! and `REDUCE`, `NEWOBJ` and `BUILD` on them build inert values ([`Pickled::Call`]); the caller
 //! interprets the recorded values (`statedict.rs`, `vecnorm.rs`). Sizes, nesting, stack and
 //! memo are capped, so a hostile file can neither run code nor exhaust memory.
 
@@ -12,7 +12,7 @@ use std::fmt;
 /// An unpickled value. Containers refer to other values by index into `Pickle::values`
 /// (pickles share and mutate objects through the memo).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Pickled {
     None,
     Bool(bool),
     Int(i64),
@@ -102,20 +102,20 @@ pub struct AllowList {
 
 #[derive(Debug)]
 pub struct Pickle {
-    pub values: Vec<Value>,
+    pub values: Vec<Pickled>,
     pub root: usize,
 }
 
 impl Pickle {
-    pub fn get(&self, i: usize) -> &Value {
+    pub fn get(&self, i: usize) -> &Pickled {
         &self.values[i]
     }
 
     /// A dict's entry by string key.
     pub fn dict_get(&self, dict: usize, key: &str) -> Option<usize> {
         match self.get(dict) {
-            Value::Dict(items) => {
-                items.iter().find(|(k, _)| matches!(self.get(*k), Value::Str(s) if s == key)).map(|(_, v)| *v)
+            Pickled::Dict(items) => {
+                items.iter().find(|(k, _)| matches!(self.get(*k), Pickled::Str(s) if s == key)).map(|(_, v)| *v)
             }
             _ => None,
         }
@@ -124,8 +124,8 @@ impl Pickle {
     /// For a `Call` of an allowed global: (module.name, its BUILD state).
     pub fn object(&self, i: usize) -> Option<(String, Option<usize>)> {
         match self.get(i) {
-            Value::Call { func, state, .. } => match self.get(*func) {
-                Value::Global { module, name } => Some((format!("{module}.{name}"), *state)),
+            Pickled::Call { func, state, .. } => match self.get(*func) {
+                Pickled::Global { module, name } => Some((format!("{module}.{name}"), *state)),
                 _ => None,
             },
             _ => None,
@@ -134,9 +134,9 @@ impl Pickle {
 
     /// For a `Call`: the global called and its argument values.
     pub fn call(&self, i: usize) -> Option<(&str, &str, &[usize])> {
-        let Value::Call { func, args, .. } = self.get(i) else { return None };
-        let Value::Global { module, name } = self.get(*func) else { return None };
-        let Value::Tuple(a) = self.get(*args) else { return None };
+        let Pickled::Call { func, args, .. } = self.get(i) else { return None };
+        let Pickled::Global { module, name } = self.get(*func) else { return None };
+        let Pickled::Tuple(a) = self.get(*args) else { return None };
         Some((module, name, a))
     }
 }
@@ -163,7 +163,7 @@ pub fn read(data: &[u8], limits: &Limits, allowed: &AllowList) -> Result<Pickle,
 struct Vm<'a> {
     data: &'a [u8],
     pos: usize,
-    values: Vec<Value>,
+    values: Vec<Pickled>,
     /// Nesting depth of each value (0 for scalars).
     depth: Vec<usize>,
     stack: Vec<usize>,
@@ -218,7 +218,7 @@ impl Vm<'_> {
     }
 
     /// Stores a value nested `depth` levels deep.
-    fn alloc(&mut self, v: Value, depth: usize) -> Result<usize, PickleError> {
+    fn alloc(&mut self, v: Pickled, depth: usize) -> Result<usize, PickleError> {
         if self.values.len() >= self.limits.max_values {
             return self.err(format!("more than {} values (limit)", self.limits.max_values));
         }
@@ -230,13 +230,13 @@ impl Vm<'_> {
         Ok(self.values.len() - 1)
     }
 
-    fn push(&mut self, v: Value) -> Result<(), PickleError> {
+    fn push(&mut self, v: Pickled) -> Result<(), PickleError> {
         let i = self.alloc(v, 0)?;
         self.push_ref(i)
     }
 
     /// A container of `items`, one level deeper than the deepest of them.
-    fn push_container(&mut self, v: Value, items: &[usize]) -> Result<(), PickleError> {
+    fn push_container(&mut self, v: Pickled, items: &[usize]) -> Result<(), PickleError> {
         let depth = 1 + items.iter().map(|&i| self.depth[i]).max().unwrap_or(0);
         let i = self.alloc(v, depth)?;
         self.push_ref(i)
@@ -252,7 +252,7 @@ impl Vm<'_> {
 
     fn pop(&mut self) -> Result<usize, PickleError> {
         match self.stack.pop() {
-            Some(i) if self.values[i] == Value::Mark => self.err("a MARK where a value was expected"),
+            Some(i) if self.values[i] == Pickled::Mark => self.err("a MARK where a value was expected"),
             Some(i) => Ok(i),
             None => self.err("stack underflow"),
         }
@@ -266,7 +266,7 @@ impl Vm<'_> {
     }
 
     fn pop_mark(&mut self) -> Result<Vec<usize>, PickleError> {
-        let Some(m) = self.stack.iter().rposition(|&i| self.values[i] == Value::Mark) else {
+        let Some(m) = self.stack.iter().rposition(|&i| self.values[i] == Pickled::Mark) else {
             return self.err("no MARK on the stack");
         };
         let items = self.stack.split_off(m + 1);
@@ -312,28 +312,28 @@ impl Vm<'_> {
                 self.allowed.why
             ));
         }
-        self.push(Value::Global { module, name })
+        self.push(Pickled::Global { module, name })
     }
 
     fn call(&mut self) -> Result<(), PickleError> {
         let args = self.pop()?;
         let func = self.pop()?;
-        if !matches!(self.values[func], Value::Global { .. }) {
+        if !matches!(self.values[func], Pickled::Global { .. }) {
             return self.err("a call of something that is not an allowed global");
         }
-        if !matches!(self.values[args], Value::Tuple(_)) {
+        if !matches!(self.values[args], Pickled::Tuple(_)) {
             return self.err("call arguments that are not a tuple");
         }
         // `OrderedDict()` is pickled as a call without arguments followed by SETITEMS: it
         // becomes an empty dict that the items are added to.
-        if matches!(&self.values[func], Value::Global { module, name } if module == "collections" && name == "OrderedDict")
+        if matches!(&self.values[func], Pickled::Global { module, name } if module == "collections" && name == "OrderedDict")
         {
-            if !matches!(&self.values[args], Value::Tuple(a) if a.is_empty()) {
+            if !matches!(&self.values[args], Pickled::Tuple(a) if a.is_empty()) {
                 return self.err("collections.OrderedDict called with arguments (expected none)");
             }
-            return self.push(Value::Dict(Vec::new()));
+            return self.push(Pickled::Dict(Vec::new()));
         }
-        self.push_container(Value::Call { func, args, state: None }, &[args])
+        self.push_container(Pickled::Call { func, args, state: None }, &[args])
     }
 
     /// Adds `items` to the list or dict at `target` (pairs for a dict).
@@ -341,12 +341,12 @@ impl Vm<'_> {
         let deepest = items.iter().map(|&i| self.depth[i]).max().unwrap_or(0);
         let max = self.limits.max_container;
         match &mut self.values[target] {
-            Value::List(l) if l.len() + items.len() <= max => l.extend(items),
-            Value::Dict(d) if items.len() % 2 == 0 && d.len() + items.len() / 2 <= max => {
+            Pickled::List(l) if l.len() + items.len() <= max => l.extend(items),
+            Pickled::Dict(d) if items.len() % 2 == 0 && d.len() + items.len() / 2 <= max => {
                 d.extend(items.chunks(2).map(|c| (c[0], c[1])))
             }
-            Value::Dict(_) if items.len() % 2 != 0 => return self.err("SETITEMS with an odd number of items"),
-            Value::List(_) | Value::Dict(_) => {
+            Pickled::Dict(_) if items.len() % 2 != 0 => return self.err("SETITEMS with an odd number of items"),
+            Pickled::List(_) | Pickled::Dict(_) => {
                 return self.err(format!("a container of more than {max} items (limit)"))
             }
             _ => return self.err("APPEND or SETITEM on something that is not a list or dict"),
@@ -380,15 +380,15 @@ impl Vm<'_> {
             0x95 => {
                 self.uint(8)?; // FRAME: a length hint
             }
-            b'(' => self.push(Value::Mark)?,
-            b'N' => self.push(Value::None)?,
-            0x88 => self.push(Value::Bool(true))?,
-            0x89 => self.push(Value::Bool(false))?,
+            b'(' => self.push(Pickled::Mark)?,
+            b'N' => self.push(Pickled::None)?,
+            0x88 => self.push(Pickled::Bool(true))?,
+            0x89 => self.push(Pickled::Bool(false))?,
             b'J' | b'K' | b'M' | 0x8a | 0x8b | b'G' => self.number(op)?,
             0x8c | b'X' | 0x8d | b'C' | b'B' | 0x8e | 0x96 => self.text_or_bytes(op)?,
-            b'}' => self.push(Value::Dict(Vec::new()))?,
-            b']' => self.push(Value::List(Vec::new()))?,
-            b')' => self.push(Value::Tuple(Vec::new()))?,
+            b'}' => self.push(Pickled::Dict(Vec::new()))?,
+            b']' => self.push(Pickled::List(Vec::new()))?,
+            b')' => self.push(Pickled::Tuple(Vec::new()))?,
             b't' | b'l' | b'd' | 0x85..=0x87 => self.container(op)?,
             b'a' | b'e' | b's' | b'u' => {
                 let items = match op {
@@ -409,7 +409,7 @@ impl Vm<'_> {
                 let name = self.pop()?;
                 let module = self.pop()?;
                 match (&self.values[module], &self.values[name]) {
-                    (Value::Str(m), Value::Str(n)) => {
+                    (Pickled::Str(m), Pickled::Str(n)) => {
                         let (m, n) = (m.clone(), n.clone());
                         self.global(m, n)?
                     }
@@ -419,7 +419,7 @@ impl Vm<'_> {
             b'R' | 0x81 => self.call()?,
             b'Q' => {
                 let id = self.pop()?;
-                self.push_container(Value::PersistentId(id), &[id])?
+                self.push_container(Pickled::PersistentId(id), &[id])?
             }
             b'b' => self.build()?,
             other => {
@@ -433,12 +433,12 @@ impl Vm<'_> {
 
     fn number(&mut self, op: u8) -> Result<(), PickleError> {
         let v = match op {
-            b'J' => Value::Int((self.uint(4)? as u32 as i32).into()),
-            b'K' => Value::Int(self.uint(1)? as i64),
-            b'M' => Value::Int(self.uint(2)? as i64),
+            b'J' => Pickled::Int((self.uint(4)? as u32 as i32).into()),
+            b'K' => Pickled::Int(self.uint(1)? as i64),
+            b'M' => Pickled::Int(self.uint(2)? as i64),
             b'G' => {
                 let b = self.take(8)?;
-                Value::Float(f64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+                Pickled::Float(f64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
             }
             _ => {
                 // LONG1 / LONG4: little-endian two's complement
@@ -447,9 +447,9 @@ impl Vm<'_> {
                 if n <= 8 {
                     let mut b = [if bytes.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 }; 8];
                     b[..n].copy_from_slice(&bytes);
-                    Value::Int(i64::from_le_bytes(b))
+                    Pickled::Int(i64::from_le_bytes(b))
                 } else {
-                    Value::BigInt(bytes)
+                    Pickled::BigInt(bytes)
                 }
             }
         };
@@ -465,11 +465,11 @@ impl Vm<'_> {
         let raw = self.take(n)?;
         let v = if matches!(op, 0x8c | b'X' | 0x8d) {
             match std::str::from_utf8(raw) {
-                Ok(s) => Value::Str(s.to_string()),
+                Ok(s) => Pickled::Str(s.to_string()),
                 Err(_) => return self.err("text that is not UTF-8"),
             }
         } else {
-            Value::Bytes(raw.to_vec())
+            Pickled::Bytes(raw.to_vec())
         };
         self.push(v)
     }
@@ -480,9 +480,9 @@ impl Vm<'_> {
             _ => self.pop_mark()?,
         };
         match op {
-            b'l' => self.push_container(Value::List(Vec::new()), &[])?,
-            b'd' => self.push_container(Value::Dict(Vec::new()), &[])?,
-            _ => return self.push_container(Value::Tuple(items.clone()), &items),
+            b'l' => self.push_container(Pickled::List(Vec::new()), &[])?,
+            b'd' => self.push_container(Pickled::Dict(Vec::new()), &[])?,
+            _ => return self.push_container(Pickled::Tuple(items.clone()), &items),
         }
         let target = self.top()?;
         self.extend(target, items)
@@ -520,8 +520,8 @@ impl Vm<'_> {
         let obj = self.top()?;
         let deeper = self.depth[state] + 1;
         match &mut self.values[obj] {
-            Value::Call { state: s @ None, .. } => *s = Some(state),
-            Value::Dict(_) => return Ok(()),
+            Pickled::Call { state: s @ None, .. } => *s = Some(state),
+            Pickled::Dict(_) => return Ok(()),
             _ => return self.err("BUILD on something that is not a recorded call"),
         }
         self.depth[obj] = self.depth[obj].max(deeper);
@@ -542,7 +542,7 @@ mod tests {
         let ok = b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00aK\x01u.";
         let p = read(ok, &Limits::default(), &ANY_COLLECTIONS).unwrap();
         let a = p.dict_get(p.root, "a").unwrap();
-        assert!(matches!(p.get(a), Value::Int(1)));
+        assert!(matches!(p.get(a), Pickled::Int(1)));
         // OrderedDict(x): a call with arguments is refused, not made.
         let bad = b"\x80\x02ccollections\nOrderedDict\nK\x01\x85R.";
         let e = read(bad, &Limits::default(), &ANY_COLLECTIONS).unwrap_err();

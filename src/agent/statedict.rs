@@ -4,7 +4,7 @@
 //! and the `torch.*Storage` types; each tensor's size, stride and storage are checked before
 //! anything is allocated.
 
-use super::pickle::{self, AllowList, Pickle, PickleError, Value};
+use super::pickle::{self, AllowList, Pickle, PickleError, Pickled};
 
 /// Storage element types of `torch.save` files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl TensorRef {
 
 /// Limits on the tensors a state dict may declare (the pickle's own are `pickle::Limits`).
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct TensorLimits {
     pub pickle: pickle::Limits,
     pub max_tensors: usize,
     pub max_dims: usize,
@@ -81,9 +81,9 @@ pub struct Limits {
     pub max_numel: u64,
 }
 
-impl Default for Limits {
+impl Default for TensorLimits {
     fn default() -> Self {
-        Limits {
+        TensorLimits {
             pickle: pickle::Limits { max_bytes: 64 << 20, max_container: 1 << 14, ..pickle::Limits::default() },
             max_tensors: 1 << 14,
             max_dims: 8,
@@ -114,9 +114,9 @@ fn refuse<T>(detail: impl Into<String>) -> Result<T, PickleError> {
 }
 
 /// Parses `data.pkl` of a state dict into (name, tensor) pairs in file order.
-pub fn read_state_dict(data: &[u8], limits: &Limits) -> Result<Vec<(String, TensorRef)>, PickleError> {
+pub fn read_state_dict(data: &[u8], limits: &TensorLimits) -> Result<Vec<(String, TensorRef)>, PickleError> {
     let p = pickle::read(data, &limits.pickle, &STATE_DICT)?;
-    let Value::Dict(entries) = p.get(p.root) else {
+    let Pickled::Dict(entries) = p.get(p.root) else {
         return refuse(format!(
             "expected the pickle to hold a dict of tensors (a state dict), found {}",
             type_name(p.get(p.root))
@@ -127,7 +127,7 @@ pub fn read_state_dict(data: &[u8], limits: &Limits) -> Result<Vec<(String, Tens
     }
     let mut out: Vec<(String, TensorRef)> = Vec::with_capacity(entries.len());
     for &(k, v) in entries {
-        let Value::Str(name) = p.get(k) else {
+        let Pickled::Str(name) = p.get(k) else {
             return refuse(format!("state dict key is {}, expected a string", type_name(p.get(k))));
         };
         let t =
@@ -141,27 +141,27 @@ pub fn read_state_dict(data: &[u8], limits: &Limits) -> Result<Vec<(String, Tens
     Ok(out)
 }
 
-fn type_name(v: &Value) -> &'static str {
+fn type_name(v: &Pickled) -> &'static str {
     match v {
-        Value::None => "None",
-        Value::Bool(_) => "a bool",
-        Value::Int(_) | Value::BigInt(_) => "an int",
-        Value::Float(_) => "a float",
-        Value::Str(_) => "a string",
-        Value::Bytes(_) => "bytes",
-        Value::Tuple(_) => "a tuple",
-        Value::List(_) => "a list",
-        Value::Dict(_) => "a dict",
-        Value::Global { .. } => "a class or function",
-        Value::Call { .. } => "an object",
-        Value::PersistentId(_) => "a storage",
-        Value::Mark => "a MARK",
+        Pickled::None => "None",
+        Pickled::Bool(_) => "a bool",
+        Pickled::Int(_) | Pickled::BigInt(_) => "an int",
+        Pickled::Float(_) => "a float",
+        Pickled::Str(_) => "a string",
+        Pickled::Bytes(_) => "bytes",
+        Pickled::Tuple(_) => "a tuple",
+        Pickled::List(_) => "a list",
+        Pickled::Dict(_) => "a dict",
+        Pickled::Global { .. } => "a class or function",
+        Pickled::Call { .. } => "an object",
+        Pickled::PersistentId(_) => "a storage",
+        Pickled::Mark => "a MARK",
     }
 }
 
 /// A recorded `_rebuild_tensor_v2(storage, offset, size, stride, ...)`, possibly wrapped in
 /// `_rebuild_parameter(tensor, ...)`.
-fn tensor(p: &Pickle, i: usize, limits: &Limits) -> Result<TensorRef, PickleError> {
+fn tensor(p: &Pickle, i: usize, limits: &TensorLimits) -> Result<TensorRef, PickleError> {
     let Some((module, name, args)) = p.call(i) else {
         return refuse(format!("{}, expected a tensor", type_name(p.get(i))));
     };
@@ -186,12 +186,12 @@ fn tensor(p: &Pickle, i: usize, limits: &Limits) -> Result<TensorRef, PickleErro
 }
 
 /// A persistent id `('storage', torch.<T>Storage, key, location, numel)`.
-fn storage(p: &Pickle, i: usize, limits: &Limits) -> Result<(DType, String, u64), PickleError> {
-    let Value::PersistentId(id) = p.get(i) else {
+fn storage(p: &Pickle, i: usize, limits: &TensorLimits) -> Result<(DType, String, u64), PickleError> {
+    let Pickled::PersistentId(id) = p.get(i) else {
         return refuse(format!("tensor storage is {}, expected a storage", type_name(p.get(i))));
     };
     let items = match p.get(*id) {
-        Value::Tuple(items) if items.len() == 5 => items,
+        Pickled::Tuple(items) if items.len() == 5 => items,
         other => {
             return refuse(format!(
                 "persistent id is {}, expected ('storage', type, key, location, numel)",
@@ -200,7 +200,9 @@ fn storage(p: &Pickle, i: usize, limits: &Limits) -> Result<(DType, String, u64)
         }
     };
     match (p.get(items[0]), p.get(items[1]), p.get(items[2])) {
-        (Value::Str(tag), Value::Global { module, name }, Value::Str(key)) if tag == "storage" && module == "torch" => {
+        (Pickled::Str(tag), Pickled::Global { module, name }, Pickled::Str(key))
+            if tag == "storage" && module == "torch" =>
+        {
             let dtype = DType::from_storage(name)
                 .ok_or_else(|| PickleError::data(format!("storage type torch.{name} is not a tensor storage")))?;
             let numel = int(p, items[4], "storage size")?;
@@ -215,14 +217,14 @@ fn storage(p: &Pickle, i: usize, limits: &Limits) -> Result<(DType, String, u64)
 
 fn int(p: &Pickle, i: usize, what: &str) -> Result<u64, PickleError> {
     match p.get(i) {
-        Value::Int(v) if *v >= 0 => Ok(*v as u64),
+        Pickled::Int(v) if *v >= 0 => Ok(*v as u64),
         other => refuse(format!("{what}: expected a non-negative int, found {}", type_name(other))),
     }
 }
 
 fn ints(p: &Pickle, i: usize, what: &str) -> Result<Vec<u64>, PickleError> {
     match p.get(i) {
-        Value::Tuple(items) => items.iter().map(|&x| int(p, x, what)).collect(),
+        Pickled::Tuple(items) => items.iter().map(|&x| int(p, x, what)).collect(),
         other => refuse(format!("{what}: expected a tuple of ints, found {}", type_name(other))),
     }
 }
@@ -233,7 +235,7 @@ fn check_tensor(
     offset: u64,
     shape: &[u64],
     stride: &[u64],
-    l: &Limits,
+    l: &TensorLimits,
 ) -> Result<(), PickleError> {
     if shape.len() != stride.len() {
         return refuse(format!("tensor in storage '{key}': size has {} dims, stride {}", shape.len(), stride.len()));

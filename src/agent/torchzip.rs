@@ -26,7 +26,8 @@ impl Default for AgentLimits {
     }
 }
 
-/// A parameter tensor of the online Q-network, as float32, contiguous, row-major.
+/// A parameter tensor of the network read (the Q-network, policy or critic of the head asked
+/// for), as float32, contiguous, row-major.
 #[derive(Debug, Clone)]
 pub struct Param {
     /// As `q_net.named_parameters()` names it (`features_extractor.mlp.0.weight`, `q_net.0.bias`).
@@ -209,7 +210,7 @@ pub fn read_param_names(path: &Path, limits: &AgentLimits) -> Result<Vec<String>
         .map(str::to_string)
         .ok_or_else(|| AgentError::Malformed(format!("{shown}: policy.pth has no data.pkl")))?;
     let bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, &shown)?;
-    let entries = statedict::read_state_dict(&bytes, &statedict::Limits::default())
+    let entries = statedict::read_state_dict(&bytes, &statedict::TensorLimits::default())
         .map_err(|source| AgentError::Pickle { what: format!("{shown}: policy.pth: {pkl}"), source })?;
     Ok(entries.into_iter().map(|(k, _)| k).collect())
 }
@@ -257,7 +258,7 @@ pub fn open_torch_zip<R: Read + Seek>(reader: R, what: &str, limits: &AgentLimit
         )?;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
     let pickle_bytes = read_member(&mut zip, &pkl, limits.max_meta_bytes, what)?;
-    let entries = statedict::read_state_dict(&pickle_bytes, &statedict::Limits::default())
+    let entries = statedict::read_state_dict(&pickle_bytes, &statedict::TensorLimits::default())
         .map_err(|source| AgentError::Pickle { what: format!("{what}: {pkl}"), source })?;
     Ok(TorchZip { zip, prefix, entries, what: what.to_string() })
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{AgentError, Result};
-use super::pickle::{self, AllowList, Pickle, Value};
+use super::pickle::{self, AllowList, Pickle, Pickled};
 
 /// Largest VecNormalize file read.
 pub const MAX_BYTES: u64 = 64 << 20;
@@ -116,25 +116,25 @@ fn ndarray_f64(p: &Pickle, i: usize) -> std::result::Result<(Vec<usize>, Vec<f64
         return Err(no(format!("{class}, not a numpy array")));
     }
     let state = state.ok_or_else(|| no("a numpy array without its data".into()))?;
-    let Value::Tuple(items) = p.get(state) else { return Err(no("a numpy array's state is not a tuple".into())) };
+    let Pickled::Tuple(items) = p.get(state) else { return Err(no("a numpy array's state is not a tuple".into())) };
     if items.len() != 5 {
         return Err(no(format!("a numpy array's state has {} items, expected 5", items.len())));
     }
     let shape: Vec<usize> = match p.get(items[1]) {
-        Value::Tuple(dims) => dims
+        Pickled::Tuple(dims) => dims
             .iter()
             .map(|&d| match p.get(d) {
-                Value::Int(n) if *n >= 0 => Ok(*n as usize),
+                Pickled::Int(n) if *n >= 0 => Ok(*n as usize),
                 _ => Err(no("a numpy array's shape holds a non-integer".into())),
             })
             .collect::<std::result::Result<_, _>>()?,
         _ => return Err(no("a numpy array's shape is not a tuple".into())),
     };
-    if matches!(p.get(items[3]), Value::Bool(true)) {
+    if matches!(p.get(items[3]), Pickled::Bool(true)) {
         return Err(no("a Fortran-ordered numpy array".into()));
     }
     let (code, order) = dtype(p, items[2]).map_err(no)?;
-    let Value::Bytes(raw) = p.get(items[4]) else { return Err(no("a numpy array's data is not bytes".into())) };
+    let Pickled::Bytes(raw) = p.get(items[4]) else { return Err(no("a numpy array's data is not bytes".into())) };
     let n: usize = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
@@ -161,16 +161,16 @@ fn ndarray_f64(p: &Pickle, i: usize) -> std::result::Result<(Vec<usize>, Vec<f64
 fn dtype(p: &Pickle, i: usize) -> std::result::Result<(String, String), String> {
     let Some(("numpy", "dtype", args)) = p.call(i) else { return Err("a dtype that is not numpy.dtype(...)".into()) };
     let code = match args.first().map(|&x| p.get(x)) {
-        Some(Value::Str(s)) => s.clone(),
+        Some(Pickled::Str(s)) => s.clone(),
         _ => return Err("numpy.dtype without a type code".into()),
     };
     let state = match p.get(i) {
-        Value::Call { state, .. } => *state,
+        Pickled::Call { state, .. } => *state,
         _ => None,
     };
     let order = match state.map(|s| p.get(s)) {
-        Some(Value::Tuple(st)) => match st.get(1).map(|&x| p.get(x)) {
-            Some(Value::Str(o)) => o.clone(),
+        Some(Pickled::Tuple(st)) => match st.get(1).map(|&x| p.get(x)) {
+            Some(Pickled::Str(o)) => o.clone(),
             _ => "<".into(),
         },
         _ => "<".into(),
@@ -189,12 +189,12 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<VecNormalize> {
 
 fn float(p: &Pickle, i: Option<usize>) -> Option<f64> {
     match i.map(|i| p.get(i)) {
-        Some(Value::Float(v)) => Some(*v),
-        Some(Value::Int(v)) => Some(*v as f64),
+        Some(Pickled::Float(v)) => Some(*v),
+        Some(Pickled::Int(v)) => Some(*v as f64),
         // numpy scalars: numpy._core.multiarray.scalar(dtype, bytes)
-        Some(Value::Call { args, .. }) => match p.get(*args) {
-            Value::Tuple(a) if a.len() == 2 => match p.get(a[1]) {
-                Value::Bytes(b) if b.len() == 8 => Some(f64::from_le_bytes(b.as_slice().try_into().ok()?)),
+        Some(Pickled::Call { args, .. }) => match p.get(*args) {
+            Pickled::Tuple(a) if a.len() == 2 => match p.get(a[1]) {
+                Pickled::Bytes(b) if b.len() == 8 => Some(f64::from_le_bytes(b.as_slice().try_into().ok()?)),
                 _ => None,
             },
             _ => None,
@@ -210,7 +210,7 @@ fn from_pickle(p: &Pickle, path: &Path) -> Result<VecNormalize> {
     }
     let state = state.ok_or_else(|| bad(path, "a VecNormalize without its attributes"))?;
     let field = |k: &str| p.dict_get(state, k);
-    let norm_obs = !matches!(field("norm_obs").map(|i| p.get(i)), Some(Value::Bool(false)));
+    let norm_obs = !matches!(field("norm_obs").map(|i| p.get(i)), Some(Pickled::Bool(false)));
     let epsilon = float(p, field("epsilon")).ok_or_else(|| bad(path, "no readable epsilon"))?;
     let clip = float(p, field("clip_obs")).ok_or_else(|| bad(path, "no readable clip_obs"))?;
     let rms_stats = |i: usize, what: &str| -> Result<ObsNorm> {
@@ -236,17 +236,17 @@ fn from_pickle(p: &Pickle, path: &Path) -> Result<VecNormalize> {
     if norm_obs {
         let rms = field("obs_rms").ok_or_else(|| bad(path, "no obs_rms"))?;
         match p.get(rms) {
-            Value::Dict(items) => {
+            Pickled::Dict(items) => {
                 let wanted: Option<Vec<String>> = match field("norm_obs_keys").map(|i| p.get(i)) {
-                    Some(Value::List(l)) => Some(
+                    Some(Pickled::List(l)) => Some(
                         l.iter()
-                            .filter_map(|&i| if let Value::Str(s) = p.get(i) { Some(s.clone()) } else { None })
+                            .filter_map(|&i| if let Pickled::Str(s) = p.get(i) { Some(s.clone()) } else { None })
                             .collect(),
                     ),
                     _ => None,
                 };
                 for (k, v) in items {
-                    let Value::Str(key) = p.get(*k) else {
+                    let Pickled::Str(key) = p.get(*k) else {
                         return Err(bad(path, "obs_rms has a key that is not text"));
                     };
                     if wanted.as_ref().is_none_or(|w| w.contains(key)) {

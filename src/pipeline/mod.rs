@@ -99,8 +99,6 @@ pub fn batch_size_for(net: &Net, agent: &Agent) -> usize {
     ((16usize << 20) / per_input.max(1)).clamp(1, 1024)
 }
 
-/// Step 1 (and the accumulation of step 2 on the way): per-input gradients for every input of
-/// `inputs`, streamed in batches; the raw file is written as it goes (atomically).
 /// Where the gradient pass writes and how it batches.
 #[derive(Debug, Clone)]
 pub struct PassOptions {
@@ -127,19 +125,9 @@ struct Computed {
 /// Progress callback: called from the sink thread after each batch, with the running sums.
 pub type ProgressFn<'a> = dyn FnMut(Progress, &Accumulator) + Send + 'a;
 
-pub fn gradient_pass(
-    agent: &Agent,
-    net: &Net,
-    inputs: &Path,
-    opts: &PassOptions,
-    progress: &mut ProgressFn,
-    cancel: &AtomicBool,
-) -> Result<GradientOutcome> {
-    let PassOptions { raw, out_dir, batch_size, target, measures: wanted, input_saliency } = opts.clone();
-    let file_size = std::fs::metadata(inputs).map(|m| m.len()).unwrap_or(0);
-    let mut reader = InputReader::open(inputs, &agent.arch)?;
-    let params = param_meta(agent);
-    let (raw_path, mut raw_writer) = match raw {
+/// The raw file's writer for `raw`, and where it goes.
+fn open_raw(raw: RawFormat, out_dir: &Path, params: &[ParamMeta]) -> Result<(Option<PathBuf>, Option<RawWriter>)> {
+    Ok(match raw {
         RawFormat::Json => {
             let p = out_dir.join(WEIGHT_GRADIENTS);
             let w = GradJsonWriter::create(&p)?;
@@ -147,28 +135,86 @@ pub fn gradient_pass(
         }
         RawFormat::Npy => {
             let p = out_dir.join(WEIGHT_GRADIENTS_NPY);
-            let w = npy::GradNpyWriter::create(&p, &params)?;
+            let w = npy::GradNpyWriter::create(&p, params)?;
             (Some(p), Some(RawWriter::Npy(w)))
         }
         RawFormat::None => (None, None),
-    };
-    let numels: Vec<usize> = params.iter().map(ParamMeta::numel).collect();
-    let mut acc = if wanted.is_empty() { Accumulator::new(&numels) } else { Accumulator::with_measures(&numels) };
-    let mut inputs_acc = if input_saliency {
-        Some(input_saliency::InputSaliency::new(input_saliency::keys(&agent.arch), raw != RawFormat::None, &out_dir)?)
-    } else {
-        None
-    };
-    let batch = batch_size.unwrap_or_else(|| batch_size_for(net, agent)).max(1);
-    let start = Instant::now();
-    progress(Progress { done: 0, total: 0, total_exact: false, elapsed_s: 0.0 }, &acc);
-    let sources = &net.sources;
-    let params_ref = &params;
+    })
+}
 
-    // Three stages on three threads, each a batch or two ahead of the next: parsing the inputs,
-    // the model (this thread), and the sink (raw file, running sums, progress). Channels are
-    // bounded, so memory does not grow with the number of inputs.
-    let done = std::thread::scope(|scope| -> Result<usize> {
+/// Where computed batches go, in input order: the raw file, the running sums, the input
+/// saliency; and the progress reported after each.
+struct Sink<'a> {
+    raw: Option<RawWriter>,
+    acc: Accumulator,
+    inputs: Option<input_saliency::InputSaliency>,
+    spill_dir: &'a Path,
+    params: &'a [ParamMeta],
+    sources: &'a [crate::model::ParamSource],
+    /// Bytes of the inputs file (the total is estimated from the share read).
+    file_size: u64,
+    start: Instant,
+    done: usize,
+}
+
+impl Sink<'_> {
+    fn take(&mut self, c: Computed, progress: &mut ProgressFn) -> Result<()> {
+        match self.raw.as_mut() {
+            Some(RawWriter::Json(w)) => w.write_batch(&c.ids, &c.grads, self.params, self.sources)?,
+            Some(RawWriter::Npy(w)) => w.write_batch(&c.ids, &c.grads, self.sources)?,
+            None => {}
+        }
+        self.acc.add_batch(self.sources, &c.grads);
+        if let Some(ia) = self.inputs.as_mut() {
+            ia.add_batch(&c.ids, &c.grads, self.spill_dir)?;
+        }
+        self.done += c.ids.len();
+        let done = self.done;
+        let total = if c.finished || c.offset == 0 {
+            done
+        } else {
+            ((done as f64 * self.file_size as f64 / c.offset as f64).round() as usize).max(done)
+        };
+        let elapsed_s = self.start.elapsed().as_secs_f64();
+        progress(Progress { done, total, total_exact: c.finished, elapsed_s }, &self.acc);
+        Ok(())
+    }
+
+    /// The last progress (exact), after the last batch.
+    fn finish(&self, progress: &mut ProgressFn) {
+        if self.done > 0 {
+            let (done, elapsed_s) = (self.done, self.start.elapsed().as_secs_f64());
+            progress(Progress { done, total: done, total_exact: true, elapsed_s }, &self.acc);
+        }
+    }
+
+    /// Moves the raw file into place; the number of non-finite values it holds.
+    fn commit_raw(&mut self) -> Result<u64> {
+        match self.raw.take() {
+            Some(RawWriter::Json(w)) => {
+                let non_finite = w.non_finite();
+                w.commit()?;
+                Ok(non_finite)
+            }
+            Some(RawWriter::Npy(w)) => w.commit().map(|_| 0),
+            None => Ok(0),
+        }
+    }
+}
+
+/// Three stages on three threads, each a batch or two ahead of the next: parsing the inputs,
+/// the model (this thread), and the sink. Channels are bounded, so memory does not grow with
+/// the number of inputs.
+fn stream(
+    mut reader: InputReader,
+    net: &Net,
+    opts: &PassOptions,
+    batch: usize,
+    sink: &mut Sink,
+    progress: &mut ProgressFn,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    std::thread::scope(|scope| -> Result<()> {
         // Receivers live in this closure: on an early return they are dropped before the scope
         // joins the other threads, whose next send then fails and ends them (no deadlock).
         let (tx_in, rx_in) = mpsc::sync_channel::<Result<(Vec<String>, Vec<f32>, u64, bool)>>(2);
@@ -189,36 +235,12 @@ pub fn gradient_pass(
                 }
             }
         });
-        let acc = &mut acc;
-        let raw_writer = &mut raw_writer;
-        let inputs_acc = &mut inputs_acc;
-        let spill_dir = &out_dir;
-        let sink = scope.spawn(move || -> Result<usize> {
-            let mut done = 0usize;
+        let sunk = scope.spawn(move || -> Result<()> {
             for c in rx_out.iter() {
-                match raw_writer.as_mut() {
-                    Some(RawWriter::Json(w)) => w.write_batch(&c.ids, &c.grads, params_ref, sources)?,
-                    Some(RawWriter::Npy(w)) => w.write_batch(&c.ids, &c.grads, sources)?,
-                    None => {}
-                }
-                acc.add_batch(sources, &c.grads);
-                if let Some(ia) = inputs_acc.as_mut() {
-                    ia.add_batch(&c.ids, &c.grads, spill_dir)?;
-                }
-                done += c.ids.len();
-                let total = if c.finished || c.offset == 0 {
-                    done
-                } else {
-                    ((done as f64 * file_size as f64 / c.offset as f64).round() as usize).max(done)
-                };
-                let elapsed_s = start.elapsed().as_secs_f64();
-                progress(Progress { done, total, total_exact: c.finished, elapsed_s }, acc);
+                sink.take(c, progress)?;
             }
-            if done > 0 {
-                let elapsed_s = start.elapsed().as_secs_f64();
-                progress(Progress { done, total: done, total_exact: true, elapsed_s }, acc);
-            }
-            Ok(done)
+            sink.finish(progress);
+            Ok(())
         });
         let model = (|| -> Result<()> {
             for item in rx_in.iter() {
@@ -226,7 +248,7 @@ pub fn gradient_pass(
                     return Err(PipelineError::Cancelled);
                 }
                 let (ids, values, offset, finished) = item?;
-                let grads = net.batch_gradients(&values, ids.len(), target, input_saliency)?;
+                let grads = net.batch_gradients(&values, ids.len(), opts.target, opts.input_saliency)?;
                 if tx_out.send(Computed { ids, grads, offset, finished }).is_err() {
                     break; // the sink failed; its error is reported below
                 }
@@ -234,33 +256,66 @@ pub fn gradient_pass(
             Ok(())
         })();
         drop(tx_out);
-        let sunk = sink.join().map_err(|_| PipelineError::Panicked("output"))?;
+        let sunk = sunk.join().map_err(|_| PipelineError::Panicked("output"))?;
         model?;
-        let done = sunk?;
+        sunk?;
         if cancel.load(Ordering::Relaxed) {
             return Err(PipelineError::Cancelled);
         }
-        Ok(done)
-    })?;
-    if done == 0 {
+        Ok(())
+    })
+}
+
+/// Step 1 (and the accumulation of step 2 on the way): per-input gradients for every input of
+/// `inputs`, streamed in batches; the raw file is written as it goes (atomically).
+pub fn gradient_pass(
+    agent: &Agent,
+    net: &Net,
+    inputs: &Path,
+    opts: &PassOptions,
+    progress: &mut ProgressFn,
+    cancel: &AtomicBool,
+) -> Result<GradientOutcome> {
+    let file_size = std::fs::metadata(inputs).map(|m| m.len()).unwrap_or(0);
+    let reader = InputReader::open(inputs, &agent.arch)?;
+    let params = param_meta(agent);
+    let (raw_path, raw) = open_raw(opts.raw, &opts.out_dir, &params)?;
+    let numels: Vec<usize> = params.iter().map(ParamMeta::numel).collect();
+    let acc = if opts.measures.is_empty() { Accumulator::new(&numels) } else { Accumulator::with_measures(&numels) };
+    let keep_per_input = opts.raw != RawFormat::None;
+    let inputs_acc = match opts.input_saliency {
+        true => {
+            Some(input_saliency::InputSaliency::new(input_saliency::keys(&agent.arch), keep_per_input, &opts.out_dir)?)
+        }
+        false => None,
+    };
+    let batch = opts.batch_size.unwrap_or_else(|| batch_size_for(net, agent)).max(1);
+    let start = Instant::now();
+    progress(Progress { done: 0, total: 0, total_exact: false, elapsed_s: 0.0 }, &acc);
+    let mut sink = Sink {
+        raw,
+        acc,
+        inputs: inputs_acc,
+        spill_dir: &opts.out_dir,
+        params: &params,
+        sources: &net.sources,
+        file_size,
+        start,
+        done: 0,
+    };
+    stream(reader, net, opts, batch, &mut sink, progress, cancel)?;
+    if sink.done == 0 {
         return Err(PipelineError::NoInputs(inputs.to_path_buf()));
     }
-    let mut non_finite = 0;
-    match raw_writer {
-        Some(RawWriter::Json(w)) => {
-            non_finite = w.non_finite();
-            w.commit()?;
-        }
-        Some(RawWriter::Npy(w)) => w.commit()?,
-        None => {}
-    }
+    let non_finite = sink.commit_raw()?;
+    let Sink { acc, inputs: input_saliency, done, .. } = sink;
     let averages = acc.averages(&params);
-    let measures = match (&acc.extra, wanted.is_empty()) {
+    let measures = match (&acc.extra, opts.measures.is_empty()) {
         (Some(extra), false) => {
             let weights: Vec<&[f32]> = agent.params.iter().map(|p| p.data.as_slice()).collect();
-            Some(measures::MeasureSet::from_sums(&params, &weights, &acc.sums, extra, acc.count, &wanted))
+            Some(measures::MeasureSet::from_sums(&params, &weights, &acc.sums, extra, acc.count, &opts.measures))
         }
         _ => None,
     };
-    Ok(GradientOutcome { averages, inputs: done, non_finite, raw_path, measures, input_saliency: inputs_acc })
+    Ok(GradientOutcome { averages, inputs: done, non_finite, raw_path, measures, input_saliency })
 }

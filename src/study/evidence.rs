@@ -59,7 +59,7 @@ pub struct Request {
     pub change: Change,
 }
 
-impl jobs::Request for Request {
+impl jobs::Keyed for Request {
     type Kind = QuestionKind;
     fn kind(&self) -> QuestionKind {
         self.question.kind()
@@ -113,16 +113,16 @@ pub struct Engine {
     pub values: Vec<f32>,
 }
 
-/// Where the evidence comes from: the agent, its inputs and the ablation settings.
+/// What the evidence engine loads: the agent, its inputs and the ablation settings.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub struct EngineSpec {
     pub spec: ModelSpec,
     pub inputs: PathBuf,
     pub settings: AblationSettings,
 }
 
 impl Engine {
-    pub fn load(source: &Source) -> Result<(Engine, Ready)> {
+    pub fn load(source: &EngineSpec) -> Result<(Engine, Ready)> {
         let loaded = source.spec.load()?;
         let (ids, values, all) = read_capped(&source.inputs, &loaded)?;
         let prepared = ablation::prepare(&loaded.net, &values, ids.len(), loaded.target)?;
@@ -187,7 +187,7 @@ fn read_capped(inputs: &Path, loaded: &Loaded) -> Result<(Vec<String>, Vec<f32>,
 pub type EvidenceServer = jobs::Server<Request, Ready, Answer>;
 
 /// Starts the engine on a `jobs::Server`.
-pub fn serve(source: Source) -> EvidenceServer {
+pub fn serve(source: EngineSpec) -> EvidenceServer {
     jobs::Server::spawn(
         "evidence",
         move || Engine::load(&source).map_err(|e| Box::new(e) as jobs::WorkError),

@@ -11,7 +11,7 @@ use crate::pipeline::average::Averages;
 use crate::pipeline::extract::{Resolved, Selection};
 use crate::pipeline::{AVERAGE_GRADIENTS, CANDIDATE_WEIGHTS};
 
-use super::evidence::Source;
+use super::evidence::EngineSpec;
 use super::{ablate, run, Result};
 
 /// Everything an export needs, copied out of the explorer's state.
@@ -34,7 +34,7 @@ pub struct ExportJob {
 /// input.
 #[derive(Debug, Clone)]
 pub struct AblationJob {
-    pub source: Source,
+    pub source: EngineSpec,
     pub change: Change,
 }
 

@@ -19,7 +19,7 @@ use super::{selection, Result};
 
 /// What a service tells its user while it works.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum RunEvent {
     Note(String),
     Warning(String),
     /// A file was written (its path, and what to say about it).
@@ -30,7 +30,7 @@ pub enum Event {
 }
 
 /// Where a service's events go (called from the pass's output thread too).
-pub type Events<'a> = dyn FnMut(Event) + Send + 'a;
+pub type Events<'a> = dyn FnMut(RunEvent) + Send + 'a;
 
 /// The gradient pass's files: the raw gradients, and on request the measures and the input
 /// saliency.
@@ -73,7 +73,7 @@ pub struct RunOutcome {
 
 fn warn_non_finite(events: &mut Events, count: u64, what: &str) {
     if count > 0 {
-        events(Event::Warning(format!("{count} NaN or infinite values in {what}: the model is probably broken")));
+        events(RunEvent::Warning(format!("{count} NaN or infinite values in {what}: the model is probably broken")));
     }
 }
 
@@ -86,7 +86,7 @@ pub fn gradient_files(
 ) -> Result<GradientOutcome> {
     crate::paths::must_exist(&plan.inputs, "inputs file")?;
     for n in &loaded.agent.arch.notes {
-        events(Event::Note(n.clone()));
+        events(RunEvent::Note(n.clone()));
     }
     let mut kept = plan.measures.clone();
     kept.extend(plan.extra_measures.iter().filter(|m| !plan.measures.contains(m)));
@@ -105,7 +105,7 @@ pub fn gradient_files(
         &loaded.net,
         &plan.inputs,
         &opts,
-        &mut |p, _| events(Event::Progress(p)),
+        &mut |p, _| events(RunEvent::Progress(p)),
         cancel,
     )?;
     warn_non_finite(events, outcome.non_finite, pipeline::WEIGHT_GRADIENTS);
@@ -114,18 +114,18 @@ pub fn gradient_files(
         let dest = plan.out_dir.join(measures::MEASURES_FILE);
         // (with the measure a selection ranks by, when it was not asked for)
         measures::write(&dest, set, &measures::Provenance { agent: &zip_name, target: &target })?;
-        events(Event::Wrote(dest, String::new()));
+        events(RunEvent::Wrote(dest, String::new()));
     }
     if let Some(ia) = outcome.input_saliency.take() {
         let dest = plan.out_dir.join(input_saliency::INPUT_SALIENCY);
         ia.write(&dest, &zip_name, &target)?;
-        events(Event::Wrote(dest, String::new()));
+        events(RunEvent::Wrote(dest, String::new()));
     }
     let secs = start.elapsed().as_secs_f64();
     let detail = format!("{} inputs in {secs:.2} s", outcome.inputs);
     match &outcome.raw_path {
-        Some(p) => events(Event::Wrote(p.clone(), detail)),
-        None => events(Event::Summary(format!("computed gradients of {detail} (raw gradients not written)"))),
+        Some(p) => events(RunEvent::Wrote(p.clone(), detail)),
+        None => events(RunEvent::Summary(format!("computed gradients of {detail} (raw gradients not written)"))),
     }
     Ok(outcome)
 }
@@ -140,7 +140,7 @@ pub fn select(
 ) -> (Resolved, Selection) {
     let resolved = candidates.resolve(ranked);
     for w in candidates::warnings(&resolved) {
-        events(Event::Warning(w));
+        events(RunEvent::Warning(w));
     }
     let sel = selection::select(ranked, &resolved, k, m);
     (resolved, sel)
@@ -162,7 +162,7 @@ pub fn write_selection(
         sel.guaranteed_count,
         sel.additional_count
     );
-    events(Event::Wrote(dest, detail));
+    events(RunEvent::Wrote(dest, detail));
     Ok(())
 }
 
@@ -179,7 +179,7 @@ pub fn run(loaded: &Loaded, plan: &RunPlan, events: &mut Events, cancel: &Atomic
     }
     let avg_path = pass.out_dir.join(pipeline::AVERAGE_GRADIENTS);
     warn_non_finite(events, outcome.averages.write(&avg_path)?, pipeline::AVERAGE_GRADIENTS);
-    events(Event::Wrote(avg_path, String::new()));
+    events(RunEvent::Wrote(avg_path, String::new()));
     let ranked = match plan.select_by {
         Some(m) => outcome.measures.as_ref().and_then(|set| set.as_averages(m)).unwrap_or_default(),
         None => outcome.averages.clone(),
@@ -190,7 +190,7 @@ pub fn run(loaded: &Loaded, plan: &RunPlan, events: &mut Events, cancel: &Atomic
         Some(settings) => {
             let what = format!("the selection of k={} m={}", plan.k, plan.m);
             let change = selection::change(&ranked, &resolved, &sel, &what)?;
-            let mut progress = |p| events(Event::Progress(p));
+            let mut progress = |p| events(RunEvent::Progress(p));
             let a = ablate::Ablation {
                 inputs: &pass.inputs,
                 change: &change,
@@ -200,8 +200,8 @@ pub fn run(loaded: &Loaded, plan: &RunPlan, events: &mut Events, cancel: &Atomic
             };
             let report = ablate::run(loaded, &a, &mut progress, cancel)?;
             let dest = ablate::write(&pass.out_dir, &report)?;
-            events(Event::Summary(ablate::summary(&report)));
-            events(Event::Wrote(dest, String::new()));
+            events(RunEvent::Summary(ablate::summary(&report)));
+            events(RunEvent::Wrote(dest, String::new()));
             Some(report)
         }
         None => None,

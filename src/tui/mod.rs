@@ -27,7 +27,7 @@ use ratatui::Terminal;
 use crate::cli::ExploreArgs;
 use crate::study::browse;
 use crate::study::candidates::Candidates;
-use crate::study::evidence::Source;
+use crate::study::evidence::EngineSpec;
 use crate::study::features::FeatureNames;
 use crate::study::files::{agent_dir_of_cross_metric, parent_dir, AgentFiles};
 use crate::target::Target;
@@ -118,7 +118,7 @@ fn plan_agent(args: &ExploreArgs, notes: &mut Vec<String>) -> Result<(Setup, bro
     spec.check()?;
     let settings = args.ablation.settings();
     settings.check()?;
-    let engine = Source { spec: spec.clone(), inputs: files.inputs(), settings };
+    let engine = EngineSpec { spec: spec.clone(), inputs: files.inputs(), settings };
     let setup = setup(args, files.dir.display().to_string(), candidates, out_dir, Some(engine))?;
     Ok((setup, browse::Source::Agent { spec, inputs: files.inputs() }))
 }
@@ -128,7 +128,7 @@ fn setup(
     source: String,
     candidates: Candidates,
     out_dir: PathBuf,
-    engine: Option<Source>,
+    engine: Option<EngineSpec>,
 ) -> Result<Setup> {
     let feature_names = match &args.feature_names {
         Some(path) => {

@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use super::app::{App, EvidenceStatus, ExportState, Focus, Knob, Popup, Status, MIN_HEIGHT, MIN_WIDTH};
 use super::color::{self, ColorMode};
-use super::heatmap::{cell_value, HeatmapView, MatrixShape};
+use super::heatmap::{cell_value, HeatmapView, MatrixShape, Scaler};
 use super::keymap::{self, Scope, KEYMAP};
 use super::layout::{abbreviate_names, choose_columns, fit_parts, fit_words, width, Column};
 use crate::ablation::{Evidence, Stat};
@@ -154,56 +154,57 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
                 .unfilled_style(theme.dim());
             f.render_widget(gauge, line);
         }
-        Status::Done | Status::Cancelled(_) => {
-            let (all, cand) = app.captured();
-            let sel = app.knobs().selection();
-            let knobs = format!(" k={} m={} ", app.knobs().k(), app.knobs().m());
-            let mut spans = Vec::new();
-            let mut room = w.saturating_sub(width(&knobs));
-            if let Status::Cancelled(p) = app.run().status() {
-                let done = p.map(|p| format!(" after {}/{} inputs", p.done, p.total)).unwrap_or_default();
-                let text = fit_words(&format!(" cancelled{done} (provisional; R re-runs) "), room);
-                room = room.saturating_sub(width(&text));
-                spans.push(Span::styled(text, theme.error()));
-            }
-            spans.push(Span::styled(knobs, theme.accent()));
-            let weights = format!(
-                "{} weights ({} guaranteed + {} additional) from {} candidates",
-                sel.weights.len(),
-                sel.guaranteed_count,
-                sel.additional_count,
-                app.knobs().resolved().candidates.len()
-            );
-            let short_weights = format!("{} weights", sel.weights.len());
-            let captured = format!(
-                "captures {:.2}% of all weight saliency, {:.1}% of the candidate rows'",
-                100.0 * all,
-                100.0 * cand
-            );
-            let short_captured = format!("{:.2}% of saliency", 100.0 * all);
-            let inputs = match (app.run().status(), app.data().shown()) {
-                (Status::Done, Some(a)) => format!("{} inputs", a.num_examples.unwrap_or(0)),
-                _ => String::new(),
-            };
-            // The longest wording that fits.
-            let text = [
-                vec![weights.as_str(), captured.as_str(), inputs.as_str()],
-                vec![weights.as_str(), short_captured.as_str(), inputs.as_str()],
-                vec![short_weights.as_str(), short_captured.as_str(), inputs.as_str()],
-                vec![short_weights.as_str()],
-            ]
-            .into_iter()
-            .map(|parts| parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" · "))
-            .find(|t| width(t) + 2 <= room)
-            .unwrap_or_default();
-            spans.push(Span::raw(format!("· {text}")));
-            f.render_widget(Paragraph::new(Line::from(spans)), line);
-        }
+        Status::Done | Status::Cancelled(_) => draw_selection_status(app, f, line, theme),
         Status::Failed(e) => {
             f.render_widget(Paragraph::new(Span::styled(fit_words(&format!(" failed: {e}"), w), theme.error())), line);
         }
     }
     draw_evidence(app, f, Rect { y: area.y + 2, height: 1, ..area }, theme);
+}
+
+/// The second header line once a run ended: k and m, what the selection holds and captures.
+fn draw_selection_status(app: &App, f: &mut Frame, line: Rect, theme: &Theme) {
+    let w = line.width as usize;
+    let (all, cand) = app.captured();
+    let sel = app.knobs().selection();
+    let knobs = format!(" k={} m={} ", app.knobs().k(), app.knobs().m());
+    let mut spans = Vec::new();
+    let mut room = w.saturating_sub(width(&knobs));
+    if let Status::Cancelled(p) = app.run().status() {
+        let done = p.map(|p| format!(" after {}/{} inputs", p.done, p.total)).unwrap_or_default();
+        let text = fit_words(&format!(" cancelled{done} (provisional; R re-runs) "), room);
+        room = room.saturating_sub(width(&text));
+        spans.push(Span::styled(text, theme.error()));
+    }
+    spans.push(Span::styled(knobs, theme.accent()));
+    let weights = format!(
+        "{} weights ({} guaranteed + {} additional) from {} candidates",
+        sel.weights.len(),
+        sel.guaranteed_count,
+        sel.additional_count,
+        app.knobs().resolved().candidates.len()
+    );
+    let short_weights = format!("{} weights", sel.weights.len());
+    let captured =
+        format!("captures {:.2}% of all weight saliency, {:.1}% of the candidate rows'", 100.0 * all, 100.0 * cand);
+    let short_captured = format!("{:.2}% of saliency", 100.0 * all);
+    let inputs = match (app.run().status(), app.data().shown()) {
+        (Status::Done, Some(a)) => format!("{} inputs", a.num_examples.unwrap_or(0)),
+        _ => String::new(),
+    };
+    // The longest wording that fits.
+    let text = [
+        vec![weights.as_str(), captured.as_str(), inputs.as_str()],
+        vec![weights.as_str(), short_captured.as_str(), inputs.as_str()],
+        vec![short_weights.as_str(), short_captured.as_str(), inputs.as_str()],
+        vec![short_weights.as_str()],
+    ]
+    .into_iter()
+    .map(|parts| parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" · "))
+    .find(|t| width(t) + 2 <= room)
+    .unwrap_or_default();
+    spans.push(Span::raw(format!("· {text}")));
+    f.render_widget(Paragraph::new(Line::from(spans)), line);
 }
 
 /// "flips 55% (random 7%, pct 100)": a measure of the selection against the random draws.
@@ -383,8 +384,18 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     };
     f.render_widget(&view, map_area);
 
-    // Colour bar: lo [ramp] hi, with the overlay legend.
     let bar_y = inner.bottom().saturating_sub(2);
+    draw_colour_bar(app, f, Rect { y: bar_y, height: 1, ..inner }, scaler);
+    draw_readout(app, f, Rect { y: bar_y + 1, height: 1, ..inner }, p);
+
+    if hm.show_kernel() && ms.is_conv() {
+        draw_kernel(app, f, inner, param, &ms, theme);
+    }
+}
+
+/// The colour bar: lo [ramp] hi, with the overlay legend.
+fn draw_colour_bar(app: &App, f: &mut Frame, area: Rect, scaler: &Scaler) {
+    let (hm, inner) = (app.heatmap(), area);
     let lo = num(scaler.value_at(0.0));
     let hi = num(scaler.value_at(1.0));
     let long_legend = inner.width >= 64;
@@ -410,9 +421,15 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         spans.push(Span::styled("■", Style::default().fg(app.color_mode().color(color::ADDITIONAL_RGB))));
         spans.push(Span::raw(format!(" {add} ▶ {cand}")));
     }
-    f.render_widget(Paragraph::new(Line::from(spans)), Rect { y: bar_y, height: 1, ..inner });
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
 
-    // Cursor readout.
+/// The cursor readout: the cell under the cursor, its value and candidate.
+fn draw_readout(app: &App, f: &mut Frame, area: Rect, p: usize) {
+    let (hm, inner) = (app.heatmap(), area);
+    let Some(avgs) = app.data().shown() else { return };
+    let param = &avgs.params[p];
+    let ms = MatrixShape::of(&param.shape);
     let (r, c) = hm.cursor();
     let value = cell_value(param, &ms, r, c, hm.pooling());
     let col_name = if ms.is_conv() {
@@ -436,11 +453,7 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         format!("{col_name} {c}: {}", pyfloat::to_string(value))
     };
     let readout = format!(" {}", fit_parts(&[(&at, 0), (&cand, 1)], " · ", inner.width.saturating_sub(1) as usize));
-    f.render_widget(Paragraph::new(readout), Rect { y: bar_y + 1, height: 1, ..inner });
-
-    if hm.show_kernel() && ms.is_conv() {
-        draw_kernel(app, f, inner, param, &ms, theme);
-    }
+    f.render_widget(Paragraph::new(readout), area);
 }
 
 fn draw_kernel(

@@ -22,7 +22,7 @@ struct GridKey {
 }
 
 /// What `prepare` needs from the rest of the explorer.
-pub struct Frame<'a> {
+pub struct PaneInput<'a> {
     pub avgs: &'a Averages,
     pub generation: u64,
     pub param: usize,
@@ -181,7 +181,7 @@ impl HeatmapPane {
     }
 
     /// Computes the caches for one frame.
-    pub fn prepare(&mut self, f: &Frame) {
+    pub fn prepare(&mut self, f: &PaneInput) {
         let param = &f.avgs.params[f.param];
         let ms = MatrixShape::of(&param.shape);
         if ms.rows == 0 || ms.cols == 0 {
@@ -214,7 +214,7 @@ impl HeatmapPane {
     }
 
     /// The colour scale: this layer's range or all weights', linear, log or by rank.
-    fn scaler_for(&mut self, f: &Frame) -> Scaler {
+    fn scaler_for(&mut self, f: &PaneInput) -> Scaler {
         let avgs = f.avgs;
         if self.sorted_generation != f.generation || self.sorted.len() != avgs.params.len() {
             self.sorted = vec![None; avgs.params.len()];
@@ -246,7 +246,7 @@ impl HeatmapPane {
     }
 
     /// Selected weights of this layer, candidate rows and the cursor, as pixels.
-    fn overlay(&mut self, f: &Frame, ms: &MatrixShape, view: Viewport) {
+    fn overlay(&mut self, f: &PaneInput, ms: &MatrixShape, view: Viewport) {
         let grid = &self.grid;
         self.marks.clear();
         for t in &f.selection.weights {

@@ -26,7 +26,7 @@ use crate::jobs::{Outcome, Reply, Update};
 use crate::pipeline::average::Averages;
 use crate::pipeline::measures::Measure;
 use crate::study::browse::{BrowseMsg, Browsed};
-use crate::study::evidence::{Answer, Ready, Request, Source};
+use crate::study::evidence::{Answer, EngineSpec, Ready, Request};
 use crate::study::export::{AblationJob, ExportJob};
 use crate::target::Target;
 
@@ -115,7 +115,7 @@ pub struct Setup {
     pub notes: Vec<String>,
     pub out_dir: PathBuf,
     /// The agent, its inputs and the ablation settings, when the explorer can run it.
-    pub engine: Option<Source>,
+    pub engine: Option<EngineSpec>,
     pub feature_names: Option<crate::study::features::FeatureNames>,
     pub k: usize,
     pub m: usize,
@@ -135,7 +135,7 @@ pub struct App {
     evidence: EvidencePart,
     export: ExportPart,
     inputs: InputsPart,
-    engine: Option<Source>,
+    engine: Option<EngineSpec>,
     out_dir: PathBuf,
     focus: Focus,
     /// The list a folded left column shows (the one that last had focus).
@@ -218,7 +218,7 @@ impl App {
         &self.out_dir
     }
     /// The agent the explorer can run (its settings), if any.
-    pub fn engine(&self) -> Option<&Source> {
+    pub fn engine(&self) -> Option<&EngineSpec> {
         self.engine.as_ref()
     }
     /// Whether keys go to a number prompt.
@@ -770,7 +770,7 @@ impl App {
     pub fn prepare(&mut self, area: Rect) {
         self.lay_out(area);
         let (Some(avgs), Some(param)) = (self.data.shown().cloned(), self.current_param()) else { return };
-        let frame = heatmap::Frame {
+        let frame = heatmap::PaneInput {
             avgs: &avgs,
             generation: self.data.generation(),
             param,
