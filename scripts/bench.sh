@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the README's benchmark table: `saliency run` against the Python tool's method
+# Reproduces the benchmark table of docs/performance.md: `saliency run` against the Python tool's method
 # (scripts/reference/python_tool.py: SB3 + PyTorch autograd one input at a time, json.dump)
 # on the Dict-MLP demo agent and the Atari-size CNN fixture, at 100, 1,000 and 10,000 inputs;
 # then `saliency ablate` (20 random draws) against `run --raw-gradients none` on the demo with

@@ -21,7 +21,7 @@ pub enum ModelError {
     UnknownDevice(String),
     #[error(
         "device '{0}' requested, but CUDA is not available (no GPU, or saliency was built without the `cuda` \
-         feature: see README, 'GPU')"
+         feature: see docs/install.md, 'GPU')"
     )]
     NoCuda(String),
     #[error("device '{text}' requested, but only {count} CUDA device(s) exist")]
