@@ -44,6 +44,19 @@ fn partials(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `saliency run -q` of `agent` into `out` (with `extra` flags), to the end.
+fn run_into(agent: &Path, out: &Path, extra: &[&str]) -> std::process::ExitStatus {
+    Command::new(bin())
+        .args(["run", "-q"])
+        .args(extra)
+        .arg("--agent-path")
+        .arg(agent)
+        .arg("--output-dir")
+        .arg(out)
+        .status()
+        .unwrap()
+}
+
 /// Starts a run and returns it once its raw file is being written (the caller reaps it).
 #[allow(clippy::zombie_processes)]
 fn start_run(agent: &Path, out: &Path) -> std::process::Child {
@@ -78,14 +91,7 @@ fn sigkill_mid_write_leaves_the_previous_files() {
     let out = agent.path().join("gradient_analysis");
     // A previous, complete run (small, so it is quick): its files must survive the kill.
     let small = copy_fixture("demo");
-    let status = Command::new(bin())
-        .args(["run", "-q", "--agent-path"])
-        .arg(small.path())
-        .arg("--output-dir")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(run_into(small.path(), &out, &[]).success());
     let before: Vec<(String, Vec<u8>)> = ["weight_gradients.json", "average_gradients.json", "candidate_weights.json"]
         .iter()
         .map(|f| (f.to_string(), std::fs::read(out.join(f)).unwrap()))
@@ -118,14 +124,7 @@ fn sigkill_mid_write_leaves_the_previous_files() {
         let _ = child.wait();
     }
     // The next run (any command writing there) removes the partials of writers that are gone.
-    let status = Command::new(bin())
-        .args(["run", "-q", "--raw-gradients", "npy", "--agent-path"])
-        .arg(small.path())
-        .arg("--output-dir")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(run_into(small.path(), &out, &["--raw-gradients", "npy"]).success());
     assert!(partials(&out).is_empty(), "left behind: {:?}", partials(&out));
 }
 
@@ -137,14 +136,7 @@ fn a_live_writers_partial_is_never_removed() {
     let theirs = partials(out.path());
     // Another run into the same folder while the first still writes.
     let small = copy_fixture("demo");
-    let status = Command::new(bin())
-        .args(["run", "-q", "--raw-gradients", "none", "--agent-path"])
-        .arg(small.path())
-        .arg("--output-dir")
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(run_into(small.path(), out.path(), &["--raw-gradients", "none"]).success());
     for p in &theirs {
         assert!(out.path().join(p).exists(), "{p} was removed while its writer was alive");
     }

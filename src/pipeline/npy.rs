@@ -67,17 +67,23 @@ fn file_name(param: &str) -> String {
     format!("{}.npy", safe.trim_start_matches('.'))
 }
 
+/// A new, empty folder named as a partial of `dest` (`.<name>.<random>.partial`) beside it.
+fn partial_dir(dest: &Path) -> Result<PathBuf> {
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempdir_in(parent)
+        .map_err(PipelineError::io("create a folder in", parent))?
+        .keep())
+}
+
 impl GradNpyWriter {
     pub fn create(dest: &Path, params: &[ParamMeta]) -> Result<GradNpyWriter> {
         let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         ensure_dir(parent)?;
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".partial")
-            .tempdir_in(parent)
-            .map_err(PipelineError::io("create a folder in", parent))?
-            .keep();
+        let tmp = partial_dir(dest)?;
         let lock = super::output::lock_partial(&tmp)?;
         super::output::remove_stale_partials(parent, &tmp);
         let mut files = Vec::new();
@@ -170,14 +176,7 @@ impl GradNpyWriter {
         let old = if self.dest.exists() {
             // Aside under a temporary name (an empty folder renamed over), so a kill right here
             // leaves a partial that the next write removes.
-            let parent = self.tmp.parent().unwrap_or(Path::new("."));
-            let name = self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let aside = tempfile::Builder::new()
-                .prefix(&format!(".{name}."))
-                .suffix(".partial")
-                .tempdir_in(parent)
-                .map_err(PipelineError::io("create a folder in", parent))?
-                .keep();
+            let aside = partial_dir(&self.dest)?;
             fs::rename(&self.dest, &aside).map_err(PipelineError::io("replace", &self.dest))?;
             Some(aside)
         } else {
