@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::Terminal;
 use saliency::jobs::Outcome;
 use saliency::study::browse::Browsed;
-use saliency::study::candidates::Candidates;
+use saliency::study::candidates::{CandidateChoice, Candidates};
 use saliency::tui::app::{App, Setup};
 use saliency::tui::color::ColorMode;
 use saliency::tui::keymap::Action;
@@ -23,7 +23,7 @@ fn bench(c: &mut Criterion) {
     let largest = avgs.index_of("features_extractor.linear.0.weight").expect("layer");
     let mut app = App::new(Setup {
         source: "bench".into(),
-        candidates: Candidates { keys, useful: None },
+        candidates: CandidateChoice::Patching(Candidates { keys, useful: None }),
         notes: Vec::new(),
         out_dir: std::env::temp_dir(),
         engine: None,

@@ -10,6 +10,7 @@ use crate::agent::{Activation, AgentLimits, ArchOverrides};
 use crate::colormap::{ColorChoice, Colormap};
 use crate::pipeline::measures::{Measure, MeasureList};
 use crate::study::ablate::AblationSettings;
+use crate::study::candidates::parse_saliency_choice;
 use crate::study::model::ModelSpec;
 use crate::target::Target;
 
@@ -186,6 +187,21 @@ pub struct AgentArgs {
     /// Also write input_saliency.safetensors: the gradient with respect to the observation
     #[arg(long = "input-saliency", alias = "input_saliency")]
     pub input_saliency: bool,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+/// Where the inputs and candidates come from when the agent folder does not have them.
+#[derive(Debug, Clone, Args, Default)]
+pub struct SourceArgs {
+    /// Observations to use instead of <agent dir>/activation_inputs/clean_inputs.json: that
+    /// JSON format, a .npy of shape (N, *observation shape), or a .npz with one array per Dict key
+    #[arg(long, value_name = "FILE")]
+    pub inputs: Option<PathBuf>,
+    /// Without patching results (cross_metric_summary.json), take as candidates the N hidden
+    /// neurons of largest mean |gradient|: saliency:N
+    #[arg(long = "candidates-by", alias = "candidates_by", value_parser = parse_saliency_choice, value_name = "saliency:N")]
+    pub candidates_by: Option<usize>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -251,6 +267,8 @@ pub struct AblateArgs {
     /// useful_neurons.json, for exp_<N>_<layer> candidate keys (with --k/--m)
     #[arg(long = "useful-neurons-path", alias = "useful_neurons_path", value_name = "FILE")]
     pub useful_neurons_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
     /// The scalar compared before and after (default: q, or logprob for a policy; see `run --help`)
     #[arg(long, value_parser = Target::parse, value_name = "T")]
     pub target: Option<Target>,
@@ -374,4 +392,6 @@ pub struct ExploreArgs {
     /// How the evidence line and `A` ablate (as `saliency ablate`)
     #[command(flatten)]
     pub ablation: AblationArgs,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 }

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::{AblateArgs, AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs};
 use crate::pipeline::{self, average::Averages, gradfile, PassOptions, Progress, RawFormat};
 use crate::study::ablate;
-use crate::study::candidates::Candidates;
+use crate::study::candidates::{CandidateChoice, Candidates};
 use crate::study::files::{agent_dir_of_cross_metric, parent_dir, AgentFiles};
 use crate::study::model::Loaded;
 use crate::study::run::{self, PassPlan, RunEvent, RunPlan};
@@ -102,9 +102,14 @@ fn load(args: &AgentArgs) -> Result<Loaded> {
     Ok(args.model.spec(&args.agent_path, args.target)?.load()?)
 }
 
+/// The agent's files, with the inputs the flags give.
+fn files_of(args: &AgentArgs) -> AgentFiles {
+    AgentFiles::new(&args.agent_path).with_inputs(args.sources.inputs.as_deref())
+}
+
 fn pass_plan(args: &AgentArgs, out_dir: &Path) -> PassPlan {
     PassPlan {
-        inputs: AgentFiles::new(&args.agent_path).inputs(),
+        inputs: files_of(args).inputs(),
         out_dir: out_dir.to_path_buf(),
         raw: raw_format(args.raw_gradients),
         measures: args.measures.clone().map(|l| l.0).unwrap_or_default(),
@@ -120,10 +125,10 @@ pub fn run(args: &RunArgs, cancel: &AtomicBool) -> Result<()> {
         args.ablation.settings().check()?;
     }
     crate::paths::must_exist(&args.agent.agent_path, "agent path")?;
-    let files = AgentFiles::new(&args.agent.agent_path);
+    let files = files_of(&args.agent);
     // The candidate files are read and checked before any work, as the master script does.
-    let candidates =
-        Candidates::read(&files.cross_metric(), args.selection.useful_neurons_path.as_deref(), Some(&files.dir))?;
+    let useful = args.selection.useful_neurons_path.as_deref();
+    let candidates = CandidateChoice::for_agent(&files, useful, args.agent.sources.candidates_by)?;
     let loaded = load(&args.agent)?;
     let out_dir = args.output_dir.clone().unwrap_or_else(|| files.default_output());
     let plan = RunPlan {
@@ -146,7 +151,7 @@ pub fn gradients(args: &GradientsArgs, cancel: &AtomicBool) -> Result<()> {
     if args.agent.raw_gradients == RawGradients::None {
         bail!("`saliency gradients` writes the per-input gradients; --raw-gradients none makes sense only with `run`");
     }
-    let out_dir = args.output_dir.clone().unwrap_or_else(|| AgentFiles::new(&args.agent.agent_path).default_output());
+    let out_dir = args.output_dir.clone().unwrap_or_else(|| files_of(&args.agent).default_output());
     let outcome = run::gradient_files(&loaded, &pass_plan(&args.agent, &out_dir), &mut |e| rep.event(e), cancel);
     rep.finish();
     outcome?;
@@ -201,14 +206,15 @@ pub fn ablate(args: &AblateArgs, cancel: &AtomicBool) -> Result<()> {
     let settings = args.ablation.settings();
     settings.check()?;
     crate::paths::must_exist(&args.agent_path, "agent path")?;
-    let files = AgentFiles::new(&args.agent_path);
+    let files = AgentFiles::new(&args.agent_path).with_inputs(args.sources.inputs.as_deref());
     let out_dir = args.output_dir.clone().unwrap_or_else(|| files.default_output());
     let inputs = files.inputs();
     crate::paths::must_exist(&inputs, "inputs file")?;
     // The selection: a candidate file, or k and m applied as `extract` would.
     let by_knobs = args.k.is_some() || args.m.is_some();
+    let useful = args.useful_neurons_path.as_deref();
     let candidates = match by_knobs {
-        true => Some(Candidates::read(&files.cross_metric(), args.useful_neurons_path.as_deref(), Some(&files.dir))?),
+        true => Some(CandidateChoice::for_agent(&files, useful, args.sources.candidates_by)?),
         false => None,
     };
     let file = args.candidates.clone().unwrap_or_else(|| out_dir.join(pipeline::CANDIDATE_WEIGHTS));
@@ -225,7 +231,7 @@ pub fn ablate(args: &AblateArgs, cancel: &AtomicBool) -> Result<()> {
         Some(cands) => {
             let (k, m) = (args.k.unwrap_or(2), args.m.unwrap_or(4));
             let avgs = averages_for(&mut rep, &loaded, &out_dir, &inputs, args.model.batch_size, cancel)?;
-            let (resolved, sel) = run::select(&cands, &avgs, k, m, &mut |e| rep.event(e));
+            let (resolved, sel) = run::select(&cands.candidates(&avgs), &avgs, k, m, &mut |e| rep.event(e));
             (selection::named_weights(&avgs, &resolved, &sel), format!("the selection of k={k} m={m}"))
         }
     };

@@ -18,6 +18,7 @@ pub mod json;
 pub mod model;
 pub mod paths;
 pub mod pipeline;
+pub mod stats;
 pub mod study;
 pub mod target;
 pub mod tui;

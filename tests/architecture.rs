@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["model"],
     &["pipeline"],
     &["ablation"],
+    &["stats"],
     &["study"],
     &["cli"],
     &["commands"],

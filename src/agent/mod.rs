@@ -9,6 +9,7 @@ pub mod pickle;
 pub mod statedict;
 pub mod torchzip;
 pub mod vecnorm;
+pub mod zoo_args;
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! The three steps of the Python tool (gradients, average, extract) and the one-pass `run`.
 
 pub mod accumulate;
+pub mod arrays;
 pub mod average;
 pub mod error;
 pub mod extract;

@@ -117,3 +117,130 @@ pub fn warnings(resolved: &Resolved) -> Vec<String> {
     }
     out
 }
+
+/// Where a run's candidate neurons come from.
+#[derive(Debug, Clone)]
+pub enum CandidateChoice {
+    /// The agent's patching results (cross_metric_summary.json, read and checked).
+    Patching(Candidates),
+    /// The N hidden neurons of largest saliency, chosen from the averages (`by_saliency`).
+    Saliency(usize),
+}
+
+impl CandidateChoice {
+    /// An agent's candidates: its patching results (read and checked), or when it has none and
+    /// `by_saliency` says so, the N hidden neurons of largest saliency. Without either, the
+    /// missing cross-metric file is the error.
+    pub fn for_agent(
+        files: &super::files::AgentFiles,
+        useful_flag: Option<&Path>,
+        by_saliency: Option<usize>,
+    ) -> Result<CandidateChoice> {
+        let cross = files.cross_metric();
+        match by_saliency {
+            Some(n) if !cross.exists() => Ok(CandidateChoice::Saliency(n)),
+            _ => Ok(CandidateChoice::Patching(Candidates::read(&cross, useful_flag, Some(&files.dir))?)),
+        }
+    }
+
+    /// As the manifest and notes say it: `patching` or `saliency:N`.
+    pub fn label(&self) -> String {
+        match self {
+            CandidateChoice::Patching(_) => "patching".into(),
+            CandidateChoice::Saliency(n) => format!("saliency:{n}"),
+        }
+    }
+
+    /// The candidates for the averages `avgs` (mean |gradient|).
+    pub fn candidates(&self, avgs: &Averages) -> Candidates {
+        match self {
+            CandidateChoice::Patching(c) => c.clone(),
+            CandidateChoice::Saliency(n) => by_saliency(avgs, &output_layer(avgs), *n),
+        }
+    }
+}
+
+/// The output layer's parameters: the last weight tensor and what follows it (its bias). In
+/// SB3's `named_parameters()` order the head's last layer comes last, on every path (`q_net`'s,
+/// `quantile_net`'s, `action_net`, `value_net`).
+pub fn output_layer(avgs: &Averages) -> Vec<usize> {
+    match avgs.params.iter().rposition(|p| p.shape.len() >= 2) {
+        Some(last) => (last..avgs.params.len()).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// `--candidates-by saliency:N`: `N` hidden neurons (rows of the weight tensors other than the
+/// output layer's) with the largest sum of incoming mean |gradient|, ties by file order then
+/// row, named `<layer>_neuron_<n>` so the rest of the pipeline reads them as patching results.
+pub fn by_saliency(avgs: &Averages, outputs: &[usize], n: usize) -> Candidates {
+    let mut rows: Vec<(f64, usize, usize)> = Vec::new();
+    for (p, param) in avgs.params.iter().enumerate() {
+        if param.shape.len() < 2 || outputs.contains(&p) {
+            continue;
+        }
+        for r in 0..param.rows_cols().0 {
+            let sum: f64 = param.row(r).iter().filter(|v| v.is_finite()).sum();
+            rows.push((sum, p, r));
+        }
+    }
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let keys = rows
+        .into_iter()
+        .take(n)
+        .map(|(_, p, r)| {
+            let name = &avgs.params[p].name;
+            let layer = name.strip_suffix(".weight").unwrap_or(name);
+            CandidateKey { key: format!("{layer}_neuron_{r}"), metrics: Value::Null }
+        })
+        .collect();
+    Candidates { keys, useful: None }
+}
+
+/// `--candidates-by`: `saliency:N` (or `saliency` for N = 10).
+pub fn parse_saliency_choice(text: &str) -> std::result::Result<usize, CandidatesByError> {
+    let t = text.trim();
+    match t.strip_prefix("saliency") {
+        Some("") => Ok(10),
+        Some(rest) => match rest.strip_prefix(':').map(|n| n.trim().parse::<usize>()) {
+            Some(Ok(n)) if n > 0 => Ok(n),
+            _ => Err(CandidatesByError(t.to_string())),
+        },
+        None => Err(CandidatesByError(t.to_string())),
+    }
+}
+
+/// A `--candidates-by` value that is not `saliency:N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--candidates-by {0}: expected saliency:N (N hidden neurons of largest saliency, N >= 1)")]
+pub struct CandidatesByError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::average::AvgParam;
+
+    #[test]
+    fn saliency_candidates_are_the_strongest_hidden_rows() {
+        let p = |name: &str, shape: Vec<usize>, data: Vec<f64>| AvgParam { name: name.into(), shape, data };
+        let avgs = Averages {
+            num_examples: Some(1),
+            params: vec![
+                p("net.0.weight", vec![3, 2], vec![1.0, 1.0, 5.0, 0.0, 2.0, 3.0]),
+                p("net.0.bias", vec![3], vec![9.0, 9.0, 9.0]),
+                p("net.2.weight", vec![2, 3], vec![1.0, 1.0, 3.0, 4.0, 0.0, 1.0]),
+                p("out.weight", vec![1, 2], vec![100.0, 100.0]),
+            ],
+        };
+        assert_eq!(output_layer(&avgs), [3]);
+        let keys: Vec<String> = by_saliency(&avgs, &[3], 3).keys.into_iter().map(|k| k.key).collect();
+        // row sums: net.0 -> 2, 5, 5; net.2 -> 5, 5; the output layer and biases are not candidates
+        assert_eq!(keys, ["net.0_neuron_1", "net.0_neuron_2", "net.2_neuron_0"]);
+        let r = by_saliency(&avgs, &[3], 10).resolve(&avgs);
+        assert_eq!(r.candidates.len(), 5);
+        assert!(r.warnings.is_empty());
+        assert_eq!(parse_saliency_choice("saliency:7"), Ok(7));
+        assert_eq!(parse_saliency_choice("saliency"), Ok(10));
+        assert!(parse_saliency_choice("saliency:0").is_err() && parse_saliency_choice("random:3").is_err());
+    }
+}

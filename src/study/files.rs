@@ -17,16 +17,24 @@ pub struct AgentFiles {
     pub agent_path: PathBuf,
     /// The folder the standard files are in.
     pub dir: PathBuf,
+    /// Inputs given instead of the folder's own (`--inputs`).
+    pub inputs: Option<PathBuf>,
 }
 
 impl AgentFiles {
     pub fn new(agent_path: &Path) -> AgentFiles {
-        AgentFiles { agent_path: agent_path.to_path_buf(), dir: agent::agent_dir(agent_path) }
+        AgentFiles { agent_path: agent_path.to_path_buf(), dir: agent::agent_dir(agent_path), inputs: None }
     }
 
-    /// `activation_inputs/clean_inputs.json`.
+    /// With `inputs` (when given) in place of the folder's own.
+    pub fn with_inputs(mut self, inputs: Option<&Path>) -> AgentFiles {
+        self.inputs = inputs.map(Path::to_path_buf);
+        self
+    }
+
+    /// The inputs: those given, else `activation_inputs/clean_inputs.json`.
     pub fn inputs(&self) -> PathBuf {
-        pipeline::clean_inputs_path(&self.dir)
+        self.inputs.clone().unwrap_or_else(|| pipeline::clean_inputs_path(&self.dir))
     }
 
     /// `patching_results/cross_metric_summary.json`.

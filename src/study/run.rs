@@ -13,7 +13,7 @@ use crate::pipeline::measures::{self, Measure, MeasureSet};
 use crate::pipeline::{self, input_saliency, GradientOutcome, PassOptions, PipelineError, Progress, RawFormat};
 
 use super::ablate::{self, AblationSettings};
-use super::candidates::{self, Candidates};
+use super::candidates::{self, CandidateChoice, Candidates};
 use super::model::Loaded;
 use super::{selection, Result};
 
@@ -51,7 +51,7 @@ pub struct PassPlan {
 #[derive(Debug, Clone)]
 pub struct RunPlan {
     pub pass: PassPlan,
-    pub candidates: Candidates,
+    pub candidates: CandidateChoice,
     pub k: usize,
     pub m: usize,
     /// Rank by this measure instead of mean-abs.
@@ -66,6 +66,7 @@ pub struct RunOutcome {
     /// What the selection ranked (the averages, or the `select_by` measure).
     pub ranked: Averages,
     pub measures: Option<MeasureSet>,
+    pub candidates: Candidates,
     pub resolved: Resolved,
     pub selection: Selection,
     pub ablation: Option<Report>,
@@ -184,7 +185,14 @@ pub fn run(loaded: &Loaded, plan: &RunPlan, events: &mut Events, cancel: &Atomic
         Some(m) => outcome.measures.as_ref().and_then(|set| set.as_averages(m)).unwrap_or_default(),
         None => outcome.averages.clone(),
     };
-    let (resolved, sel) = select(&plan.candidates, &ranked, plan.k, plan.m, events);
+    let candidates = plan.candidates.candidates(&outcome.averages);
+    if let CandidateChoice::Saliency(n) = &plan.candidates {
+        events(RunEvent::Note(format!(
+            "candidates: the {n} hidden neurons of largest mean |gradient| (no patching results; \
+             --candidates-by saliency:{n})"
+        )));
+    }
+    let (resolved, sel) = select(&candidates, &ranked, plan.k, plan.m, events);
     write_selection(&pass.out_dir, &ranked, &resolved, &sel, events)?;
     let ablation = match &plan.ablate {
         Some(settings) => {
@@ -211,6 +219,7 @@ pub fn run(loaded: &Loaded, plan: &RunPlan, events: &mut Events, cancel: &Atomic
         averages: outcome.averages,
         ranked,
         measures: outcome.measures,
+        candidates,
         resolved,
         selection: sel,
         ablation,

@@ -26,7 +26,7 @@ use ratatui::Terminal;
 
 use crate::cli::ExploreArgs;
 use crate::study::browse;
-use crate::study::candidates::Candidates;
+use crate::study::candidates::{CandidateChoice, Candidates};
 use crate::study::evidence::EngineSpec;
 use crate::study::features::FeatureNames;
 use crate::study::files::{agent_dir_of_cross_metric, parent_dir, AgentFiles};
@@ -92,8 +92,15 @@ fn plan_averages(args: &ExploreArgs, avg: &Path, notes: &mut Vec<String>) -> Res
         )
     })?;
     crate::paths::must_exist(&cross, "cross-metric file")?;
-    let candidates =
-        Candidates::read_or_note(&cross, args.useful_neurons.as_deref(), agent_dir_of_cross_metric(&cross), notes)?;
+    let candidates = match args.sources.candidates_by {
+        Some(n) if !cross.exists() => CandidateChoice::Saliency(n),
+        _ => CandidateChoice::Patching(Candidates::read_or_note(
+            &cross,
+            args.useful_neurons.as_deref(),
+            agent_dir_of_cross_metric(&cross),
+            notes,
+        )?),
+    };
     let out_dir = args.output_dir.clone().unwrap_or_else(|| parent_dir(avg));
     let setup = setup(args, avg.display().to_string(), candidates, out_dir, None)?;
     Ok((setup, browse::Source::Averages(avg.to_path_buf())))
@@ -107,10 +114,18 @@ fn plan_agent(args: &ExploreArgs, notes: &mut Vec<String>) -> Result<(Setup, bro
         None => default_demo()?,
     };
     crate::paths::must_exist(&agent_path, "agent path")?;
-    let files = AgentFiles::new(&agent_path);
+    let files = AgentFiles::new(&agent_path).with_inputs(args.sources.inputs.as_deref());
     crate::paths::must_exist(&files.inputs(), "inputs file")?;
     let cross = args.cross_metric.clone().unwrap_or_else(|| files.cross_metric());
-    let candidates = Candidates::read_or_note(&cross, args.useful_neurons.as_deref(), Some(&files.dir), notes)?;
+    let candidates = match args.sources.candidates_by {
+        Some(n) if !cross.exists() => CandidateChoice::Saliency(n),
+        _ => CandidateChoice::Patching(Candidates::read_or_note(
+            &cross,
+            args.useful_neurons.as_deref(),
+            Some(&files.dir),
+            notes,
+        )?),
+    };
     let out_dir =
         args.output_dir.clone().unwrap_or_else(|| if demo { demo_output_dir() } else { files.default_output() });
     let spec = args.model.spec(&agent_path, args.target)?;
@@ -126,7 +141,7 @@ fn plan_agent(args: &ExploreArgs, notes: &mut Vec<String>) -> Result<(Setup, bro
 fn setup(
     args: &ExploreArgs,
     source: String,
-    candidates: Candidates,
+    candidates: CandidateChoice,
     out_dir: PathBuf,
     engine: Option<EngineSpec>,
 ) -> Result<Setup> {

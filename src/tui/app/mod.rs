@@ -26,6 +26,7 @@ use crate::jobs::{Outcome, Reply, Update};
 use crate::pipeline::average::Averages;
 use crate::pipeline::measures::Measure;
 use crate::study::browse::{BrowseMsg, Browsed};
+use crate::study::candidates::CandidateChoice;
 use crate::study::evidence::{Answer, EngineSpec, Ready, Request};
 use crate::study::export::{AblationJob, ExportJob};
 use crate::target::Target;
@@ -111,7 +112,7 @@ pub fn heatmap_pixels(pane: Rect, mode: ColorMode) -> (usize, usize) {
 /// Where the explorer writes, and with what it can run the agent.
 pub struct Setup {
     pub source: String,
-    pub candidates: crate::study::candidates::Candidates,
+    pub candidates: crate::study::candidates::CandidateChoice,
     pub notes: Vec<String>,
     pub out_dir: PathBuf,
     /// The agent, its inputs and the ablation settings, when the explorer can run it.
@@ -304,16 +305,20 @@ impl App {
     /// New averages (provisional or final) and what depends on them.
     fn set_averages(&mut self, avgs: Arc<Averages>, provisional: bool) {
         let first = self.data.shown().is_none();
-        if self.data.set_averages(avgs, provisional) {
+        if self.data.set_averages(avgs.clone(), provisional) {
             self.on_new_parameters(first);
+        } else if !provisional && matches!(self.knobs.choice(), CandidateChoice::Saliency(_)) {
+            // candidates chosen by saliency: from the final averages
+            self.knobs.resolve(&avgs);
         }
         self.reselect();
     }
 
-    /// Parameters (names, shapes) changed: resolve the candidates again; on the first ones,
+    /// Parameters (names, shapes) changed: resolve the candidates again (on the mean
+    /// |gradient|, which saliency candidates are chosen by); on the first ones,
     /// start on the layer of the first candidate, where the interest is.
     fn on_new_parameters(&mut self, first: bool) {
-        let Some(avgs) = self.data.shown().cloned() else { return };
+        let Some(avgs) = self.data.mean_abs().cloned() else { return };
         self.knobs.resolve(&avgs);
         if first {
             let start = self.knobs.resolved().candidates.first().map(|c| c.param).unwrap_or(0);

@@ -4,7 +4,7 @@
 use crate::ablation::{Change, NamedWeight};
 use crate::pipeline::average::Averages;
 use crate::pipeline::extract::{Candidate, Resolved, Selection};
-use crate::study::candidates::{self, Candidates};
+use crate::study::candidates::{self, CandidateChoice, Candidates};
 use crate::study::selection;
 
 /// Largest k or m the explorer takes.
@@ -17,6 +17,8 @@ pub enum Knob {
 }
 
 pub struct Knobs {
+    choice: CandidateChoice,
+    /// The candidates of the averages shown (the patching results, or chosen by saliency).
     candidates: Candidates,
     resolved: Resolved,
     k: usize,
@@ -31,9 +33,13 @@ pub struct Knobs {
 }
 
 impl Knobs {
-    pub fn new(candidates: Candidates, k: usize, m: usize) -> Knobs {
+    pub fn new(choice: CandidateChoice, k: usize, m: usize) -> Knobs {
         Knobs {
-            candidates,
+            candidates: match &choice {
+                CandidateChoice::Patching(c) => c.clone(),
+                CandidateChoice::Saliency(_) => Candidates::default(),
+            },
+            choice,
             resolved: Resolved::default(),
             k: k.min(MAX_KNOB),
             m: m.min(MAX_KNOB),
@@ -80,14 +86,26 @@ impl Knobs {
 
     /// What the user should know: skipped keys (summarised) and an empty result.
     pub fn warnings(&self) -> Vec<String> {
+        if let CandidateChoice::Saliency(n) = self.choice {
+            return vec![format!(
+                "candidates: the {n} hidden neurons of largest mean |gradient| (no patching results)"
+            )];
+        }
         if self.candidates.keys.is_empty() {
             return Vec::new();
         }
         candidates::warnings(&self.resolved)
     }
 
-    /// Resolves the candidate keys on new parameters.
+    /// Where the candidates come from.
+    pub fn choice(&self) -> &CandidateChoice {
+        &self.choice
+    }
+
+    /// Resolves the candidate keys on `avgs` (mean |gradient|), choosing them first when they
+    /// come from saliency.
     pub fn resolve(&mut self, avgs: &Averages) {
+        self.candidates = self.choice.candidates(avgs);
         self.resolved = self.candidates.resolve(avgs);
     }
 
