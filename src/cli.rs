@@ -45,6 +45,9 @@ pub enum Command {
     /// Evidence: change the selected weights and measure what it does to the agent's decisions,
     /// against the same number of random weights (ablation.json).
     Ablate(AblateArgs),
+    /// Many agents: every agent under the paths (research-layout folders, zips, RL Zoo logs),
+    /// each analysed as `run` does, summarised across seeds and checkpoints (sweep.json).
+    Sweep(SweepArgs),
     /// Print a shell completion script (e.g. `saliency completions bash > ~/.local/share/bash-completion/completions/saliency`).
     Completions {
         #[arg(value_enum)]
@@ -394,4 +397,111 @@ pub struct ExploreArgs {
     pub ablation: AblationArgs,
     #[command(flatten)]
     pub sources: SourceArgs,
+}
+
+/// `saliency sweep PATH...` and `saliency sweep merge OUT`.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    pub merge: Option<SweepCommand>,
+    /// Agent folders, agent zips, RL Zoo log folders (any depth), folders of these, or @FILE
+    /// listing paths one per line
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Where the sweep writes (agents/<id>/, manifest.jsonl, sweep.json, sweep.csv)
+    #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR", default_value = "sweep")]
+    pub output_dir: PathBuf,
+    /// Observations for agents without their own clean_inputs.json: FILE for all, or ENV_ID=FILE
+    /// for one environment (repeatable); the clean-inputs JSON, a .npy or a .npz
+    #[arg(long, value_name = "[ENV_ID=]FILE")]
+    pub inputs: Vec<String>,
+    /// Candidates for agents without patching results: the N hidden neurons of largest saliency
+    #[arg(long = "candidates-by", alias = "candidates_by", value_parser = parse_saliency_choice, default_value = "saliency:10", value_name = "saliency:N")]
+    pub candidates_by: usize,
+    /// useful_neurons.json, for exp_<N>_<layer> candidate keys
+    #[arg(long = "useful-neurons-path", alias = "useful_neurons_path", value_name = "FILE")]
+    pub useful_neurons_path: Option<PathBuf>,
+    /// Top k weights per candidate neuron
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = count)]
+    pub k: usize,
+    /// Additional weights selected globally
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = count)]
+    pub m: usize,
+    /// The scalar differentiated (see `run --help`)
+    #[arg(long, value_parser = Target::parse, value_name = "T")]
+    pub target: Option<Target>,
+    /// Also write measures.safetensors with these measures (comma-separated, or all)
+    #[arg(long, value_parser = MeasureList::parse, value_name = "LIST")]
+    pub measures: Option<MeasureList>,
+    /// Rank the selection, and summarise, by this measure instead of mean-abs
+    #[arg(long = "select-by", alias = "select_by", value_parser = Measure::parse_select_by, value_name = "MEASURE")]
+    pub select_by: Option<Measure>,
+    /// Per-input gradients: json, npy or none
+    #[arg(long = "raw-gradients", alias = "raw_gradients", value_enum, default_value = "json")]
+    pub raw_gradients: RawGradients,
+    /// Also ablate each agent's selection against random weights (ablation.json)
+    #[arg(long)]
+    pub ablate: bool,
+    #[command(flatten)]
+    pub ablation: AblationArgs,
+    /// Group agents by the first capture group of this regular expression on their path
+    /// (default: by algorithm, environment and parameters)
+    #[arg(long = "group-by", alias = "group_by", value_name = "REGEX")]
+    pub group_by: Option<String>,
+    /// Weights compared between a run's checkpoints and its final model (top-K overlap)
+    #[arg(long, default_value_t = 100, value_parser = count, value_name = "K")]
+    pub top: usize,
+    /// Bootstrap replicates of each group's intervals
+    #[arg(long, default_value_t = 2000, value_parser = count, value_name = "REPS")]
+    pub bootstrap: usize,
+    /// Keep every N-th checkpoint of a run (and the last)
+    #[arg(long, value_parser = count, value_name = "N")]
+    pub every: Option<usize>,
+    /// Agents analysed at once (default: the number of cores)
+    #[arg(long, value_parser = count, value_name = "J")]
+    pub jobs: Option<usize>,
+    /// Analyse again agents already done (their done.json matches)
+    #[arg(long)]
+    pub force: bool,
+    /// Analyse only shard I of N (manifest positions p with p mod N = I - 1), or `slurm` to take
+    /// it from the job-array variables; then `saliency sweep merge OUT`
+    #[arg(long, value_name = "I/N|slurm")]
+    pub shard: Option<String>,
+    /// Write a Slurm job-array script for this sweep (one task per shard) and print how to
+    /// submit it and its merge; nothing is analysed
+    #[arg(long = "emit-sbatch", alias = "emit_sbatch", value_name = "FILE")]
+    pub emit_sbatch: Option<PathBuf>,
+    /// Slurm tasks (shards) of --emit-sbatch
+    #[arg(long = "slurm-tasks", default_value_t = 4, value_parser = count, value_name = "N")]
+    pub slurm_tasks: usize,
+    /// CPUs per Slurm task
+    #[arg(long = "slurm-cpus", default_value_t = 2, value_parser = count, value_name = "N")]
+    pub slurm_cpus: usize,
+    /// Memory per Slurm task (sbatch --mem)
+    #[arg(long = "slurm-mem", default_value = "4G", value_name = "SIZE")]
+    pub slurm_mem: String,
+    /// Time limit per Slurm task (sbatch --time)
+    #[arg(long = "slurm-time", default_value = "02:00:00", value_name = "TIME")]
+    pub slurm_time: String,
+    /// Slurm partition
+    #[arg(long = "slurm-partition", value_name = "NAME")]
+    pub slurm_partition: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub quiet: Quiet,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SweepCommand {
+    /// Put the shards of OUT together: manifest.jsonl, sweep.json and sweep.csv, the same bytes
+    /// as one process would write
+    Merge {
+        /// The sweep's output folder (holding shards/)
+        #[arg(value_name = "OUT")]
+        out: PathBuf,
+        #[command(flatten)]
+        quiet: Quiet,
+    },
 }

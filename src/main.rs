@@ -61,6 +61,12 @@ fn main() -> ExitCode {
             }
         });
     }
+    if let Some(Command::Sweep(a)) = &cli.command {
+        return match commands::sweep::sweep(a, &cancel) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => report(e),
+        };
+    }
     let result = match &cli.command {
         Some(Command::Run(a)) => commands::run(a, &cancel),
         Some(Command::Gradients(a)) => commands::gradients(a, &cancel),
@@ -75,17 +81,21 @@ fn main() -> ExitCode {
             commands::print_bytes(&script)
         }
         Some(Command::Man { dir }) => commands::man(dir.as_deref()),
+        Some(Command::Sweep(_)) => Ok(()),
         None => saliency::tui::explore(&cli.explore, &cancel),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if saliency::study::is_cancelled(e.as_ref()) => {
-            eprintln!("interrupted: {e}");
-            ExitCode::from(130)
-        }
-        Err(e) => {
-            eprintln!("error: {}", saliency::error_text(e.as_ref()));
-            ExitCode::from(1)
-        }
+        Err(e) => report(e),
     }
+}
+
+/// An error as the exit status and one line on stderr.
+fn report(e: color_eyre::Report) -> ExitCode {
+    if saliency::study::is_cancelled(e.as_ref()) {
+        eprintln!("interrupted: {e}");
+        return ExitCode::from(130);
+    }
+    eprintln!("error: {}", saliency::error_text(e.as_ref()));
+    ExitCode::from(1)
 }

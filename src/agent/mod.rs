@@ -134,6 +134,24 @@ impl AgentFile {
         Ok(AgentFile { zip_path, zip, info, family, overrides: overrides.clone(), limits: *limits, vec_normalize })
     }
 
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The default head's parameters, named and shaped as `named_parameters()` gives them,
+    /// without reading their data.
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let entries = &self.zip.policy.entries;
+        self.family
+            .select(self.family.default_head(), entries)
+            .into_iter()
+            .filter_map(|(key, name)| {
+                let t = entries.iter().find(|(k, _)| *k == key)?;
+                Some((name, t.1.shape.iter().map(|&d| d as usize).collect()))
+            })
+            .collect()
+    }
+
     /// The agent for `head` (None: the family's default; a Q-network has only its own).
     pub fn agent(&mut self, head: Option<Head>) -> Result<Agent> {
         let (family, zip_path, limits) = (self.family, &self.zip_path, &self.limits);

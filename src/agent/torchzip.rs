@@ -192,6 +192,33 @@ pub fn read_agent_zip(path: &Path, limits: &AgentLimits) -> Result<AgentZip> {
     Ok(AgentZip { data, sb3_version, policy })
 }
 
+/// The first 16 hex digits of the SHA-256 of the zip's `policy.pth` bytes: the network's
+/// identity (two saves of the same weights, RL Zoo's `best_model.zip` beside the checkpoint it
+/// copies say, have the same). The member is streamed through the hash, never held whole.
+pub fn policy_digest(path: &Path, limits: &AgentLimits) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let shown = path.display().to_string();
+    let mut outer = open_zip(open(path)?, &shown, limits)?;
+    let what = format!("{shown}: policy.pth");
+    let mut member = outer.by_name("policy.pth").map_err(|source| AgentError::Zip {
+        what: what.clone(),
+        context: String::new(),
+        source,
+    })?;
+    if member.size() > limits.max_policy_bytes {
+        return Err(AgentError::Limit(format!(
+            "{what} is {} bytes, over the limit of {} (raise it with --max-agent-mb)",
+            member.size(),
+            limits.max_policy_bytes
+        )));
+    }
+    let mut hasher = Sha256::new();
+    io::copy(&mut (&mut member).take(limits.max_policy_bytes), &mut hasher)
+        .map_err(|source| AgentError::Truncated { what: shown.clone(), member: "policy.pth".into(), source })?;
+    let hex: String = hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Ok(hex)
+}
+
 /// The state dict's tensor names only (no tensor data is read).
 pub fn read_param_names(path: &Path, limits: &AgentLimits) -> Result<Vec<String>> {
     let shown = path.display().to_string();

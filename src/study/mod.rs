@@ -17,5 +17,6 @@ pub mod files;
 pub mod model;
 pub mod run;
 pub mod selection;
+pub mod sweep;
 
 pub use error::{is_cancelled, Result, StudyError};

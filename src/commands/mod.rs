@@ -1,6 +1,8 @@
 //! The headless commands: drop-in replacements for the Python scripts. Thin: flags become a
 //! service request (`study`), and the service's events become lines on the terminal.
 
+pub mod sweep;
+
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -89,7 +91,7 @@ impl Reporter {
     }
 }
 
-fn raw_format(r: RawGradients) -> RawFormat {
+pub(crate) fn raw_format(r: RawGradients) -> RawFormat {
     match r {
         RawGradients::Json => RawFormat::Json,
         RawGradients::Npy => RawFormat::Npy,

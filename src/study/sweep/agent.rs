@@ -1,0 +1,252 @@
+//! One agent of a sweep: analysed exactly as `saliency run` would into `agents/<agent_id>/`,
+//! then `done.json` (the hashes of every input file and of the flags) so a rerun skips it;
+//! and its summary, always read back from its files (so a skipped agent and a fresh one are
+//! summarised the same way, and a merge can summarise what another process wrote).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use crate::agent::vecnorm::Choice;
+use crate::json::{reader::read_value_from, Value};
+use crate::pipeline::average::Averages;
+use crate::pipeline::output::JsonOutput;
+use crate::pipeline::{self, extract::read_small_json, measures};
+use crate::study::candidates::CandidateChoice;
+use crate::study::model::ModelSpec;
+use crate::study::run::{self, Events, PassPlan, RunPlan};
+use crate::study::{Result, StudyError};
+
+use super::manifest::{Plan, Row};
+use super::{SummaryFlags, SweepFlags};
+
+pub const DONE: &str = "done.json";
+
+/// One parameter tensor of an agent's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSummary {
+    pub name: String,
+    /// The tensor's sum of the measure over the network's.
+    pub share: f64,
+    pub mean: f64,
+    pub max: f64,
+    /// Weights of the selection in this tensor.
+    pub selected: usize,
+}
+
+/// The selection's evidence against random weights (with `--ablate`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblationSummary {
+    pub flip_rate: f64,
+    pub mean_target_drop: f64,
+    pub random_flip_rate: Option<f64>,
+    pub percentile: Option<f64>,
+}
+
+/// What the sweep's summary takes from one agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSummary {
+    pub agent_id: String,
+    pub inputs: usize,
+    pub gini: f64,
+    pub layers: Vec<LayerSummary>,
+    pub ablation: Option<AblationSummary>,
+}
+
+/// The folder an agent's files go to.
+pub fn agent_dir(out: &Path, agent_id: &str) -> PathBuf {
+    out.join("agents").join(agent_id)
+}
+
+/// The per-weight values summaries use: the averages, or `--select-by`'s measure.
+pub fn values_of(dir: &Path, flags: &SummaryFlags) -> Result<Averages> {
+    let avgs = Averages::read(&dir.join(pipeline::AVERAGE_GRADIENTS))?;
+    match flags.select_by {
+        Some(m) => Ok(measures::read(&dir.join(measures::MEASURES_FILE), m, &avgs)?),
+        None => Ok(avgs),
+    }
+}
+
+/// An agent's summary, from its files.
+pub fn summarise(dir: &Path, agent_id: &str, flags: &SummaryFlags) -> Result<AgentSummary> {
+    let values = values_of(dir, flags)?;
+    let selected = selected_per_layer(&dir.join(pipeline::CANDIDATE_WEIGHTS))?;
+    let sums: Vec<f64> = values.params.iter().map(|p| p.data.iter().filter(|v| v.is_finite()).sum()).collect();
+    let total: f64 = sums.iter().sum();
+    let layers = values
+        .params
+        .iter()
+        .zip(&sums)
+        .map(|(p, &sum)| LayerSummary {
+            name: p.name.clone(),
+            share: if total > 0.0 { sum / total } else { 0.0 },
+            mean: sum / p.data.len().max(1) as f64,
+            max: p.data.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max),
+            selected: selected.iter().filter(|n| **n == p.name).count(),
+        })
+        .collect();
+    let all: Vec<f64> = values.params.iter().flat_map(|p| p.data.iter().copied()).collect();
+    let ablation = match flags.ablate {
+        true => Some(ablation_of(&dir.join(crate::ablation::report::ABLATION))?),
+        false => None,
+    };
+    Ok(AgentSummary {
+        agent_id: agent_id.to_string(),
+        inputs: values.num_examples.unwrap_or(0).max(0) as usize,
+        gini: crate::stats::gini(&all),
+        layers,
+        ablation,
+    })
+}
+
+/// The `layer_name` of every selected weight.
+fn selected_per_layer(path: &Path) -> Result<Vec<String>> {
+    let v = read_small_json(path, "candidate file")?;
+    Ok(v.get("weight_targets")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|t| t.get("layer_name").and_then(Value::as_str).map(str::to_string)).collect())
+        .unwrap_or_default())
+}
+
+fn ablation_of(path: &Path) -> Result<AblationSummary> {
+    let v = read_small_json(path, "ablation file")?;
+    let num = |a: &str, b: &str| v.get(a).and_then(|x| x.get(b)).and_then(Value::as_f64);
+    let random =
+        |k: &str| v.get("random").and_then(|r| r.get("flip_rate")).and_then(|f| f.get(k)).and_then(Value::as_f64);
+    Ok(AblationSummary {
+        flip_rate: num("selection", "flip_rate").unwrap_or(f64::NAN),
+        mean_target_drop: num("selection", "mean_target_drop").unwrap_or(f64::NAN),
+        random_flip_rate: random("mean"),
+        percentile: random("percentile"),
+    })
+}
+
+/// SHA-256 of a file, streamed (None when there is none).
+fn file_hash(path: Option<&Path>) -> Result<Option<String>> {
+    use sha2::{Digest, Sha256};
+    let Some(path) = path else { return Ok(None) };
+    let mut f = std::fs::File::open(path).map_err(pipeline::PipelineError::io("read", path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(pipeline::PipelineError::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+/// What `done.json` records: the flags' digest and every input file's hash, in order.
+fn done_record(plan: &Plan, flags: &SweepFlags) -> Result<Vec<(&'static str, Option<String>)>> {
+    let (cross, useful) = match &plan.candidates {
+        CandidateChoice::Patching(_) => {
+            let dir = crate::agent::agent_dir(&plan.zip);
+            let cross = pipeline::cross_metric_path(&dir);
+            let useful =
+                flags.useful_neurons.clone().or_else(|| Some(dir.join("useful_neurons.json")).filter(|p| p.is_file()));
+            (Some(cross), useful)
+        }
+        CandidateChoice::Saliency(_) => (None, None),
+    };
+    Ok(vec![
+        ("flags", Some(flags.digest())),
+        ("agent", file_hash(Some(&plan.zip))?),
+        ("inputs", file_hash(Some(&plan.inputs))?),
+        ("cross_metric", file_hash(cross.as_deref())?),
+        ("useful_neurons", file_hash(useful.as_deref())?),
+        ("vec_normalize", file_hash(plan.vec_normalize.as_deref())?),
+    ])
+}
+
+fn write_done(dir: &Path, record: &[(&str, Option<String>)]) -> Result<()> {
+    let dest = dir.join(DONE);
+    let mut out = JsonOutput::create(&dest)?;
+    let w = out.json();
+    let res: std::io::Result<()> = (|| {
+        w.begin_object()?;
+        w.key_string("format", "saliency-sweep-done-1")?;
+        for (k, v) in record {
+            match v {
+                Some(v) => w.key_string(k, v)?,
+                None => {
+                    w.key(k)?;
+                    w.null()?
+                }
+            }
+        }
+        w.end_object()
+    })();
+    res.map_err(pipeline::output::write_err(&dest))?;
+    out.commit()?;
+    Ok(())
+}
+
+/// Whether `done.json` in `dir` records exactly `record`.
+fn is_done(dir: &Path, record: &[(&str, Option<String>)]) -> bool {
+    let Ok(file) = std::fs::File::open(dir.join(DONE)) else { return false };
+    let Ok(v) = read_value_from(std::io::BufReader::new(file), "done.json") else { return false };
+    record.iter().all(|(k, want)| match v.get(k) {
+        Some(Value::Null) => want.is_none(),
+        Some(x) => x.as_str() == want.as_deref(),
+        None => false,
+    })
+}
+
+/// Analyses one agent (or finds it done), and summarises it from its files. Returns whether it
+/// was skipped as done.
+pub fn run_agent(
+    row: &Row,
+    plan: &Plan,
+    flags: &SweepFlags,
+    out: &Path,
+    force: bool,
+    events: &mut Events,
+    cancel: &AtomicBool,
+) -> Result<(AgentSummary, bool)> {
+    let dir = agent_dir(out, &row.agent_id);
+    let record = done_record(plan, flags)?;
+    if !force && is_done(&dir, &record) {
+        return Ok((summarise(&dir, &row.agent_id, &flags.summary())?, true));
+    }
+    // Not done (or forced): any earlier done.json no longer holds.
+    let _ = std::fs::remove_file(dir.join(DONE));
+    let vec_normalize = match &plan.vec_normalize {
+        Some(p) => Choice::File(p.clone()),
+        None => Choice::Off,
+    };
+    let spec = ModelSpec {
+        agent_path: plan.zip.clone(),
+        device: flags.device.clone(),
+        overrides: crate::agent::ArchOverrides { vec_normalize, ..flags.overrides.clone() },
+        limits: flags.limits,
+        batch_size: flags.batch_size,
+        target: flags.target,
+    };
+    let loaded = spec.load()?;
+    let run_plan = RunPlan {
+        pass: PassPlan {
+            inputs: plan.inputs.clone(),
+            out_dir: dir.clone(),
+            raw: flags.raw,
+            measures: flags.measures.clone(),
+            extra_measures: Vec::new(),
+            input_saliency: false,
+            batch_size: flags.batch_size,
+        },
+        candidates: plan.candidates.clone(),
+        k: flags.k,
+        m: flags.m,
+        select_by: flags.select_by,
+        ablate: flags.ablate,
+    };
+    run::run(&loaded, &run_plan, events, cancel)?;
+    write_done(&dir, &record)?;
+    Ok((summarise(&dir, &row.agent_id, &flags.summary())?, false))
+}
+
+/// An agent's failure as the manifest says it.
+pub fn failure_text(e: &StudyError) -> String {
+    crate::error_text(e)
+}
