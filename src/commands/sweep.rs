@@ -48,7 +48,7 @@ impl Bars {
 impl Observer for Bars {
     fn discovered(&self, rows: &[Row], warnings: &[String]) {
         for w in warnings {
-            self.line(&format!("warning: {w}"));
+            self.line(w);
         }
         let pending = rows.iter().filter(|r| r.status == crate::study::sweep::manifest::Status::Pending).count();
         if !self.quiet {

@@ -282,3 +282,17 @@ pub fn first_inputs(name: &str, n: usize) -> tempfile::TempDir {
     w.finish().unwrap();
     dir
 }
+
+/// Every file under `dir` (recursively).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

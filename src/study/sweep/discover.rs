@@ -81,8 +81,6 @@ pub struct Found {
     pub own_inputs: Option<PathBuf>,
     pub cross_metric: Option<PathBuf>,
     pub vec_normalize: VecNorm,
-    /// What the user should know about this agent (an unreadable args.yml, ...).
-    pub notes: Vec<String>,
 }
 
 /// The run folders' step of a checkpoint name: `rl_model_<N>_steps.zip`.
@@ -164,7 +162,6 @@ impl Walk {
             own_inputs: inputs.is_file().then_some(inputs),
             cross_metric: cross.is_file().then_some(cross),
             vec_normalize,
-            notes: Vec::new(),
         });
     }
 
@@ -184,15 +181,17 @@ impl Walk {
             own_inputs: None,
             cross_metric: None,
             vec_normalize,
-            notes: Vec::new(),
         });
     }
 
     fn zoo_run(&mut self, dir: &Path, path: &str, env: &str, every: Option<usize>) {
         let params = dir.join(env);
-        let (seed, mut notes) = match zoo_args::read_args(&params.join("args.yml")) {
-            Ok(a) => (a.seed, Vec::new()),
-            Err(e) => (None, vec![format!("no seed: {e}")]),
+        let seed = match zoo_args::read_args(&params.join("args.yml")) {
+            Ok(a) => a.seed,
+            Err(e) => {
+                self.warnings.push(format!("note: {path}: no seed (its args.yml cannot be read as data: {e})"));
+                None
+            }
         };
         let final_stats = params.join("vecnormalize.pkl");
         let mut zips: Vec<(Kind, Option<u64>, String)> = Vec::new();
@@ -210,6 +209,7 @@ impl Walk {
             }
         }
         keep_every(&mut zips, every);
+        let mut approximate = false;
         for (kind, step, name) in zips {
             let own = step.map(|s| dir.join(format!("rl_model_vecnormalize_{s}_steps.pkl"))).filter(|p| p.is_file());
             let vec_normalize = match (own, kind, final_stats.is_file()) {
@@ -218,15 +218,7 @@ impl Walk {
                 (None, _, true) => VecNorm::FinalStats(final_stats.clone()),
                 _ => VecNorm::None,
             };
-            let mut notes = std::mem::take(&mut notes);
-            if matches!(vec_normalize, VecNorm::FinalStats(_)) {
-                notes.push(format!(
-                    "VecNormalize: the run's final statistics ({}/vecnormalize.pkl) are used for this {}: RL Zoo \
-                     keeps no statistics of its own for it, so the normalisation is approximate",
-                    env,
-                    kind.name()
-                ));
-            }
+            approximate |= matches!(vec_normalize, VecNorm::FinalStats(_));
             self.take(Found {
                 path: shown(path, Path::new(&name)),
                 zip: dir.join(&name),
@@ -238,8 +230,14 @@ impl Walk {
                 own_inputs: None,
                 cross_metric: None,
                 vec_normalize,
-                notes,
             });
+        }
+        if approximate {
+            self.warnings.push(format!(
+                "note: {path}: the run's final VecNormalize statistics ({env}/vecnormalize.pkl) are used for its \
+                 checkpoints and best model, which RL Zoo keeps none of their own for: their normalisation is \
+                 approximate (vec_normalize \"final-stats\" in the manifest)"
+            ));
         }
     }
 

@@ -148,7 +148,6 @@ pub struct Plan {
     pub inputs: PathBuf,
     pub candidates: CandidateChoice,
     pub vec_normalize: Option<PathBuf>,
-    pub notes: Vec<String>,
 }
 
 /// A short stable text for a value (the default group's architecture part).
@@ -213,18 +212,17 @@ pub fn identify(found: &Found, flags: &SweepFlags, limits: &AgentLimits) -> (Row
         row.error = Some(e);
         (row, None)
     };
-    row.agent_id = match crate::agent::torchzip::policy_digest(&found.zip, limits) {
-        Ok(id) => id,
+    // Opened first: its errors say best what is wrong with a zip (truncated, not SB3's).
+    let overrides = ArchOverrides { vec_normalize: crate::agent::vecnorm::Choice::Off, ..Default::default() };
+    let opened = AgentFile::open(&found.zip, &overrides, limits)
+        .and_then(|f| crate::agent::torchzip::policy_digest(&found.zip, limits).map(|id| (f, id)));
+    let file = match opened {
+        Ok((f, id)) => {
+            row.agent_id = id;
+            f
+        }
         Err(e) => {
             row.agent_id = file_digest(&found.zip);
-            row.group = "unreadable".into();
-            return failed(row, crate::error_text(&e));
-        }
-    };
-    let overrides = ArchOverrides { vec_normalize: crate::agent::vecnorm::Choice::Off, ..Default::default() };
-    let file = match AgentFile::open(&found.zip, &overrides, limits) {
-        Ok(f) => f,
-        Err(e) => {
             row.group = "unreadable".into();
             return failed(row, crate::error_text(&e));
         }
@@ -248,18 +246,16 @@ pub fn identify(found: &Found, flags: &SweepFlags, limits: &AgentLimits) -> (Row
         Err(e) => return failed(row, e),
     };
     row.inputs = label;
-    let mut notes = found.notes.clone();
-    if let CandidateChoice::Saliency(n) = candidates {
-        notes.push(format!("candidates: the {n} hidden neurons of largest mean |gradient| (no patching results)"));
-    }
-    let plan = Plan {
-        zip: found.zip.clone(),
-        inputs,
-        candidates,
-        vec_normalize: found.vec_normalize.file().map(Path::to_path_buf),
-        notes,
+    // (--no-vec-normalize turns the statistics off; --vec-normalize FILE gives them all one)
+    let vec_normalize = match &flags.overrides.vec_normalize {
+        crate::agent::vecnorm::Choice::Off => None,
+        crate::agent::vecnorm::Choice::File(f) => Some(f.clone()),
+        crate::agent::vecnorm::Choice::Auto => found.vec_normalize.file().map(Path::to_path_buf),
     };
-    (row, Some(plan))
+    if vec_normalize.is_none() {
+        row.vec_normalize = "none".into();
+    }
+    (row, Some(Plan { zip: found.zip.clone(), inputs, candidates, vec_normalize }))
 }
 
 /// The whole zip file's digest (for a zip whose policy.pth cannot be read).

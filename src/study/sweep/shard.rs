@@ -265,15 +265,22 @@ pub fn merge(out: &Path) -> Result<Merged> {
         .collect();
     files.sort();
     let shards: Vec<ShardFile> = files.iter().map(|p| read_shard(p)).collect::<Result<_>>()?;
-    let Some(first) = shards.first() else {
+    if shards.is_empty() {
         return Err(StudyError::Refused(format!("{} holds no shard files", dir.display())));
-    };
+    }
+    // The sweep is what most shard files agree on; a file that differs is the odd one out.
+    let key = |s: &ShardFile| (s.shard.count, s.flags.digest.clone(), s.discovery.clone());
+    let first = shards
+        .iter()
+        .max_by_key(|a| (shards.iter().filter(|b| key(b) == key(a)).count(), std::cmp::Reverse(a.shard.index)))
+        .unwrap_or(&shards[0]);
     for s in &shards {
         let other = |why: &str| {
             StudyError::Refused(format!(
-                "{} is a shard of another sweep than {} ({why}): remove it, or merge each sweep's shards in its own folder",
+                "{} is a shard of another sweep than the others in {} ({why}): remove it, or merge each sweep's \
+                 shards in its own folder",
                 s.path.display(),
-                first.path.display()
+                dir.display()
             ))
         };
         if s.shard.count != first.shard.count {
