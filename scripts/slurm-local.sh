@@ -21,7 +21,11 @@ need_root() {
 install() {
   command -v slurmctld >/dev/null && command -v munged >/dev/null && return
   echo "slurm-local: installing slurm-wlm and munge (Debian packages) ..." >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slurm-wlm munge >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends slurm-wlm munge >/dev/null 2>&1 || {
+    apt-get update >/dev/null
+    apt-get install -y --no-install-recommends slurm-wlm munge >/dev/null
+  }
 }
 
 write_config() {

@@ -756,6 +756,7 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
              [ \"$(cat {q}/average_gradients.json)\" = previous ] || exit 99; exit $rc"
         )),
     });
+    sweep_cases(dir, &mut v);
     v
 }
 
@@ -840,4 +841,171 @@ fn every_row_of_the_documented_table_is_a_case() {
     for d in &documented {
         assert!(ids.contains(&d.as_str()), "docs/bad-inputs.md row {d} has no test case");
     }
+}
+
+/// The sweep's bad inputs: each a clear error naming the file, the other agents unaffected.
+fn sweep_cases(dir: &Path, v: &mut Vec<Case>) {
+    let bin = assert_cmd::cargo::cargo_bin("saliency");
+    let sw = dir.join("sweeps");
+    let good = sw.join("good");
+    for e in walk(&fixture("acrobot")) {
+        let rel = e.strip_prefix(fixture("acrobot")).unwrap();
+        if !rel.starts_with("reference") {
+            write(&good.join("acrobot").join(rel), std::fs::read(&e).unwrap());
+        }
+    }
+    let zip = std::fs::read(fixture("acrobot").join("agent.zip")).unwrap();
+    let sweep = |paths: &[&Path], out: &str, extra: &[&str]| -> Vec<OsString> {
+        let mut a = os(&[&"sweep", &"-q"]);
+        a.extend(paths.iter().map(|p| p.as_os_str().to_os_string()));
+        a.extend(os(&[&"--output-dir", &sw.join(out)]));
+        a.extend(extra.iter().map(OsString::from));
+        a
+    };
+    let mut case =
+        |id: &'static str, args: Vec<OsString>, code: i32, stderr: Vec<&'static str>, shell: Option<String>| {
+            v.push(Case { id, args, code, stderr, shell })
+        };
+    let broken = sw.join("broken");
+    write(&broken.join("broken.zip"), &zip[..zip.len() / 2]);
+    case(
+        "sweep-broken-zip",
+        sweep(&[&good, &broken], "out-broken", &[]),
+        3,
+        vec!["failed: ", "broken.zip is truncated or corrupt"],
+        None,
+    );
+    let foreign = sw.join("foreign");
+    {
+        let mut w = zip::ZipWriter::new(
+            std::fs::File::create({
+                std::fs::create_dir_all(&foreign).unwrap();
+                foreign.join("notes.zip")
+            })
+            .unwrap(),
+        );
+        w.start_file("readme.txt", zip::write::SimpleFileOptions::default()).unwrap();
+        w.write_all(b"not an agent").unwrap();
+        w.finish().unwrap();
+    }
+    case(
+        "sweep-foreign-zip",
+        sweep(&[&good, &foreign], "out-foreign", &[]),
+        3,
+        vec!["notes.zip is not a Stable-Baselines3 save"],
+        None,
+    );
+    let wrong = sw.join("wrong.npy");
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let mut header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (5, 4), }".to_vec();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend(header);
+    npy.extend(std::iter::repeat_n(0u8, 5 * 4 * 4));
+    write(&wrong, &npy);
+    let bare = sw.join("bare");
+    write(&bare.join("acrobot.zip"), &zip);
+    case(
+        "sweep-inputs-do-not-fit",
+        sweep(&[&bare], "out-wrong", &["--inputs", wrong.to_str().unwrap()]),
+        1,
+        vec!["wrong.npy: an array of shape [5, 4] does not fit the observation: expected (N, 6)"],
+        None,
+    );
+    // An RL Zoo run whose args.yml names code to run: read as data, the tag refused, no seed.
+    let zoo_run = fixture("zoo").join("logs/dqn/CartPole-v1_1");
+    let evil = sw.join("zoo/dqn/CartPole-v1_1");
+    for e in walk(&zoo_run) {
+        let rel = e.strip_prefix(&zoo_run).unwrap();
+        let mut bytes = std::fs::read(&e).unwrap();
+        if rel.ends_with("args.yml") {
+            bytes = String::from_utf8(bytes)
+                .unwrap()
+                .replace("    - 1\n", "    - !!python/object/apply:os.system ['touch /tmp/pwned']\n")
+                .into_bytes();
+        }
+        write(&evil.join(rel), bytes);
+    }
+    let obs = format!("CartPole-v1={}", fixture("zoo").join("obs/CartPole-v1.npy").display());
+    case(
+        "sweep-args-yml-foreign-tag",
+        { sweep(&[&evil], "out-evil", &["--raw-gradients", "none", "--inputs", &obs]) },
+        0,
+        vec!["no seed", "refusing the tag !!python/object/apply:os.system"],
+        None,
+    );
+    case(
+        "sweep-duplicate-path",
+        { sweep(&[&good, &good], "out-twice", &["--raw-gradients", "none"]) },
+        0,
+        vec!["warning: ", "agent.zip is listed twice: analysed once"],
+        None,
+    );
+    // Shards: one of another sweep among them; a missing one.
+    let shards = sw.join("out-shards");
+    for (shard, k) in [("1/2", "2"), ("2/2", "3")] {
+        let ok = std::process::Command::new(&bin)
+            .args(sweep(
+                &[&good, &bare],
+                "out-shards",
+                &[
+                    "--raw-gradients",
+                    "none",
+                    "--inputs",
+                    fixture("acrobot").join("activation_inputs/clean_inputs.json").to_str().unwrap(),
+                    "--shard",
+                    shard,
+                    "--k",
+                    k,
+                ],
+            ))
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    }
+    case(
+        "sweep-foreign-shard",
+        os(&[&"sweep", &"merge", &shards]),
+        1,
+        vec!["shard-", "is a shard of another sweep"],
+        None,
+    );
+    let lonely = sw.join("out-lonely");
+    let ok = std::process::Command::new(&bin)
+        .args(sweep(&[&good], "out-lonely", &["--raw-gradients", "none", "--shard", "1/2"]))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    case(
+        "sweep-missing-shard",
+        os(&[&"sweep", &"merge", &lonely]),
+        1,
+        vec!["shard 2 of 2 is missing", "shard-2-of-2.json does not exist"],
+        None,
+    );
+    case(
+        "sweep-slurm-not-contiguous",
+        sweep(&[&good], "out-slurm", &["--shard", "slurm"]),
+        1,
+        vec!["the job array is not contiguous"],
+        Some(
+            "SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=5 SLURM_ARRAY_TASK_COUNT=3 exec {cmd}"
+                .into(),
+        ),
+    );
+    let ok = std::process::Command::new(&bin)
+        .args(sweep(&[&good], "out-other", &["--raw-gradients", "none", "--k", "3"]))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    case(
+        "sweep-output-holds-another-sweep",
+        sweep(&[&good], "out-other", &["--raw-gradients", "none"]),
+        1,
+        vec!["out-other holds another sweep", "--force"],
+        None,
+    );
 }

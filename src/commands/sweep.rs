@@ -34,13 +34,16 @@ impl Bars {
         Bars { quiet, multi, overall: None, agents: Mutex::new(HashMap::new()) }
     }
 
+    /// A line on stderr (above the bars); notes and progress lines only without --quiet.
     fn line(&self, text: &str) {
+        if self.quiet && !text.starts_with("warning:") && !text.starts_with("failed:") {
+            return;
+        }
         match &self.multi {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None if !self.quiet => eprintln!("{text}"),
-            None => {}
+            None => eprintln!("{text}"),
         }
     }
 }
@@ -190,7 +193,8 @@ fn emit_sbatch(args: &SweepArgs, file: &std::path::Path) -> Result<()> {
         time: args.slurm_time.clone(),
         partition: args.slurm_partition.clone(),
     };
-    let script = shard::sbatch_script(&exe, &rest, &out, &resources);
+    let cwd = std::env::current_dir().wrap_err("cannot tell the working directory")?;
+    let script = shard::sbatch_script(&exe, &rest, &cwd, &out, &resources);
     std::fs::create_dir_all(out.join("logs")).wrap_err_with(|| format!("cannot create {}/logs", out.display()))?;
     std::fs::write(file, script).wrap_err_with(|| format!("cannot write {}", file.display()))?;
     let shown = file.display();

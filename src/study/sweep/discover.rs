@@ -134,7 +134,12 @@ impl Walk {
     fn take(&mut self, f: Found) {
         let canon = f.zip.canonicalize().unwrap_or_else(|_| f.zip.clone());
         match self.seen.get(&canon) {
-            Some(first) => self.warnings.push(format!("{} is {} again (listed twice): analysed once", f.path, first)),
+            Some(first) if *first == f.path => {
+                self.warnings.push(format!("warning: {} is listed twice: analysed once", f.path))
+            }
+            Some(first) => {
+                self.warnings.push(format!("warning: {} is {first} again (listed twice): analysed once", f.path))
+            }
             None => {
                 self.seen.insert(canon, f.path.clone());
                 self.found.push(f);
@@ -189,7 +194,7 @@ impl Walk {
         let seed = match zoo_args::read_args(&params.join("args.yml")) {
             Ok(a) => a.seed,
             Err(e) => {
-                self.warnings.push(format!("note: {path}: no seed (its args.yml cannot be read as data: {e})"));
+                self.warnings.push(format!("warning: {path}: no seed (its args.yml cannot be read as data: {e})"));
                 None
             }
         };

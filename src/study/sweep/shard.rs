@@ -329,7 +329,7 @@ fn shell_quote(s: &str) -> String {
 
 /// The job-array script: the same sweep with `--shard slurm`, one task per shard, logs in
 /// `OUT/logs/%A_%a.out`.
-pub fn sbatch_script(exe: &str, args: &[String], out: &Path, r: &SlurmResources) -> String {
+pub fn sbatch_script(exe: &str, args: &[String], cwd: &Path, out: &Path, r: &SlurmResources) -> String {
     let out_s = out.display().to_string();
     let mut s = String::from("#!/bin/bash\n");
     s.push_str("# The sweep as a Slurm job array: each task analyses one shard (saliency sweep --shard slurm).\n");
@@ -345,6 +345,8 @@ pub fn sbatch_script(exe: &str, args: &[String], out: &Path, r: &SlurmResources)
         s.push_str(&format!("#SBATCH --partition={p}\n"));
     }
     s.push_str("set -euo pipefail\n");
+    // (the paths of the command line are as they were given, from this folder)
+    s.push_str(&format!("cd {}\n", shell_quote(&cwd.display().to_string())));
     let mut cmd = vec![shell_quote(exe), "sweep".to_string()];
     cmd.extend(args.iter().map(|a| shell_quote(a)));
     cmd.extend(["--shard".into(), "slurm".into(), "--jobs".into(), r.cpus.to_string()]);
