@@ -932,14 +932,14 @@ fn sweep_cases(dir: &Path, v: &mut Vec<Case>) {
     let obs = format!("CartPole-v1={}", fixture("zoo").join("obs/CartPole-v1.npy").display());
     case(
         "sweep-args-yml-foreign-tag",
-        { sweep(&[&evil], "out-evil", &["--raw-gradients", "none", "--inputs", &obs]) },
+        sweep(&[&evil], "out-evil", &["--raw-gradients", "none", "--inputs", &obs]),
         0,
         vec!["no seed", "refusing the tag !!python/object/apply:os.system"],
         None,
     );
     case(
         "sweep-duplicate-path",
-        { sweep(&[&good, &good], "out-twice", &["--raw-gradients", "none"]) },
+        sweep(&[&good, &good], "out-twice", &["--raw-gradients", "none"]),
         0,
         vec!["warning: ", "agent.zip is listed twice: analysed once"],
         None,
