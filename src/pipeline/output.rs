@@ -190,7 +190,7 @@ impl JsonOutput {
         let mut file = AtomicFile::create(dest)?;
         let handle = file.file().try_clone().map_err(PipelineError::io("duplicate the file handle of", dest))?;
         Ok(JsonOutput {
-            writer: PyJsonWriter::new(BufWriter::with_capacity(1 << 20, WritebackFile::new(handle))),
+            writer: PyJsonWriter::new(BufWriter::with_capacity(1 << 16, WritebackFile::new(handle))),
             file,
         })
     }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The sweep's two speed figures, side by side in one run (writes bench/sweep.md):
+#
+#  1. 12 agents (the three DQN seeds of tests/fixtures/zoo: final model and three checkpoints
+#     each) in one `saliency sweep` against 12 `saliency run` processes with the same flags
+#     (the same inputs, candidates and raw file), one after the other;
+#  2. `saliency run` on 2,000 inputs of the demo's size (the demo's 40 repeated 50 times, 530 MB
+#     of raw JSON) with the raw file formatted on one core (RAYON_NUM_THREADS=1) and on all of
+#     them, the output on /dev/shm so the disk's noise stays out.
+#
+#   scripts/bench-sweep.sh            # needs hyperfine (apt-get install hyperfine)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+command -v hyperfine >/dev/null || { echo "bench-sweep: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
+scripts/setup-libtorch.sh
+cargo build --release --locked --quiet
+bin="$root/target/release/saliency"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+runs="${RUNS:-5}"
+
+# 1. Twelve agents.
+obs="$root/tests/fixtures/zoo/obs/CartPole-v1.npy"
+agents=()
+for seed in 1 2 3; do
+  d="tests/fixtures/zoo/logs/dqn/CartPole-v1_$seed"
+  agents+=("$d/CartPole-v1.zip" "$d/rl_model_1000_steps.zip" "$d/rl_model_2000_steps.zip" "$d/rl_model_3000_steps.zip")
+done
+mkdir -p "$work/list"
+printf '%s\n' "${agents[@]}" >"$work/list/agents.txt"
+runs_cmd="i=0; for a in ${agents[*]}; do i=\$((i+1)); $bin run -q --agent-path \$a --inputs $obs --candidates-by saliency:10 --output-dir $work/runs/\$i; done"
+sweep_cmd="$bin sweep -q @$work/list/agents.txt --inputs $obs --candidates-by saliency:10 --force --output-dir $work/sweep"
+hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/agents.md" \
+  -n "12 x saliency run" "$runs_cmd" -n "saliency sweep (12 agents, --jobs $(nproc))" "$sweep_cmd" >"$work/agents.txt"
+
+# 2. The raw file's formatting on one core and on all.
+demo="$work/demo"
+cp -r assets/demo "$demo"
+"$bin" --version >/dev/null
+python3 - "$demo/activation_inputs/clean_inputs.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+d = json.load(open(p))
+json.dump({f"{k}-{r}": v for r in range(50) for k, v in d.items()}, open(p, "w"))
+PY
+shm="${SHM:-/dev/shm}"
+hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/format.md" \
+  -n "RAYON_NUM_THREADS=1" "RAYON_NUM_THREADS=1 $bin run -q --agent-path $demo --output-dir $shm/saliency-bench-1" \
+  -n "all $(nproc) cores" "$bin run -q --agent-path $demo --output-dir $shm/saliency-bench-n" >"$work/format.txt"
+cmp "$shm/saliency-bench-1/weight_gradients.json" "$shm/saliency-bench-n/weight_gradients.json"
+rm -rf "$shm"/saliency-bench-*
+
+{
+  echo "# Sweep benchmarks"
+  echo
+  echo "\`scripts/bench-sweep.sh\` on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%Y-%m-%d); $runs runs each."
+  echo
+  echo "## 12 agents: one sweep against 12 processes"
+  echo
+  cat "$work/agents.md"
+  echo
+  grep -A2 "Summary" "$work/agents.txt" | sed 's/^/    /'
+  echo
+  echo "## The raw file's formatting (2,000 demo inputs, 530 MB of JSON, same bytes)"
+  echo
+  cat "$work/format.md"
+  echo
+  grep -A2 "Summary" "$work/format.txt" | sed 's/^/    /'
+} >bench/sweep.md
+cat bench/sweep.md
