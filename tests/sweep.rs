@@ -333,4 +333,14 @@ fn emit_sbatch_writes_the_array_and_the_merge() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("--dependency=afterok:$jid") && stdout.contains("sweep merge"), "{stdout}");
     assert!(!out.join("agents").exists(), "emitting runs nothing");
+    // One task resubmitted alone is refused before anything runs.
+    let part = std::process::Command::new("bash")
+        .arg(&script)
+        .envs([("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_MIN", "2"), ("SLURM_ARRAY_TASK_COUNT", "1")])
+        .output()
+        .unwrap();
+    assert_eq!(part.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&part.stderr);
+    assert!(err.contains("one job array of 3 tasks") && err.contains("not 1"), "{err}");
+    assert!(!out.join("agents").exists() && !out.join("shards").exists(), "nothing ran");
 }

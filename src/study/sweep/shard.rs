@@ -345,6 +345,13 @@ pub fn sbatch_script(exe: &str, args: &[String], cwd: &Path, out: &Path, r: &Slu
         s.push_str(&format!("#SBATCH --partition={p}\n"));
     }
     s.push_str("set -euo pipefail\n");
+    // A part of the array resubmitted alone (--array=3) would see a count of 1 and analyse
+    // everything as shard 1 of 1: refuse it. Resubmitting the whole array skips what is done.
+    s.push_str(&format!(
+        "if [ \"${{SLURM_ARRAY_TASK_COUNT:-}}\" != {n} ]; then\n  echo \"saliency sweep: this script is one job array of {n} tasks (--array=1-{n}), \
+         not ${{SLURM_ARRAY_TASK_COUNT:-0}}; submit it whole (finished agents are skipped)\" >&2\n  exit 2\nfi\n",
+        n = r.tasks
+    ));
     // (the paths of the command line are as they were given, from this folder)
     s.push_str(&format!("cd {}\n", shell_quote(&cwd.display().to_string())));
     let mut cmd = vec![shell_quote(exe), "sweep".to_string()];
