@@ -344,3 +344,80 @@ fn emit_sbatch_writes_the_array_and_the_merge() {
     assert!(err.contains("one job array of 3 tasks") && err.contains("not 1"), "{err}");
     assert!(!out.join("agents").exists() && !out.join("shards").exists(), "nothing ran");
 }
+
+#[test]
+fn a_finished_sweep_reads_back_compares_and_shows_training() {
+    use saliency::study::sweep::{compare, results, summary, training};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = run_sweep(&zoo_args(s(&out), &[]));
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = results::open(&out).unwrap();
+    assert_eq!(r.rows.len(), 20);
+    // Read back and written again, the summary has sweep.json's bytes.
+    let again = tmp.path().join("again.json");
+    summary::write_json(&again, &r.rows, &r.summaries, &r.groups, &r.runs, &r.flags).unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(out.join("sweep.json")).unwrap());
+    // A checkpoint compared with its final model: the run's numbers, exactly.
+    for run in &r.runs {
+        let final_id = &run.checkpoints.last().unwrap().agent_id;
+        for cp in &run.checkpoints {
+            let w = compare::compare(&r, &cp.agent_id, final_id).unwrap().weights.unwrap();
+            assert_eq!(
+                (w.spearman, w.top_overlap, w.chance_overlap),
+                (cp.spearman, cp.top_overlap, run.chance_overlap)
+            );
+            // and the other way round
+            let w = compare::compare(&r, final_id, &cp.agent_id).unwrap().weights.unwrap();
+            assert_eq!((w.spearman, w.top_overlap), (cp.spearman, cp.top_overlap));
+        }
+    }
+    // Each side's selection is its candidate_weights.json.
+    let (dqn, ppo) = (&r.runs[0], &r.runs[3]);
+    let (a, b) = (&dqn.checkpoints[0].agent_id, &dqn.checkpoints.last().unwrap().agent_id);
+    let w = compare::compare(&r, a, b).unwrap().weights.unwrap();
+    let count = |id: &str| {
+        field(&read_json(&out.join("agents").join(id).join("candidate_weights.json")), "weight_targets")
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let on = |side: compare::Side| w.selected.iter().filter(|s| s.2 == side).count();
+    assert_eq!(on(compare::Side::Both) + on(compare::Side::OnlyA), count(a));
+    assert_eq!(on(compare::Side::Both) + on(compare::Side::OnlyB), count(b));
+    // DQN and PPO: no per-weight comparison, and why; the shares of both, side by side.
+    let c = compare::compare(&r, b, &ppo.checkpoints.last().unwrap().agent_id).unwrap();
+    let why = c.weights.unwrap_err();
+    assert!(why.contains("parameter tensors") || why.contains("parameters differ"), "{why}");
+    let (sa, sb) = (&r.summaries[b], &r.summaries[&ppo.checkpoints.last().unwrap().agent_id]);
+    assert_eq!(c.shares.iter().filter(|p| p.a.is_some()).count(), sa.layers.len());
+    assert_eq!(c.shares.iter().filter(|p| p.b.is_some()).count(), sb.layers.len());
+    // Over training: the run's networks in step order, their shares, and the reward curve as
+    // numpy reads evaluations.npz (evaluations.json, made by scripts/reference/make_zoo_fixtures.py).
+    let evals = read_json(&zoo().join("evaluations.json"));
+    for run in &r.runs {
+        let t = training::training(&r, &run.run).unwrap();
+        assert_eq!(t.points.len(), run.checkpoints.len());
+        for (p, cp) in t.points.iter().zip(&run.checkpoints) {
+            let s = &r.summaries[&cp.agent_id];
+            let shares: Vec<f64> = s.layers.iter().map(|l| l.share).collect();
+            assert_eq!(p.shares.iter().flatten().copied().collect::<Vec<_>>(), shares);
+            assert_eq!((p.step, p.spearman), (cp.step, cp.spearman));
+        }
+        let key = format!("logs/{}", run.run.split("logs/").last().unwrap());
+        let want = field(&evals, &key);
+        let e = t.evaluations.as_ref().unwrap_or_else(|e| panic!("{}: {e}", run.run));
+        let list =
+            |k: &str| -> Vec<f64> { field(want, k).as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+        assert_eq!(e.steps, list("timesteps"));
+        for (k, got) in [("mean", &e.mean), ("min", &e.min), ("max", &e.max)] {
+            for (g, w) in got.iter().zip(list(k)) {
+                assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{key} {k}: {g} vs {w}");
+            }
+        }
+    }
+    // A folder that is not a finished sweep is refused with what to do.
+    std::fs::remove_file(out.join("sweep.json")).unwrap();
+    let e = results::open(&out).unwrap_err().to_string();
+    assert!(e.contains("did not finish") && e.contains("sweep merge"), "{e}");
+}

@@ -6,12 +6,16 @@ leaves them, for the sweep's discovery and run statistics.
   the final model CartPole-v1.zip, and CartPole-v1/args.yml, config.yml.
 - logs/ppo/CartPole-v1_1: PPO with VecNormalize (normalize: True), seed 4: the final model's
   statistics in CartPole-v1/vecnormalize.pkl.
+- evaluations.json: each run's evaluations.npz as numpy reads it (timesteps, and the mean,
+  min and max of each evaluation's episode returns), the reference of the explorer's reward
+  curve. `--evaluations-only` rewrites just this file from the runs already there.
 - obs/CartPole-v1.npy: 48 CartPole observations (float32, shape (48, 4)) from a seeded random
   rollout, the inputs these agents are analysed on (`saliency sweep --inputs CartPole-v1=...`).
 
 Small networks (net_arch [32, 32] and [16]) keep the fixture under a megabyte. Run with the
 reference environment of README/docs/testing.md plus `pip install rl_zoo3==2.9.2`.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -33,7 +37,26 @@ def train(algo, seed, steps, hyperparams):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=root)
 
 
+def write_evaluations():
+    out = {}
+    for dirpath, _, files in sorted(os.walk(logs)):
+        if "evaluations.npz" in files:
+            d = np.load(os.path.join(dirpath, "evaluations.npz"))
+            out[os.path.relpath(dirpath, root)] = {
+                "timesteps": [int(t) for t in d["timesteps"]],
+                "mean": [float(x) for x in d["results"].mean(axis=1)],
+                "min": [float(x) for x in d["results"].min(axis=1)],
+                "max": [float(x) for x in d["results"].max(axis=1)],
+            }
+    with open(os.path.join(root, "evaluations.json"), "w") as f:
+        json.dump(out, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
 def main():
+    if "--evaluations-only" in sys.argv:
+        write_evaluations()
+        return
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
     for seed in (1, 2, 3):
@@ -56,6 +79,7 @@ def main():
             obs, _ = env.reset(seed=int(rng.integers(1 << 30)))
     os.makedirs(os.path.join(root, "obs"), exist_ok=True)
     np.save(os.path.join(root, "obs", "CartPole-v1.npy"), np.asarray(rows, dtype=np.float32))
+    write_evaluations()
     for dirpath, _, files in sorted(os.walk(root)):
         for f in sorted(files):
             p = os.path.join(dirpath, f)

@@ -12,6 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{SweepArgs, SweepCommand};
 use crate::pipeline::Progress;
+use crate::study::sweep::agent::AgentSummary;
 use crate::study::sweep::manifest::Row;
 use crate::study::sweep::runner::{self, Observer, SweepOutcome, SweepRequest};
 use crate::study::sweep::shard::{self, SlurmResources};
@@ -80,7 +81,7 @@ impl Observer for Bars {
         }
     }
 
-    fn finished(&self, row: &Row, outcome: &std::result::Result<bool, String>) {
+    fn finished(&self, row: &Row, outcome: &std::result::Result<(&AgentSummary, bool), String>) {
         if let Some(bar) = self.agents.lock().ok().and_then(|mut a| a.remove(&row.agent_id)) {
             bar.finish_and_clear();
         }
@@ -89,7 +90,7 @@ impl Observer for Bars {
         }
         match outcome {
             Err(e) => self.line(&format!("failed: {}: {e}", row.path)),
-            Ok(skipped) if !self.quiet && self.multi.is_none() => self.line(&format!(
+            Ok((_, skipped)) if !self.quiet && self.multi.is_none() => self.line(&format!(
                 "{} {}: {}",
                 if *skipped { "done already" } else { "analysed" },
                 row.agent_id,

@@ -53,6 +53,40 @@ pub struct AgentSummary {
     pub ablation: Option<AblationSummary>,
 }
 
+impl AgentSummary {
+    /// The fields sweep.json's agents and a shard's summaries share (their ablation is written
+    /// differently: the caller reads it).
+    pub fn from_json(v: &Value, ablation: Option<AblationSummary>) -> Option<AgentSummary> {
+        let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+        let layers = v
+            .get("layers")?
+            .as_array()?
+            .iter()
+            .map(|l| {
+                Some(LayerSummary {
+                    name: l.get("name")?.as_str()?.to_string(),
+                    share: f(l, "share")?,
+                    mean: f(l, "mean")?,
+                    max: f(l, "max")?,
+                    selected: l.get("selected")?.as_i64()?.max(0) as usize,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(AgentSummary {
+            agent_id: v.get("agent_id")?.as_str()?.to_string(),
+            inputs: v.get("inputs")?.as_i64()?.max(0) as usize,
+            gini: f(v, "gini")?,
+            layers,
+            ablation,
+        })
+    }
+
+    /// Weights selected in the whole network.
+    pub fn selected(&self) -> usize {
+        self.layers.iter().map(|l| l.selected).sum()
+    }
+}
+
 /// The folder an agent's files go to.
 pub fn agent_dir(out: &Path, agent_id: &str) -> PathBuf {
     out.join("agents").join(agent_id)
@@ -138,9 +172,9 @@ fn file_hash(path: Option<&Path>) -> Result<Option<String>> {
     Ok(Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect()))
 }
 
-/// What `done.json` records: the flags' digest and every input file's hash, in order.
-fn done_record(plan: &Plan, flags: &SweepFlags) -> Result<Vec<(&'static str, Option<String>)>> {
-    let (cross, useful) = match &plan.candidates {
+/// The cross-metric and useful-neurons files an agent's candidates are read from.
+fn candidate_files(plan: &Plan, flags: &SweepFlags) -> (Option<PathBuf>, Option<PathBuf>) {
+    match &plan.candidates {
         CandidateChoice::Patching(_) => {
             let dir = crate::agent::agent_dir(&plan.zip);
             let cross = pipeline::cross_metric_path(&dir);
@@ -149,7 +183,12 @@ fn done_record(plan: &Plan, flags: &SweepFlags) -> Result<Vec<(&'static str, Opt
             (Some(cross), useful)
         }
         CandidateChoice::Saliency(_) => (None, None),
-    };
+    }
+}
+
+/// What `done.json` records: the flags' digest and every input file's hash, in order.
+fn done_record(plan: &Plan, flags: &SweepFlags) -> Result<Vec<(&'static str, Option<String>)>> {
+    let (cross, useful) = candidate_files(plan, flags);
     Ok(vec![
         ("flags", Some(flags.digest())),
         ("agent", file_hash(Some(&plan.zip))?),
@@ -160,7 +199,7 @@ fn done_record(plan: &Plan, flags: &SweepFlags) -> Result<Vec<(&'static str, Opt
     ])
 }
 
-fn write_done(dir: &Path, record: &[(&str, Option<String>)]) -> Result<()> {
+fn write_done(dir: &Path, record: &[(&str, Option<String>)], analysis: &Analysis) -> Result<()> {
     let dest = dir.join(DONE);
     let mut out = JsonOutput::create(&dest)?;
     let w = out.json();
@@ -168,14 +207,11 @@ fn write_done(dir: &Path, record: &[(&str, Option<String>)]) -> Result<()> {
         w.begin_object()?;
         w.key_string("format", "saliency-sweep-done-1")?;
         for (k, v) in record {
-            match v {
-                Some(v) => w.key_string(k, v)?,
-                None => {
-                    w.key(k)?;
-                    w.null()?
-                }
-            }
+            w.key(k)?;
+            opt_string(w, v.as_deref())?;
         }
+        w.key("analysis")?;
+        analysis.write(w)?;
         w.end_object()
     })();
     res.map_err(pipeline::output::write_err(&dest))?;
@@ -242,8 +278,153 @@ pub fn run_agent(
         ablate: flags.ablate,
     };
     run::run(&loaded, &run_plan, events, cancel)?;
-    write_done(&dir, &record)?;
+    write_done(&dir, &record, &Analysis::of(plan, flags))?;
     Ok((summarise(&dir, &row.agent_id, &flags.summary())?, false))
+}
+
+type W = crate::json::PyJsonWriter<std::io::BufWriter<crate::pipeline::output::WritebackFile>>;
+
+fn opt_string(w: &mut W, v: Option<&str>) -> std::io::Result<()> {
+    match v {
+        Some(v) => w.string(v),
+        None => w.null(),
+    }
+}
+
+/// Where an agent's candidates came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandidateSource {
+    Patching,
+    Saliency(usize),
+}
+
+/// How an agent was analysed, as `done.json` records it beside the hashes: the files it read
+/// (absolute paths) and the settings, enough to open the agent again (the explorer) without
+/// the sweep's command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub agent: PathBuf,
+    pub inputs: PathBuf,
+    pub cross_metric: Option<PathBuf>,
+    pub useful_neurons: Option<PathBuf>,
+    pub vec_normalize: Option<PathBuf>,
+    pub candidates: CandidateSource,
+    pub k: usize,
+    pub m: usize,
+    pub target: Option<crate::target::Target>,
+    pub select_by: Option<measures::Measure>,
+    /// The sweep's ablation settings (`--mode`, `--random`, `--seed`), also without `--ablate`.
+    pub ablation: crate::study::ablate::AblationSettings,
+    pub device: String,
+    pub activation: Option<crate::agent::Activation>,
+    pub extractor_activation: Option<crate::agent::Activation>,
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl Analysis {
+    fn of(plan: &Plan, flags: &SweepFlags) -> Analysis {
+        let (cross, useful) = candidate_files(plan, flags);
+        Analysis {
+            agent: absolute(&plan.zip),
+            inputs: absolute(&plan.inputs),
+            cross_metric: cross.as_deref().map(absolute),
+            useful_neurons: useful.as_deref().map(absolute),
+            vec_normalize: plan.vec_normalize.as_deref().map(absolute),
+            candidates: match plan.candidates {
+                CandidateChoice::Patching(_) => CandidateSource::Patching,
+                CandidateChoice::Saliency(n) => CandidateSource::Saliency(n),
+            },
+            k: flags.k,
+            m: flags.m,
+            target: flags.target,
+            select_by: flags.select_by,
+            ablation: flags.ablation_settings(),
+            device: flags.device.clone(),
+            activation: flags.overrides.activation,
+            extractor_activation: flags.overrides.extractor_activation,
+        }
+    }
+
+    fn write(&self, w: &mut W) -> std::io::Result<()> {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        w.begin_object()?;
+        w.key_string("agent", &self.agent.display().to_string())?;
+        w.key_string("inputs", &self.inputs.display().to_string())?;
+        for (key, p) in [
+            ("cross_metric", &self.cross_metric),
+            ("useful_neurons", &self.useful_neurons),
+            ("vec_normalize", &self.vec_normalize),
+        ] {
+            w.key(key)?;
+            opt_string(w, path(p).as_deref())?;
+        }
+        let candidates = match self.candidates {
+            CandidateSource::Patching => "patching".to_string(),
+            CandidateSource::Saliency(n) => format!("saliency:{n}"),
+        };
+        w.key_string("candidates", &candidates)?;
+        w.key_int("k", self.k as i64)?;
+        w.key_int("m", self.m as i64)?;
+        w.key("target")?;
+        opt_string(w, self.target.map(|t| t.to_string()).as_deref())?;
+        w.key("select_by")?;
+        opt_string(w, self.select_by.map(|m| m.name()))?;
+        w.key_string("mode", &self.ablation.mode.to_string())?;
+        w.key_int("random", self.ablation.random as i64)?;
+        w.key_int("seed", self.ablation.seed as i64)?;
+        w.key_string("device", &self.device)?;
+        w.key("activation")?;
+        opt_string(w, self.activation.map(|a| a.name()))?;
+        w.key("extractor_activation")?;
+        opt_string(w, self.extractor_activation.map(|a| a.name()))?;
+        w.end_object()
+    }
+
+    /// The record of the agent analysed in `dir` (None when it has no `done.json`, or one
+    /// without a record).
+    pub fn read(dir: &Path) -> Result<Option<Analysis>> {
+        let path = dir.join(DONE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let v = read_small_json(&path, "sweep record")?;
+        Ok(v.get("analysis").and_then(Analysis::from_json))
+    }
+
+    fn from_json(v: &Value) -> Option<Analysis> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str);
+        let path = |k: &str| s(k).map(PathBuf::from);
+        let count = |k: &str| v.get(k).and_then(Value::as_i64).map(|x| x.max(0) as usize);
+        let candidates = match s("candidates")? {
+            "patching" => CandidateSource::Patching,
+            other => CandidateSource::Saliency(crate::study::candidates::parse_saliency_choice(other).ok()?),
+        };
+        let activation = |k: &str| s(k).and_then(crate::agent::Activation::parse);
+        Some(Analysis {
+            agent: path("agent")?,
+            inputs: path("inputs")?,
+            cross_metric: path("cross_metric"),
+            useful_neurons: path("useful_neurons"),
+            vec_normalize: path("vec_normalize"),
+            candidates,
+            k: count("k")?,
+            m: count("m")?,
+            target: s("target").and_then(|t| crate::target::Target::parse(t).ok()),
+            select_by: s("select_by").and_then(|m| measures::Measure::parse(m).ok()),
+            ablation: crate::study::ablate::AblationSettings {
+                mode: crate::ablation::Mode::parse(s("mode")?).ok()?,
+                random: count("random")?,
+                seed: v.get("seed").and_then(Value::as_i64)? as u64,
+                ..Default::default()
+            },
+            device: s("device")?.to_string(),
+            activation: activation("activation"),
+            extractor_activation: activation("extractor_activation"),
+        })
+    }
 }
 
 /// An agent's failure as the manifest says it.

@@ -101,13 +101,7 @@ impl Row {
     /// A row from its JSON (a shard file holds them).
     pub fn from_json(v: &Value) -> Option<Row> {
         let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        let kind = match s("kind")?.as_str() {
-            "agent" => Kind::Agent,
-            "final" => Kind::Final,
-            "best" => Kind::Best,
-            "checkpoint" => Kind::Checkpoint,
-            _ => return None,
-        };
+        let kind = Kind::parse(&s("kind")?)?;
         Some(Row {
             agent_id: s("agent_id")?,
             path: s("path")?,
@@ -126,6 +120,31 @@ impl Row {
             error: s("error"),
         })
     }
+}
+
+pub const MANIFEST: &str = "manifest.jsonl";
+
+/// Reads `manifest.jsonl` (at most `MAX_SMALL_FILE` bytes); a line that is not a row is an
+/// error naming its number.
+pub fn read(path: &Path) -> crate::study::Result<Vec<Row>> {
+    use crate::pipeline::extract::MAX_SMALL_FILE;
+    let refused = |why: String| crate::study::StudyError::Refused(format!("{}: {why}", path.display()));
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len > MAX_SMALL_FILE {
+        return Err(refused(format!("{len} bytes, over the limit of {MAX_SMALL_FILE}")));
+    }
+    let text = std::fs::read_to_string(path).map_err(crate::pipeline::PipelineError::io("read manifest", path))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            crate::json::reader::read_value_from(line.as_bytes(), "manifest line")
+                .ok()
+                .as_ref()
+                .and_then(Row::from_json)
+                .ok_or_else(|| refused(format!("line {} is not a manifest row", i + 1)))
+        })
+        .collect()
 }
 
 /// Writes `manifest.jsonl` atomically.

@@ -7,11 +7,14 @@
 //! merge calls too (`shard`), so one process and N merged shards give the same bytes.
 
 pub mod agent;
+pub mod compare;
 pub mod discover;
 pub mod manifest;
+pub mod results;
 pub mod runner;
 pub mod shard;
 pub mod summary;
+pub mod training;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,6 +63,12 @@ impl SweepFlags {
             seed: self.seed,
             digest: self.digest(),
         }
+    }
+
+    /// The ablation settings an agent is opened with: `--ablate`'s, else the defaults with
+    /// the sweep's `--seed`.
+    pub fn ablation_settings(&self) -> crate::study::ablate::AblationSettings {
+        self.ablate.unwrap_or(crate::study::ablate::AblationSettings { seed: self.seed, ..Default::default() })
     }
 
     /// A canonical text of the flags that decide the results (not `--jobs`, the shard, or

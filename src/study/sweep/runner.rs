@@ -31,8 +31,9 @@ pub trait Observer: Sync {
     fn discovered(&self, rows: &[Row], warnings: &[String]);
     fn started(&self, row: &Row);
     fn progress(&self, row: &Row, p: Progress);
-    /// An agent finished: analysed, skipped as done, or failed.
-    fn finished(&self, row: &Row, outcome: &std::result::Result<bool, String>);
+    /// An agent finished: analysed or skipped as done (with its summary and whether it was
+    /// skipped), or failed.
+    fn finished(&self, row: &Row, outcome: &std::result::Result<(&AgentSummary, bool), String>);
     /// A warning of one agent's run.
     fn warning(&self, row: &Row, text: &str);
 }
@@ -124,7 +125,7 @@ fn analyse(
                 }));
                 let result = match outcome {
                     Ok(Ok((s, skipped))) => {
-                        observer.finished(row, &Ok(skipped));
+                        observer.finished(row, &Ok((&s, skipped)));
                         Ok(s)
                     }
                     Ok(Err(e)) if e.is_cancelled() => break,
@@ -163,7 +164,7 @@ pub fn finish(
     summaries: &BTreeMap<String, AgentSummary>,
     flags: &SummaryFlags,
 ) -> Result<Vec<String>> {
-    manifest::write(&out.join("manifest.jsonl"), rows)?;
+    manifest::write(&out.join(manifest::MANIFEST), rows)?;
     let groups = summary::groups(rows, summaries, flags);
     let runs = summary::runs(rows, out, flags)?;
     summary::write_json(&out.join(summary::SWEEP_JSON), rows, summaries, &groups, &runs, flags)?;

@@ -13,7 +13,7 @@ use crate::pipeline::measures::Measure;
 use crate::pipeline::output::{write_err, JsonOutput};
 use crate::study::{Result, StudyError};
 
-use super::agent::{AblationSummary, AgentSummary, LayerSummary};
+use super::agent::{AblationSummary, AgentSummary};
 use super::manifest::Row;
 use super::{Shard, SummaryFlags};
 
@@ -91,21 +91,6 @@ fn write_summary(w: &mut W, s: &AgentSummary) -> std::io::Result<()> {
 }
 
 fn read_summary(v: &Value) -> Option<AgentSummary> {
-    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
-    let layers = v
-        .get("layers")?
-        .as_array()?
-        .iter()
-        .map(|l| {
-            Some(LayerSummary {
-                name: l.get("name")?.as_str()?.to_string(),
-                share: f(l, "share")?,
-                mean: f(l, "mean")?,
-                max: f(l, "max")?,
-                selected: l.get("selected")?.as_i64()? as usize,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
     let ablation = match v.get("ablation").and_then(Value::as_array) {
         Some(a) if a.len() == 4 => Some(AblationSummary {
             flip_rate: a[0].as_f64()?,
@@ -115,13 +100,7 @@ fn read_summary(v: &Value) -> Option<AgentSummary> {
         }),
         _ => None,
     };
-    Some(AgentSummary {
-        agent_id: v.get("agent_id")?.as_str()?.to_string(),
-        inputs: v.get("inputs")?.as_i64()? as usize,
-        gini: f(v, "gini")?,
-        layers,
-        ablation,
-    })
+    AgentSummary::from_json(v, ablation)
 }
 
 /// Writes this shard's file: its rows (with their manifest positions), its agents' summaries,

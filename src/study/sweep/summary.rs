@@ -10,15 +10,17 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::format::num;
-use crate::json::pyfloat;
+use crate::json::{pyfloat, Value};
+use crate::pipeline::extract::read_small_json;
+use crate::pipeline::measures::Measure;
 use crate::pipeline::output::{write_err, AtomicFile, JsonOutput};
 use crate::stats;
 
-use super::agent::{agent_dir, values_of, AgentSummary};
+use super::agent::{agent_dir, values_of, AblationSummary, AgentSummary};
 use super::discover::Kind;
 use super::manifest::{Row, Status};
 use super::SummaryFlags;
-use crate::study::Result;
+use crate::study::{Result, StudyError};
 
 pub const SWEEP_JSON: &str = "sweep.json";
 pub const SWEEP_CSV: &str = "sweep.csv";
@@ -328,6 +330,114 @@ pub fn write_json(
     res.map_err(write_err(dest))?;
     out.commit()?;
     Ok(())
+}
+
+/// `sweep.json` read back: what `write_json` wrote, and the summary flags it records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepFile {
+    pub flags: SummaryFlags,
+    /// Every agent of the manifest, in its order, with its summary when it was analysed.
+    pub agents: Vec<(String, Option<AgentSummary>)>,
+    pub groups: Vec<Group>,
+    pub runs: Vec<RunStats>,
+}
+
+fn read_iqm(v: &Value) -> Option<Iqm> {
+    let interval = match v.get("interval")?.as_array() {
+        Some(a) if a.len() == 2 => Some([a[0].as_f64()?, a[1].as_f64()?]),
+        _ => None,
+    };
+    Some(Iqm { iqm: v.get("iqm")?.as_f64().unwrap_or(f64::NAN), interval })
+}
+
+fn read_agent(v: &Value) -> Option<(String, Option<AgentSummary>)> {
+    let id = v.get("agent_id")?.as_str()?.to_string();
+    if v.get("layers").is_none() {
+        return Some((id, None));
+    }
+    let ablation = match v.get("ablation") {
+        Some(a) => {
+            let f = |k: &str| a.get(k).and_then(Value::as_f64);
+            Some(AblationSummary {
+                flip_rate: f("flip_rate").unwrap_or(f64::NAN),
+                mean_target_drop: f("mean_target_drop").unwrap_or(f64::NAN),
+                random_flip_rate: f("random_flip_rate"),
+                percentile: f("percentile"),
+            })
+        }
+        None => None,
+    };
+    Some((id, Some(AgentSummary::from_json(v, ablation)?)))
+}
+
+fn read_group(v: &Value) -> Option<Group> {
+    let layers = v
+        .get("layers")?
+        .as_array()?
+        .iter()
+        .map(|l| Some((l.get("name")?.as_str()?.to_string(), read_iqm(l)?)))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Group {
+        group: v.get("group")?.as_str()?.to_string(),
+        agents: v.get("agents")?.as_array()?.iter().map(|a| a.as_str().map(str::to_string)).collect::<Option<_>>()?,
+        gini: read_iqm(v.get("gini")?)?,
+        layers,
+        flip_rate: match v.get("flip_rate") {
+            Some(f) => Some(read_iqm(f)?),
+            None => None,
+        },
+    })
+}
+
+fn read_run(v: &Value) -> Option<RunStats> {
+    let checkpoints = v
+        .get("checkpoints")?
+        .as_array()?
+        .iter()
+        .map(|c| {
+            Some(Checkpoint {
+                agent_id: c.get("agent_id")?.as_str()?.to_string(),
+                kind: Kind::parse(c.get("kind")?.as_str()?)?,
+                step: c.get("step").and_then(Value::as_i64).map(|s| s as u64),
+                spearman: c.get("spearman").and_then(Value::as_f64),
+                top_overlap: c.get("top_overlap")?.as_f64()?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(RunStats {
+        run: v.get("run")?.as_str()?.to_string(),
+        chance_overlap: v.get("chance_overlap")?.as_f64()?,
+        top: v.get("top")?.as_i64()?.max(0) as usize,
+        checkpoints,
+    })
+}
+
+/// Reads `sweep.json` (this tool's; anything else is refused, naming the file).
+pub fn read_json(path: &Path) -> Result<SweepFile> {
+    let refused = |why: &str| StudyError::Refused(format!("{}: {why}", path.display()));
+    let v = read_small_json(path, "sweep summary")?;
+    let meta = v.get("metadata").ok_or_else(|| refused("not a saliency sweep summary (no metadata)"))?;
+    let int = |k: &str| meta.get(k).and_then(Value::as_i64).ok_or_else(|| refused(&format!("no metadata.{k}")));
+    let measure = meta.get("measure").and_then(Value::as_str).and_then(|m| Measure::parse(m).ok());
+    let measure = measure.ok_or_else(|| refused("no known metadata.measure"))?;
+    let list = |k: &str| v.get(k).and_then(Value::as_array).ok_or_else(|| refused(&format!("no {k} list")));
+    let agents = list("agents")?.iter().map(read_agent).collect::<Option<Vec<_>>>();
+    let groups = list("groups")?.iter().map(read_group).collect::<Option<Vec<_>>>();
+    let runs = list("runs")?.iter().map(read_run).collect::<Option<Vec<_>>>();
+    let agents = agents.ok_or_else(|| refused("an agent that cannot be read"))?;
+    Ok(SweepFile {
+        flags: SummaryFlags {
+            select_by: (measure != Measure::MeanAbs).then_some(measure),
+            ablate: agents.iter().any(|(_, s)| s.as_ref().is_some_and(|s| s.ablation.is_some())),
+            top: int("top")?.max(0) as usize,
+            bootstrap: int("bootstrap")?.max(0) as usize,
+            seed: int("seed")? as u64,
+            digest: meta.get("flags").and_then(Value::as_str).unwrap_or_default().to_string(),
+        },
+        agents,
+        groups: groups.ok_or_else(|| refused("a group that cannot be read"))?,
+        runs: runs.ok_or_else(|| refused("a run that cannot be read"))?,
+    })
 }
 
 /// Writes `sweep.csv`: a long table `agent_id,layer,measure,value` (network-wide values have an
