@@ -351,8 +351,45 @@ pub struct ExtractArgs {
     pub quiet: Quiet,
 }
 
+/// How the explorer draws.
+#[derive(Debug, Clone, Args)]
+pub struct DisplayArgs {
+    /// Heatmap colormap
+    #[arg(long, value_enum, ignore_case = true, default_value = "viridis")]
+    pub colormap: Colormap,
+    /// Colour output
+    #[arg(long, value_enum, ignore_case = true, default_value = "auto")]
+    pub color: ColorChoice,
+    /// Capture the mouse (click to select, wheel to scroll); off by default so copy and paste work
+    #[arg(long)]
+    pub mouse: bool,
+}
+
+/// `saliency explore PATH... --sweep [FLAGS]` is `saliency sweep PATH... --explore [FLAGS]`
+/// (and so is `saliency PATH... --sweep`): the sweep's flags all apply. Other command lines
+/// are returned as they are.
+pub fn rewrite_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    if args.len() < 2 || !args.iter().skip(1).any(|a| a == "--sweep") {
+        return args;
+    }
+    let first = args[1].to_string_lossy();
+    let command_given = <Cli as clap::CommandFactory>::command().get_subcommands().any(|c| c.get_name() == first);
+    if command_given && first != "explore" {
+        return args;
+    }
+    let skip = if first == "explore" { 2 } else { 1 };
+    let mut out = vec![args[0].clone(), "sweep".into()];
+    out.extend(args.into_iter().skip(skip).filter(|a| a != "--sweep"));
+    out.push("--explore".into());
+    out
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ExploreArgs {
+    /// A sweep's output folder (its agents table), or an agent folder or zip (as --agent-path);
+    /// with --sweep, the paths to sweep and watch
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
     /// Agent directory or .zip to run (default: the bundled demo)
     #[arg(long = "agent-path", alias = "agent_path", value_name = "PATH")]
     pub agent_path: Option<PathBuf>,
@@ -376,15 +413,8 @@ pub struct ExploreArgs {
     /// Initial m (additional weights)
     #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = count)]
     pub m: usize,
-    /// Heatmap colormap
-    #[arg(long, value_enum, ignore_case = true, default_value = "viridis")]
-    pub colormap: Colormap,
-    /// Colour output
-    #[arg(long, value_enum, ignore_case = true, default_value = "auto")]
-    pub color: ColorChoice,
-    /// Capture the mouse (click to select, wheel to scroll); off by default so copy and paste work
-    #[arg(long)]
-    pub mouse: bool,
+    #[command(flatten)]
+    pub display: DisplayArgs,
     /// The scalar differentiated (default: q, or logprob for a policy; `t` changes it)
     #[arg(long, value_parser = Target::parse, value_name = "T")]
     pub target: Option<Target>,
@@ -489,6 +519,12 @@ pub struct SweepArgs {
     pub slurm_partition: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Watch the sweep in the explorer while it runs (the agents table fills in as agents
+    /// finish); the same as `saliency explore PATH... --sweep`
+    #[arg(long)]
+    pub explore: bool,
+    #[command(flatten)]
+    pub display: DisplayArgs,
     #[command(flatten)]
     pub quiet: Quiet,
 }
@@ -504,4 +540,24 @@ pub enum SweepCommand {
         #[command(flatten)]
         quiet: Quiet,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<std::ffi::OsString> {
+        v.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn explore_with_sweep_is_the_sweep_watched() {
+        let want = os(&["saliency", "sweep", "logs/", "--k", "3", "--explore"]);
+        assert_eq!(rewrite_args(os(&["saliency", "explore", "logs/", "--sweep", "--k", "3"])), want);
+        assert_eq!(rewrite_args(os(&["saliency", "logs/", "--k", "3", "--sweep"])), want);
+        // anything else as it was
+        for argv in [&["saliency", "explore", "out/"][..], &["saliency", "run", "--agent-path", "--sweep"]] {
+            assert_eq!(rewrite_args(os(argv)), os(argv));
+        }
+    }
 }

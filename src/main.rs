@@ -22,8 +22,8 @@ fn passive_openmp(cli: &Cli) {
         Some(Command::Run(a)) => Some(&a.agent.agent_path),
         Some(Command::Ablate(a)) => Some(&a.agent_path),
         Some(Command::Gradients(a)) => Some(&a.agent.agent_path),
-        Some(Command::Explore(a)) => a.agent_path.as_ref(),
-        None => cli.explore.agent_path.as_ref(),
+        Some(Command::Explore(a)) => a.agent_path.as_ref().or(a.path.as_ref()),
+        None => cli.explore.agent_path.as_ref().or(cli.explore.path.as_ref()),
         _ => None,
     };
     if !agent.is_some_and(|p| saliency::agent::peek_has_conv(p)) {
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     if let Err(e) = color_eyre::config::HookBuilder::default().display_env_section(false).install() {
         eprintln!("warning: cannot install error hooks: {e}");
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(saliency::cli::rewrite_args(std::env::args_os().collect()));
     passive_openmp(&cli);
     let cancel = Arc::new(AtomicBool::new(false));
     {
@@ -62,6 +62,16 @@ fn main() -> ExitCode {
         });
     }
     if let Some(Command::Sweep(a)) = &cli.command {
+        if a.explore && a.merge.is_none() {
+            let watched = commands::sweep::request(a).and_then(|req| {
+                let color = saliency::tui::color::ColorMode::from_choice(a.display.color);
+                saliency::tui::sweep::explore_live(req, a.display.colormap, color, a.display.mouse, &cancel)
+            });
+            return match watched {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => report(e),
+            };
+        }
         return match commands::sweep::sweep(a, &cancel) {
             Ok(code) => ExitCode::from(code),
             Err(e) => report(e),

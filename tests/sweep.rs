@@ -421,3 +421,27 @@ fn a_finished_sweep_reads_back_compares_and_shows_training() {
     let e = results::open(&out).unwrap_err().to_string();
     assert!(e.contains("did not finish") && e.contains("sweep merge"), "{e}");
 }
+
+#[test]
+fn explore_opens_a_sweep_folder_and_watches_with_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A folder with a manifest is a sweep: one that did not finish says what to do.
+    std::fs::write(tmp.path().join("manifest.jsonl"), "").unwrap();
+    for argv in [&["explore", s(tmp.path())][..], &[s(tmp.path())]] {
+        let o = saliency(argv);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("did not finish") && err.contains("sweep merge"), "{err}");
+    }
+    // --sweep is the sweep watched in the explorer: its flags are the sweep's.
+    let o = saliency(&["explore", s(&zoo().join("logs")), "--sweep", "--shard", "1/2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--explore watches a whole sweep"), "{err}");
+    // Without a terminal, the sweep is not started.
+    let out = tmp.path().join("out");
+    let inputs = format!("CartPole-v1={}", s(&zoo().join("obs/CartPole-v1.npy")));
+    let o = saliency(&["explore", s(&zoo().join("logs")), "--sweep", "--inputs", &inputs, "--output-dir", s(&out)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("interactive terminal"), "{err}");
+    assert!(!out.exists());
+}

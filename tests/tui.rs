@@ -187,6 +187,7 @@ fn overlay_colours_mark_guaranteed_and_additional_weights() {
         let want = match mark {
             saliency::tui::heatmap::Mark::Guaranteed => color::GUARANTEED_RGB,
             saliency::tui::heatmap::Mark::Additional => color::ADDITIONAL_RGB,
+            other => panic!("{other:?}: only two agents compared have these"),
         };
         let got = if py % 2 == 0 { cell.fg } else { cell.bg };
         assert_eq!(got, Color::Rgb(want[0], want[1], want[2]), "pixel {py},{px}");

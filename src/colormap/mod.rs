@@ -46,6 +46,32 @@ impl Colormap {
     }
 }
 
+/// ColorBrewer's RdBu (11 classes), blue to red: the diverging map of signed differences.
+const RD_BU: [[u8; 3]; 11] = [
+    [0x05, 0x30, 0x61],
+    [0x21, 0x66, 0xac],
+    [0x43, 0x93, 0xc3],
+    [0x92, 0xc5, 0xde],
+    [0xd1, 0xe5, 0xf0],
+    [0xf7, 0xf7, 0xf7],
+    [0xfd, 0xdb, 0xc7],
+    [0xf4, 0xa5, 0x82],
+    [0xd6, 0x60, 0x4d],
+    [0xb2, 0x18, 0x2b],
+    [0x67, 0x00, 0x1f],
+];
+
+/// The diverging map at t in [0, 1]: 0 blue (most negative), 0.5 neutral, 1 red; linear
+/// between ColorBrewer's RdBu classes.
+pub fn diverging(t: f64) -> [u8; 3] {
+    let x = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.5 } * (RD_BU.len() - 1) as f64;
+    let i = (x.floor() as usize).min(RD_BU.len() - 2);
+    let f = x - i as f64;
+    let mix = |a: u8, b: u8| (f64::from(a) + f * (f64::from(b) - f64::from(a))).round() as u8;
+    let (a, b) = (RD_BU[i], RD_BU[i + 1]);
+    [mix(a[0], b[0]), mix(a[1], b[1]), mix(a[2], b[2])]
+}
+
 /// `--color`: let NO_COLOR and COLORTERM decide, or force a mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {

@@ -177,6 +177,9 @@ fn emit_sbatch(args: &SweepArgs, file: &std::path::Path) -> Result<()> {
             "--shard",
             "--jobs",
         ];
+        if ["--explore", "--mouse"].contains(&a.as_str()) {
+            continue;
+        }
         if takes_value.contains(&a.as_str()) {
             argv.next();
             continue;
@@ -221,6 +224,27 @@ fn report(outcome: &SweepOutcome, quiet: bool) -> u8 {
     outcome.ending.code()
 }
 
+/// The sweep the flags ask for (one process, or one shard).
+pub fn request(args: &SweepArgs) -> Result<SweepRequest> {
+    let shard = match args.shard.as_deref() {
+        None => Shard::WHOLE,
+        Some("slurm") => shard::from_slurm(&|k| std::env::var(k).ok()).map_err(|e| eyre!(e))?,
+        Some(s) => shard::parse(s).map_err(|e| eyre!(e))?,
+    };
+    if args.explore && (shard != Shard::WHOLE || args.emit_sbatch.is_some()) {
+        bail!("--explore watches a whole sweep in one process: not with --shard or --emit-sbatch");
+    }
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    Ok(SweepRequest {
+        paths: args.paths.clone(),
+        out: args.output_dir.clone(),
+        flags: flags(args)?,
+        jobs,
+        force: args.force,
+        shard,
+    })
+}
+
 /// `saliency sweep`: returns the exit status (0 all ok, 3 some failed, 1 none ran).
 pub fn sweep(args: &SweepArgs, cancel: &AtomicBool) -> Result<u8> {
     if let Some(SweepCommand::Merge { out, quiet }) = &args.merge {
@@ -235,20 +259,8 @@ pub fn sweep(args: &SweepArgs, cancel: &AtomicBool) -> Result<u8> {
         emit_sbatch(args, file)?;
         return Ok(0);
     }
-    let shard = match args.shard.as_deref() {
-        None => Shard::WHOLE,
-        Some("slurm") => shard::from_slurm(&|k| std::env::var(k).ok()).map_err(|e| eyre!(e))?,
-        Some(s) => shard::parse(s).map_err(|e| eyre!(e))?,
-    };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
-    let req = SweepRequest {
-        paths: args.paths.clone(),
-        out: args.output_dir.clone(),
-        flags: flags(args)?,
-        jobs,
-        force: args.force,
-        shard,
-    };
+    let req = request(args)?;
+    let shard = req.shard;
     let bars = Bars::new(args.quiet.quiet);
     let outcome = runner::sweep(&req, &bars, cancel)?;
     if let Some(file) = &outcome.shard_file {

@@ -86,6 +86,7 @@ pub fn luminance(rgb: [u8; 3]) -> f64 {
 /// Overlay colours, chosen to stand out on all four colormaps.
 pub const GUARANTEED_RGB: [u8; 3] = [255, 40, 90];
 pub const ADDITIONAL_RGB: [u8; 3] = [0, 220, 255];
+pub const BOTH_RGB: [u8; 3] = [255, 215, 0];
 pub const EMPTY_RGB: [u8; 3] = [40, 40, 40];
 
 /// Glyph ramp for NO_COLOR heatmaps, darkest first.
@@ -113,6 +114,10 @@ mod tests {
     fn ramps() {
         assert_eq!(Colormap::Viridis.rgb(0.0), [68, 1, 84]);
         assert_eq!(Colormap::Viridis.rgb(1.0), [253, 231, 37]);
+        assert_eq!(crate::colormap::diverging(0.0), [0x05, 0x30, 0x61]);
+        assert_eq!(crate::colormap::diverging(0.5), [0xf7, 0xf7, 0xf7]);
+        assert_eq!(crate::colormap::diverging(1.0), [0x67, 0x00, 0x1f]);
+        assert_eq!(crate::colormap::diverging(f64::NAN), [0xf7, 0xf7, 0xf7]);
         assert_eq!(glyph(0.0), ' ');
         assert_eq!(glyph(1.0), '█');
         assert_eq!(<Colormap as clap::ValueEnum>::from_str("MAGMA", true), Ok(Colormap::Magma));

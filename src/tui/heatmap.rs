@@ -300,6 +300,29 @@ impl Scaler {
 pub enum Mark {
     Guaranteed,
     Additional,
+    /// Two agents compared: a weight both select, or one of them.
+    Both,
+    OnlyA,
+    OnlyB,
+}
+
+impl Mark {
+    fn rgb(self) -> [u8; 3] {
+        match self {
+            Mark::Guaranteed | Mark::OnlyA => color::GUARANTEED_RGB,
+            Mark::Additional | Mark::OnlyB => color::ADDITIONAL_RGB,
+            Mark::Both => color::BOTH_RGB,
+        }
+    }
+
+    fn glyph(self) -> char {
+        match self {
+            Mark::Guaranteed | Mark::Both => '●',
+            Mark::Additional => '○',
+            Mark::OnlyA => '◐',
+            Mark::OnlyB => '◑',
+        }
+    }
 }
 
 /// Everything the heatmap widget draws; built by the view from app state, read-only.
@@ -307,6 +330,8 @@ pub struct HeatmapView<'a> {
     pub grid: &'a Grid,
     pub scaler: &'a Scaler,
     pub colormap: Colormap,
+    /// Signed values: the diverging map (the scaler's 0.5 is no difference).
+    pub diverging: bool,
     pub mode: ColorMode,
     /// Marked pixels (py, px, mark).
     pub marks: &'a [(usize, usize, Mark)],
@@ -318,12 +343,13 @@ pub struct HeatmapView<'a> {
 
 fn pixel_rgb(v: &HeatmapView, py: usize, px: usize, marks: &[Option<Mark>]) -> [u8; 3] {
     match marks[py * v.grid.width() + px] {
-        Some(Mark::Guaranteed) => color::GUARANTEED_RGB,
-        Some(Mark::Additional) => color::ADDITIONAL_RGB,
+        Some(m) => m.rgb(),
         None => {
             let x = v.grid.at(py, px);
             if x.is_nan() {
                 color::EMPTY_RGB
+            } else if v.diverging {
+                crate::colormap::diverging(v.scaler.t(x))
             } else {
                 v.colormap.rgb(v.scaler.t(x))
             }
@@ -368,8 +394,7 @@ impl Widget for &HeatmapView<'_> {
                 if glyphs {
                     let py = cy;
                     let ch = match marks[py * w + px] {
-                        Some(Mark::Guaranteed) => '●',
-                        Some(Mark::Additional) => '○',
+                        Some(m) => m.glyph(),
                         None => {
                             let x = self.grid.at(py, px);
                             if x.is_nan() {

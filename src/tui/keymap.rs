@@ -58,23 +58,70 @@ pub enum Action {
     Confirm,
 }
 
-/// Where a binding applies.
+/// Where a binding applies: everywhere in its table (`Global`), in one view, or inside a
+/// prompt (whose bindings replace the others).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Global,
     Heatmap,
     Prompt,
+    /// The sweep's views.
+    Agents,
+    Groups,
+    Training,
+    Compare,
+    /// Typing a filter.
+    Filter,
 }
 
-pub struct Binding {
+impl Scope {
+    /// Whether the scope's bindings replace all others (a prompt takes text).
+    pub fn is_prompt(self) -> bool {
+        matches!(self, Scope::Prompt | Scope::Filter)
+    }
+
+    /// How the help names where a binding applies.
+    pub fn note(self) -> &'static str {
+        match self {
+            Scope::Global => "",
+            Scope::Heatmap => " (heatmap)",
+            Scope::Prompt => " (in a number prompt)",
+            Scope::Agents => " (agents)",
+            Scope::Groups => " (groups)",
+            Scope::Training => " (training)",
+            Scope::Compare => " (compare)",
+            Scope::Filter => " (typing a filter)",
+        }
+    }
+}
+
+pub struct Binding<A: 'static = Action> {
     pub keys: &'static [(KeyCode, KeyModifiers)],
     /// How the keys are shown ("+ -", "Tab").
     pub label: &'static str,
-    pub action: Action,
+    pub action: A,
     pub scope: Scope,
     pub help: &'static str,
     /// Short text for the footer, for the bindings worth a hint.
     pub hint: Option<&'static str>,
+}
+
+/// The binding of a key among those of `scopes` (a prompt's scope alone inside a prompt).
+pub fn find<A: Copy>(table: &'static [Binding<A>], key: KeyEvent, scopes: &[Scope]) -> Option<&'static Binding<A>> {
+    let mods = key.modifiers & (KeyModifiers::SHIFT | KeyModifiers::CONTROL | KeyModifiers::ALT);
+    table
+        .iter()
+        .filter(|b| scopes.contains(&b.scope))
+        .find(|b| b.keys.iter().any(|&(code, m)| code == key.code && m == mods))
+}
+
+/// Footer hints of a table's bindings in `scopes`: "q quit  ? help  ...".
+pub fn hints_of<A>(table: &'static [Binding<A>], scopes: &[Scope]) -> Vec<(&'static str, &'static str)> {
+    table
+        .iter()
+        .filter(|b| scopes.contains(&b.scope))
+        .filter_map(|b| b.hint.map(|h| (b.label.split(' ').next().unwrap_or(b.label), h)))
+        .collect()
 }
 
 const NONE: KeyModifiers = KeyModifiers::NONE;
@@ -260,11 +307,8 @@ pub static KEYMAP: &[Binding] = &[
 /// The action for a key: from the prompt's bindings inside a number prompt, else from the
 /// others.
 pub fn lookup(key: KeyEvent, in_prompt: bool) -> Option<Action> {
-    let mods = key.modifiers & (KeyModifiers::SHIFT | KeyModifiers::CONTROL | KeyModifiers::ALT);
-    let binding = KEYMAP
-        .iter()
-        .filter(|b| (b.scope == Scope::Prompt) == in_prompt)
-        .find(|b| b.keys.iter().any(|&(code, m)| code == key.code && m == mods))?;
+    let scopes: &[Scope] = if in_prompt { &[Scope::Prompt] } else { &[Scope::Global, Scope::Heatmap] };
+    let binding = find(KEYMAP, key, scopes)?;
     match (binding.action, key.code) {
         (Action::Digit(_), KeyCode::Char(c)) => c.to_digit(10).map(|d| Action::Digit(d as u8)),
         (action, _) => Some(action),
@@ -273,23 +317,219 @@ pub fn lookup(key: KeyEvent, in_prompt: bool) -> Option<Action> {
 
 /// Footer hints: "q quit  ? help  ...".
 pub fn hints() -> Vec<(&'static str, &'static str)> {
-    KEYMAP.iter().filter_map(|b| b.hint.map(|h| (b.label.split(' ').next().unwrap_or(b.label), h))).collect()
+    hints_of(KEYMAP, &[Scope::Global, Scope::Heatmap])
+}
+
+/// What a key does in the sweep's views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SweepAction {
+    Quit,
+    ToggleHelp,
+    /// Esc: close the help, the compare view or the filter prompt; clear the filter.
+    Back,
+    NextView,
+    PrevView,
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Filter,
+    Sort,
+    SortReverse,
+    Mark,
+    Unmark,
+    Open,
+    Compare,
+    Pin,
+    DiffOnly,
+    ThresholdUp,
+    ThresholdDown,
+    /// Compare: signed difference or log ratio.
+    SwitchScale,
+    /// Typing a filter: a character, Backspace, Enter.
+    Char(char),
+    Backspace,
+    Confirm,
+}
+
+pub static SWEEP_KEYMAP: &[Binding<SweepAction>] = &[
+    b!(&[(C('q'), NONE), (C('c'), CTRL)], "q Ctrl-C", SweepAction::Quit, Scope::Global, "quit", Some("quit")),
+    b!(
+        &[(C('?'), NONE), (C('?'), SHIFT), (KeyCode::F(1), NONE)],
+        "?",
+        SweepAction::ToggleHelp,
+        Scope::Global,
+        "toggle this help",
+        Some("help")
+    ),
+    b!(
+        &[(KeyCode::Esc, NONE)],
+        "Esc",
+        SweepAction::Back,
+        Scope::Global,
+        "back: close the help or the comparison; clear the filter",
+        None
+    ),
+    b!(
+        &[(KeyCode::Tab, NONE)],
+        "Tab",
+        SweepAction::NextView,
+        Scope::Global,
+        "next view: agents, groups, training",
+        Some("view")
+    ),
+    b!(
+        &[(KeyCode::BackTab, SHIFT), (KeyCode::BackTab, NONE)],
+        "S-Tab",
+        SweepAction::PrevView,
+        Scope::Global,
+        "previous view",
+        None
+    ),
+    b!(&[(KeyCode::Up, NONE), (C('k'), NONE)], "↑ k", SweepAction::Up, Scope::Global, "move up", None),
+    b!(&[(KeyCode::Down, NONE), (C('j'), NONE)], "↓ j", SweepAction::Down, Scope::Global, "move down", None),
+    b!(&[(KeyCode::Left, NONE), (C('h'), NONE)], "← h", SweepAction::Left, Scope::Global, "column or layer left", None),
+    b!(
+        &[(KeyCode::Right, NONE), (C('l'), NONE)],
+        "→ l",
+        SweepAction::Right,
+        Scope::Global,
+        "column or layer right",
+        None
+    ),
+    b!(&[(KeyCode::PageUp, NONE)], "PgUp", SweepAction::PageUp, Scope::Global, "up a page", None),
+    b!(&[(KeyCode::PageDown, NONE)], "PgDn", SweepAction::PageDown, Scope::Global, "down a page", None),
+    b!(&[(C('g'), NONE), (KeyCode::Home, NONE)], "g", SweepAction::Top, Scope::Global, "go to the top", None),
+    b!(
+        &[(C('G'), SHIFT), (C('G'), NONE), (KeyCode::End, NONE)],
+        "G",
+        SweepAction::Bottom,
+        Scope::Global,
+        "go to the bottom",
+        None
+    ),
+    b!(
+        &[(C('/'), NONE)],
+        "/",
+        SweepAction::Filter,
+        Scope::Agents,
+        "filter rows: a regular expression, any case (!REGEX: the rows that do not match)",
+        Some("filter")
+    ),
+    b!(&[(C('o'), NONE)], "o", SweepAction::Sort, Scope::Agents, "sort by the column under the cursor", Some("sort")),
+    b!(&[(C('O'), SHIFT), (C('O'), NONE)], "O", SweepAction::SortReverse, Scope::Agents, "sort, reversed", None),
+    b!(&[(C(' '), NONE)], "space", SweepAction::Mark, Scope::Agents, "mark the row (two marks: compare)", Some("mark")),
+    b!(&[(C('u'), NONE)], "u", SweepAction::Unmark, Scope::Agents, "clear the marks", None),
+    b!(
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        SweepAction::Open,
+        Scope::Agents,
+        "open the agent in the single-agent explorer (Esc comes back)",
+        Some("open")
+    ),
+    b!(
+        &[(C('C'), SHIFT), (C('C'), NONE)],
+        "C",
+        SweepAction::Compare,
+        Scope::Agents,
+        "compare the two marked agents (or the marked one and the cursor's)",
+        Some("compare")
+    ),
+    b!(
+        &[(C('p'), NONE)],
+        "p",
+        SweepAction::Pin,
+        Scope::Agents,
+        "pin the row as the baseline: layers shown as differences from it (again: unpin)",
+        Some("pin")
+    ),
+    b!(
+        &[(C('d'), NONE)],
+        "d",
+        SweepAction::DiffOnly,
+        Scope::Agents,
+        "only the layers whose share differs by more than the threshold",
+        None
+    ),
+    b!(
+        &[(C('+'), NONE), (C('+'), SHIFT), (C('='), NONE)],
+        "+",
+        SweepAction::ThresholdUp,
+        Scope::Agents,
+        "threshold x 2",
+        None
+    ),
+    b!(&[(C('-'), NONE)], "-", SweepAction::ThresholdDown, Scope::Agents, "threshold / 2", None),
+    b!(
+        &[(C('s'), NONE)],
+        "s",
+        SweepAction::SwitchScale,
+        Scope::Compare,
+        "difference A - B, or log10 ratio A / B",
+        Some("scale")
+    ),
+    b!(&[(KeyCode::Enter, NONE)], "Enter", SweepAction::Confirm, Scope::Filter, "apply the filter", None),
+    b!(&[(KeyCode::Esc, NONE)], "Esc", SweepAction::Back, Scope::Filter, "cancel", None),
+    b!(&[(KeyCode::Backspace, NONE)], "Backspace", SweepAction::Backspace, Scope::Filter, "delete a character", None),
+    b!(&[(C('c'), CTRL)], "Ctrl-C", SweepAction::Quit, Scope::Filter, "quit", None),
+];
+
+/// The sweep's action for a key in a view (`Scope::Agents`, ...), or typing a filter.
+pub fn lookup_sweep(key: KeyEvent, view: Scope) -> Option<SweepAction> {
+    if view == Scope::Filter {
+        if let Some(b) = find(SWEEP_KEYMAP, key, &[Scope::Filter]) {
+            return Some(b.action);
+        }
+        return match key.code {
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => Some(SweepAction::Char(c)),
+            _ => None,
+        };
+    }
+    find(SWEEP_KEYMAP, key, &[Scope::Global, view]).map(|b| b.action)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn no_key_is_bound_twice() {
-        for prompt in [false, true] {
-            let mut seen = std::collections::HashSet::new();
-            for b in KEYMAP.iter().filter(|b| (b.scope == Scope::Prompt) == prompt) {
-                for k in b.keys {
-                    assert!(seen.insert(*k), "{:?} bound twice", k);
-                }
+    /// Within what applies at once (a table's global bindings and one view's, or a prompt's),
+    /// no key is bound twice.
+    fn unique<A>(table: &[Binding<A>], scopes: &[Scope]) {
+        let mut seen = std::collections::HashSet::new();
+        for b in table.iter().filter(|b| scopes.contains(&b.scope)) {
+            for k in b.keys {
+                assert!(seen.insert(*k), "{:?} bound twice in {scopes:?}", k);
             }
         }
+    }
+
+    #[test]
+    fn no_key_is_bound_twice() {
+        unique(KEYMAP, &[Scope::Global, Scope::Heatmap]);
+        unique(KEYMAP, &[Scope::Prompt]);
+        for view in [Scope::Agents, Scope::Groups, Scope::Training, Scope::Compare] {
+            unique(SWEEP_KEYMAP, &[Scope::Global, view]);
+        }
+        unique(SWEEP_KEYMAP, &[Scope::Filter]);
+    }
+
+    #[test]
+    fn sweep_lookups() {
+        let key = |c, m| KeyEvent::new(KeyCode::Char(c), m);
+        assert_eq!(lookup_sweep(key('o', NONE), Scope::Agents), Some(SweepAction::Sort));
+        assert_eq!(lookup_sweep(key('O', SHIFT), Scope::Agents), Some(SweepAction::SortReverse));
+        // per view: `s` only in the comparison, `o` only in the table
+        assert_eq!(lookup_sweep(key('s', NONE), Scope::Compare), Some(SweepAction::SwitchScale));
+        assert_eq!(lookup_sweep(key('o', NONE), Scope::Compare), None);
+        // typing a filter: letters are text, q included
+        assert_eq!(lookup_sweep(key('q', NONE), Scope::Filter), Some(SweepAction::Char('q')));
+        assert_eq!(lookup_sweep(KeyEvent::new(KeyCode::Enter, NONE), Scope::Filter), Some(SweepAction::Confirm));
+        assert_eq!(lookup_sweep(key('c', CTRL), Scope::Filter), Some(SweepAction::Quit));
     }
 
     #[test]

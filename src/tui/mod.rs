@@ -11,6 +11,8 @@ pub mod heatmap;
 pub mod keymap;
 pub mod layout;
 pub mod runtime;
+pub mod sweep;
+pub mod theme;
 pub mod view;
 
 use std::io::IsTerminal;
@@ -108,10 +110,11 @@ fn plan_averages(args: &ExploreArgs, avg: &Path, notes: &mut Vec<String>) -> Res
 
 /// The explorer on an agent it runs.
 fn plan_agent(args: &ExploreArgs, notes: &mut Vec<String>) -> Result<(Setup, browse::Source)> {
-    let demo = args.agent_path.is_none();
-    let agent_path = match &args.agent_path {
-        Some(p) => p.clone(),
-        None => default_demo()?,
+    let demo = args.agent_path.is_none() && args.path.is_none();
+    let agent_path = match (&args.agent_path, &args.path) {
+        (Some(_), Some(p)) => bail!("{}: give the agent as PATH or with --agent-path, not both", p.display()),
+        (Some(p), None) | (None, Some(p)) => p.clone(),
+        (None, None) => default_demo()?,
     };
     crate::paths::must_exist(&agent_path, "agent path")?;
     let files = AgentFiles::new(&agent_path).with_inputs(args.sources.inputs.as_deref());
@@ -162,8 +165,8 @@ fn setup(
         k: args.k,
         m: args.m,
         target: args.target.unwrap_or(Target::Q),
-        colormap: args.colormap,
-        color_mode: ColorMode::from_choice(args.color),
+        colormap: args.display.colormap,
+        color_mode: ColorMode::from_choice(args.display.color),
     })
 }
 
@@ -175,10 +178,15 @@ pub fn plan(args: &ExploreArgs) -> Result<Explorer> {
         None => plan_agent(args, &mut notes)?,
     };
     setup.notes = notes;
-    Ok(Explorer { app: App::new(setup), runtime: Runtime::new(source), started: false })
+    Ok(Explorer::new(setup, source))
 }
 
 impl Explorer {
+    /// The explorer of `setup`, on `source` (nothing starts yet).
+    pub fn new(setup: Setup, source: browse::Source) -> Explorer {
+        Explorer { app: App::new(setup), runtime: Runtime::new(source), started: false }
+    }
+
     /// Starts the background jobs (once).
     pub fn start(&mut self) {
         if !self.started {
@@ -263,21 +271,68 @@ impl Explorer {
     }
 }
 
-/// Opens the explorer. Refuses without a terminal, naming the headless command instead.
+/// What the event loop drives: the single-agent explorer, or the sweep's.
+pub trait Screen {
+    /// Starts the background jobs (once).
+    fn start(&mut self);
+    /// Hands the jobs' messages over; whether anything changed.
+    fn poll(&mut self) -> bool;
+    /// One terminal event; false when it quits.
+    fn handle(&mut self, event: Event) -> bool;
+    fn draw<B: Backend>(&mut self, terminal: &mut Terminal<B>) -> Result<()>;
+    /// Whether work is going on (the screen is redrawn a few times a second).
+    fn busy(&self) -> bool;
+}
+
+impl Screen for Explorer {
+    fn start(&mut self) {
+        Explorer::start(self)
+    }
+    fn poll(&mut self) -> bool {
+        Explorer::poll(self)
+    }
+    fn handle(&mut self, event: Event) -> bool {
+        Explorer::handle(self, event)
+    }
+    fn draw<B: Backend>(&mut self, terminal: &mut Terminal<B>) -> Result<()> {
+        Explorer::draw(self, terminal)
+    }
+    fn busy(&self) -> bool {
+        self.app.busy()
+    }
+}
+
+const NO_TERMINAL: &str = "the explorer needs an interactive terminal (stdin and stdout must be a TTY). For headless \
+                           use: `saliency run --agent-path DIR` (or `gradients`, `average`, `extract`, `sweep`; see \
+                           `saliency --help`)";
+
+/// Opens the explorer: on a sweep's folder its agents table, else one agent. Refuses without
+/// a terminal, naming the headless commands instead.
 pub fn explore(args: &ExploreArgs, stop: &AtomicBool) -> Result<()> {
+    let color = ColorMode::from_choice(args.display.color);
+    if let Some(out) = args.path.as_deref().filter(|p| crate::study::sweep::results::is_sweep(p)) {
+        return sweep::explore_folder(out, args.display.colormap, color, args.display.mouse, stop);
+    }
     // The flags and files first (mistakes are plain errors, terminal or not).
     let mut explorer = plan(args)?;
+    run_in_terminal(&mut explorer, args.display.mouse, stop)?;
+    if let Some(m) = explorer.app.message().filter(|m| m.starts_with("exported")) {
+        println!("{m}");
+    }
+    Ok(())
+}
+
+/// Takes over the terminal, runs the event loop on `screen`, and gives the terminal back (on
+/// an error and a panic too).
+pub fn run_in_terminal<S: Screen>(screen: &mut S, mouse: bool, stop: &AtomicBool) -> Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        bail!(
-            "the explorer needs an interactive terminal (stdin and stdout must be a TTY). For headless use: \
-             `saliency run --agent-path DIR` (or `gradients`, `average`, `extract`; see `saliency --help`)"
-        );
+        bail!(NO_TERMINAL);
     }
     // ratatui::init chains a panic hook that leaves raw mode and the alternate screen before
     // color-eyre's report is printed; ours in front of it also releases the mouse.
     let mut terminal = ratatui::init();
     EXPLORER_ACTIVE.store(true, std::sync::atomic::Ordering::SeqCst);
-    if args.mouse {
+    if mouse {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -285,17 +340,14 @@ pub fn explore(args: &ExploreArgs, stop: &AtomicBool) -> Result<()> {
             previous(info);
         }));
     }
-    let result = event_loop(&mut terminal, &mut explorer, stop);
+    let result = event_loop(&mut terminal, screen, stop);
     EXPLORER_ACTIVE.store(false, std::sync::atomic::Ordering::SeqCst);
     restore_terminal();
-    if let Some(m) = explorer.app.message().filter(|m| m.starts_with("exported")) {
-        println!("{m}");
-    }
     result
 }
 
 /// `stop` is raised by SIGTERM or SIGHUP (the terminal went away): leave at once.
-fn event_loop<B: Backend>(terminal: &mut Terminal<B>, explorer: &mut Explorer, stop: &AtomicBool) -> Result<()> {
+fn event_loop<B: Backend, S: Screen>(terminal: &mut Terminal<B>, explorer: &mut S, stop: &AtomicBool) -> Result<()> {
     // Test hooks (tests/crash.rs): fail after the first frame, to check that the terminal is
     // restored on a panic and on an error.
     let fail_after_draw = std::env::var("SALIENCY_TEST_FAIL_AFTER_DRAW").ok();
@@ -308,7 +360,7 @@ fn event_loop<B: Backend>(terminal: &mut Terminal<B>, explorer: &mut Explorer, s
             return Ok(());
         }
         // Redraw on change, and a few times a second while running (the gauge moves).
-        if dirty || (explorer.app.busy() && last_draw.elapsed() > Duration::from_millis(200)) {
+        if dirty || (explorer.busy() && last_draw.elapsed() > Duration::from_millis(200)) {
             explorer.draw(terminal)?;
             dirty = false;
             last_draw = Instant::now();

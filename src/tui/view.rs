@@ -2,76 +2,25 @@
 //! user's palette applies); with NO_COLOR only modifiers are used.
 
 use ratatui::layout::{Alignment, Constraint, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, LineGauge, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Clear, LineGauge, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 use super::app::{App, EvidenceStatus, ExportState, Focus, Knob, Popup, Status, MIN_HEIGHT, MIN_WIDTH};
 use super::color::{self, ColorMode};
 use super::heatmap::{cell_value, HeatmapView, MatrixShape, Scaler};
-use super::keymap::{self, Scope, KEYMAP};
+use super::keymap::{self, KEYMAP};
 use super::layout::{abbreviate_names, choose_columns, fit_parts, fit_words, width, Column};
+use super::theme::{block, centered, Theme};
 use crate::ablation::{Evidence, Stat};
 use crate::format::num;
 use crate::json::pyfloat;
 use crate::pipeline::extract::Pick;
 use crate::target::Target;
 
-/// Styles that respect NO_COLOR.
-struct Theme {
-    color: bool,
-}
-
-impl Theme {
-    fn fg(&self, c: Color) -> Style {
-        if self.color {
-            Style::default().fg(c)
-        } else {
-            Style::default()
-        }
-    }
-    fn accent(&self) -> Style {
-        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
-    }
-    fn dim(&self) -> Style {
-        if self.color {
-            Style::default().fg(Color::DarkGray)
-        } else {
-            Style::default().add_modifier(Modifier::DIM)
-        }
-    }
-    fn error(&self) -> Style {
-        self.fg(Color::Red).add_modifier(Modifier::BOLD)
-    }
-    fn selected(&self) -> Style {
-        Style::default().add_modifier(Modifier::REVERSED)
-    }
-    fn border(&self, focused: bool) -> Style {
-        if focused {
-            self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
-        } else {
-            self.dim()
-        }
-    }
-    fn guaranteed(&self) -> Style {
-        self.fg(Color::LightRed)
-    }
-    fn additional(&self) -> Style {
-        self.fg(Color::LightCyan)
-    }
-}
-
 fn shape_text(shape: &[usize]) -> String {
     shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×")
-}
-
-fn block<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Block<'a> {
-    Block::default()
-        .borders(Borders::ALL)
-        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
-        .border_style(theme.border(focused))
-        .title(title)
 }
 
 pub fn draw(app: &App, f: &mut Frame) {
@@ -377,6 +326,7 @@ fn draw_heatmap(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         grid: hm.grid(),
         scaler,
         colormap: hm.colormap(),
+        diverging: false,
         mode: app.color_mode(),
         marks: hm.marks(),
         candidate_rows: hm.candidate_rows(),
@@ -597,12 +547,6 @@ fn draw_footer(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn centered(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
-    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
-}
-
 fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let mut lines = Vec::new();
     for n in app.notes() {
@@ -614,11 +558,7 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     lines.push(Line::from(Span::styled("Keys (one keymap: these are also the footer hints)", theme.accent())));
     lines.push(Line::from(""));
     for b in KEYMAP {
-        let scope = match b.scope {
-            Scope::Heatmap => " (heatmap)",
-            Scope::Prompt => " (in a number prompt)",
-            Scope::Global => "",
-        };
+        let scope = b.scope.note();
         lines.push(Line::from(vec![
             Span::styled(format!("{:>10}  ", b.label), theme.accent()),
             Span::raw(format!("{}{scope}", b.help)),

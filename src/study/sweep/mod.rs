@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod compare;
 pub mod discover;
+pub mod live;
 pub mod manifest;
 pub mod results;
 pub mod runner;

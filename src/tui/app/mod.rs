@@ -206,6 +206,10 @@ impl App {
     pub fn popup(&self) -> Option<&Popup> {
         self.popup.as_ref()
     }
+    /// A line for the footer (until the next key).
+    pub fn set_message(&mut self, m: impl Into<String>) {
+        self.message = Some(m.into());
+    }
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }
