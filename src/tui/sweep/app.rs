@@ -159,13 +159,7 @@ impl SweepApp {
     /// rows are the same ones (a live sweep's end).
     fn load_table(&mut self) {
         let mut table = Table::new(self.results.rows.clone());
-        // In manifest order, so the layer columns come in the order agents are listed.
-        let mut seen = std::collections::HashSet::new();
-        for r in &self.results.rows {
-            if let Some(s) = self.results.summaries.get(&r.agent_id).filter(|_| seen.insert(&r.agent_id)) {
-                table.set_summary(Arc::new(s.clone()));
-            }
-        }
+        table.set_summaries(self.results.summaries.values().map(|s| Arc::new(s.clone())));
         if self.table.len() == table.len() {
             table.take_state(&self.table);
         }

@@ -245,23 +245,22 @@ fn unique_prefix(ids: &[&str]) -> usize {
 /// Each run's shortest ending of at least two path components that no other run shares
 /// (`dqn/CartPole-v1_1`, `mixed/cartpole`).
 fn run_labels(runs: &[&str]) -> Vec<String> {
-    let parts: Vec<Vec<&str>> = runs.iter().map(|r| r.split('/').filter(|c| !c.is_empty()).collect()).collect();
+    let mut distinct: Vec<&str> = runs.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let parts: Vec<Vec<&str>> = distinct.iter().map(|r| r.split('/').filter(|c| !c.is_empty()).collect()).collect();
     let ending = |p: &[&str], k: usize| p[p.len().saturating_sub(k)..].join("/");
-    parts
-        .iter()
-        .zip(runs)
-        .map(|(p, full)| {
-            (2..=p.len().max(2))
-                .map(|k| ending(p, k))
-                .find(|label| {
-                    parts
-                        .iter()
-                        .zip(runs)
-                        .all(|(q, other)| other == full || ending(q, label.matches('/').count() + 1) != *label)
-                })
-                .unwrap_or_else(|| full.to_string())
-        })
-        .collect()
+    let label = |i: usize| -> String {
+        let p = &parts[i];
+        (2..=p.len().max(2))
+            .map(|k| (k, ending(p, k)))
+            .find(|(k, l)| parts.iter().enumerate().all(|(j, q)| j == i || ending(q, *k) != *l))
+            .map(|(_, l)| l)
+            .unwrap_or_else(|| distinct[i].to_string())
+    };
+    let labels: std::collections::HashMap<&str, String> =
+        (0..distinct.len()).map(|i| (distinct[i], label(i))).collect();
+    runs.iter().map(|r| labels[r].clone()).collect()
 }
 
 impl Table {
@@ -284,20 +283,35 @@ impl Table {
 
     /// An agent's summary (every row of its id: duplicates are the same network).
     pub fn set_summary(&mut self, summary: Arc<AgentSummary>) {
-        for l in &summary.layers {
-            if !self.layers.contains(&l.name) {
-                self.layers.push(l.name.clone());
+        self.set_summaries(std::iter::once(summary));
+    }
+
+    /// Agents' summaries, each given to every row of its id (duplicates are the same network);
+    /// new layers become columns in the order the manifest lists their agents.
+    pub fn set_summaries(&mut self, summaries: impl IntoIterator<Item = Arc<AgentSummary>>) {
+        let by_id: std::collections::HashMap<String, Arc<AgentSummary>> =
+            summaries.into_iter().map(|s| (s.agent_id.clone(), s)).collect();
+        let mut known: std::collections::HashSet<String> = self.layers.iter().cloned().collect();
+        for e in &self.entries {
+            for l in by_id.get(&e.row.agent_id).map(|s| s.layers.as_slice()).unwrap_or_default() {
+                if known.insert(l.name.clone()) {
+                    self.layers.push(l.name.clone());
+                }
             }
         }
-        let layers = &self.layers;
-        for e in self.entries.iter_mut().filter(|e| e.row.agent_id == summary.agent_id) {
-            e.shares = layers.iter().map(|n| summary.layers.iter().find(|l| &l.name == n).map(|l| l.share)).collect();
-            e.summary = Some(summary.clone());
-        }
+        let index: std::collections::HashMap<&str, usize> =
+            self.layers.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
         for e in &mut self.entries {
+            if let Some(s) = by_id.get(&e.row.agent_id) {
+                e.shares = vec![None; self.layers.len()];
+                for l in &s.layers {
+                    e.shares[index[l.name.as_str()]] = Some(l.share);
+                    self.max_share = self.max_share.max(l.share);
+                }
+                e.summary = Some(s.clone());
+            }
             e.shares.resize(self.layers.len(), None);
         }
-        self.max_share = self.entries.iter().flat_map(|e| e.shares.iter().flatten()).fold(0.0, |a: f64, &b| a.max(b));
         self.widths_dirty = true;
     }
 
