@@ -2,7 +2,8 @@
 # Makes screenshots/*.png: the real release binary in a real terminal (tmux), its pane captured
 # with colours (`capture-pane -e`) and rendered to PNG by scripts/ansi2png.py (Pillow).
 #
-#   scripts/screenshots.sh
+#   scripts/screenshots.sh          # all of them
+#   scripts/screenshots.sh sweep    # only the explorer of many agents (sweep-*.png)
 #
 # Needs tmux and python3; Pillow is installed into .screenshot-venv on first use.
 set -euo pipefail
@@ -52,6 +53,32 @@ shot() {
   echo "screenshots/$name.png"
 }
 
+# The explorer of many agents: a sweep of the RL Zoo fixture runs and one agent of each
+# algorithm (with a broken zip), ablated.
+sweep_shots() {
+  local mixed="$big/mixed" zoo="tests/fixtures/zoo"
+  for a in cartpole qrdqn ppo_cartpole a2c_acrobot maskable_ppo; do
+    mkdir -p "$mixed/$a" && cp -r "tests/fixtures/$a/." "$mixed/$a/" && rm -rf "$mixed/$a/reference"
+  done
+  head -c 20000 tests/fixtures/acrobot/agent.zip >"$mixed/broken.zip"
+  local flags="$zoo/logs $mixed --inputs CartPole-v1=$zoo/obs/CartPole-v1.npy --raw-gradients none --ablate --random 5"
+  "$bin" sweep -q $flags --output-dir "$big/sweep" || true
+  shot sweep-table "$bin $big/sweep" sleep:1
+  SHOT_W=80 SHOT_H=24 shot sweep-table-80x24 "$bin $big/sweep" sleep:1
+  shot sweep-pinned "$bin $big/sweep" / CartPole-v1_1 Enter g p d
+  shot sweep-groups "$bin $big/sweep" Tab
+  shot sweep-training "$bin $big/sweep" Tab Tab sleep:1
+  shot sweep-compare "$bin $big/sweep" / CartPole-v1_2 Enter g Space Down C sleep:1 Down Down
+  shot sweep-compare-arch "$bin $big/sweep" / final Enter g Space G C sleep:1
+  # (the demo with its inputs repeated first: it is still running when the shot is taken)
+  local live="$zoo/logs $mixed --inputs CartPole-v1=$zoo/obs/CartPole-v1.npy --raw-gradients json"
+  shot sweep-live "$bin explore $big $live --sweep --jobs 1 --output-dir $big/live" sleep:2.5
+}
+if [ "${1:-}" = sweep ]; then
+  sweep_shots
+  exit 0
+fi
+
 shot explorer "$bin --agent-path assets/demo" sleep:2
 SHOT_W=80 SHOT_H=24 shot terminal-80x24 "$bin --agent-path assets/demo" sleep:2
 shot evidence "$bin --agent-path assets/demo --output-dir $big/out" sleep:2 + + ']' sleep:1 A sleep:3
@@ -68,3 +95,4 @@ shot cnn-kernel "$bin --agent-path tests/fixtures/cnn --colormap magma" g j j Ta
 shot running "$bin --agent-path $big --batch-size 16" sleep:2
 shot help "$bin --agent-path assets/demo" '?'
 NO_COLOR=1 shot no-color "NO_COLOR=1 $bin --agent-path assets/demo"
+sweep_shots

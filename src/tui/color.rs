@@ -86,7 +86,10 @@ pub fn luminance(rgb: [u8; 3]) -> f64 {
 /// Overlay colours, chosen to stand out on all four colormaps.
 pub const GUARANTEED_RGB: [u8; 3] = [255, 40, 90];
 pub const ADDITIONAL_RGB: [u8; 3] = [0, 220, 255];
+/// Two agents compared, on the diverging map (white, red, blue): both, only A, only B.
 pub const BOTH_RGB: [u8; 3] = [255, 215, 0];
+pub const ONLY_A_RGB: [u8; 3] = [0, 200, 60];
+pub const ONLY_B_RGB: [u8; 3] = [170, 0, 255];
 pub const EMPTY_RGB: [u8; 3] = [40, 40, 40];
 
 /// Glyph ramp for NO_COLOR heatmaps, darkest first.

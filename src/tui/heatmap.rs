@@ -309,9 +309,11 @@ pub enum Mark {
 impl Mark {
     fn rgb(self) -> [u8; 3] {
         match self {
-            Mark::Guaranteed | Mark::OnlyA => color::GUARANTEED_RGB,
-            Mark::Additional | Mark::OnlyB => color::ADDITIONAL_RGB,
+            Mark::Guaranteed => color::GUARANTEED_RGB,
+            Mark::Additional => color::ADDITIONAL_RGB,
             Mark::Both => color::BOTH_RGB,
+            Mark::OnlyA => color::ONLY_A_RGB,
+            Mark::OnlyB => color::ONLY_B_RGB,
         }
     }
 

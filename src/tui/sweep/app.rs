@@ -273,6 +273,8 @@ impl SweepApp {
         let pending = rows.iter().filter(|r| r.status == Status::Pending).count();
         if let Some(l) = &mut self.live {
             l.total = pending;
+            // (zips that cannot be read fail before any analysis)
+            l.failed = rows.iter().filter(|r| r.status == Status::Failed).count();
         }
         Arc::make_mut(&mut self.results).rows = rows;
         self.load_table();

@@ -369,7 +369,8 @@ impl Table {
                     _ => 16,
                 };
                 let widest = (0..self.entries.len()).map(|i| self.cell(i, col).text.chars().count()).max().unwrap_or(0);
-                let least = if col == Col::Status { 9 } else { 0 };
+                // ("running 42%" while a sweep runs)
+                let least = if col == Col::Status { 11 } else { 0 };
                 widest.max(col.title().len()).max(least).min(cap)
             })
             .collect();

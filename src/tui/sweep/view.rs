@@ -90,7 +90,7 @@ fn draw_header(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
     let r = app.results();
     let analysed = r.summaries.len();
     let failed = r.rows.iter().filter(|x| x.status == crate::study::sweep::manifest::Status::Failed).count();
-    let counts = format!(" · {} agents, {analysed} analysed", r.rows.len());
+    let counts = format!(" {} agents, {analysed} analysed", r.rows.len());
     let failed_text = if failed > 0 { format!(", {failed} failed") } else { String::new() };
     let tabs: Vec<Span> = View::ALL
         .iter()
@@ -100,13 +100,18 @@ fn draw_header(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
         })
         .collect();
     let tabs_w: usize = tabs.iter().map(|s| width(&s.content)).sum();
-    let room = (area.width as usize).saturating_sub(tabs_w + 16 + width(&counts) + width(&failed_text));
-    let title = vec![
-        Span::styled(" saliency sweep ", theme.accent()),
-        Span::raw(tail(&r.out.display().to_string(), room.max(8))),
-        Span::raw(counts),
-        Span::styled(failed_text, theme.error()),
-    ];
+    // The counts always; then the name and the folder, as far as they fit.
+    let mut room = (area.width as usize).saturating_sub(tabs_w + width(&counts) + width(&failed_text) + 1);
+    let mut title = Vec::new();
+    if room >= 16 {
+        title.push(Span::styled(" saliency sweep", theme.accent()));
+        room -= 15;
+        let out = r.out.display().to_string();
+        if room >= 11 {
+            title.push(Span::raw(format!(" {} ·", tail(&out, room - 3))));
+        }
+    }
+    title.extend([Span::raw(counts), Span::styled(failed_text, theme.error())]);
     let [left, right] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(tabs_w as u16)]).areas(Rect { height: 1, ..area });
     f.render_widget(Paragraph::new(Line::from(title)), left);
@@ -169,7 +174,21 @@ fn layer_labels(t: &Table) -> Vec<String> {
         })
         .collect();
     let refs: Vec<&str> = short.iter().map(String::as_str).collect();
-    abbreviate_names(&refs, super::table::LAYER_WIDTH)
+    let mut labels = abbreviate_names(&refs, super::table::LAYER_WIDTH);
+    // A name of two long components (`action_net.w`): initials but the last, if distinct.
+    for (i, l) in labels.clone().iter().enumerate() {
+        let parts: Vec<&str> = refs[i].split('.').collect();
+        let initials: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(j, p)| if j + 1 < parts.len() { p[..1].to_string() } else { p.to_string() })
+            .collect();
+        let short = initials.join(".");
+        if l.starts_with('…') && width(&short) <= super::table::LAYER_WIDTH && !labels.contains(&short) {
+            labels[i] = short;
+        }
+    }
+    labels
 }
 
 fn put(buf: &mut Buffer, x: u16, y: u16, text: &str, w: usize, style: Style, right: bool) {
@@ -540,7 +559,7 @@ fn draw_compare(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
     }
 }
 
-fn weights_line<'a>(w: &std::result::Result<Weights, String>, theme: &Theme) -> Line<'a> {
+fn weights_line<'a>(w: &std::result::Result<Weights, String>, theme: &Theme, mode: ColorMode) -> Line<'a> {
     match w {
         Ok(w) => {
             let on = |s: Side| w.selected.iter().filter(|x| x.2 == s).count();
@@ -555,12 +574,10 @@ fn weights_line<'a>(w: &std::result::Result<Weights, String>, theme: &Theme) -> 
                     ),
                     theme.accent(),
                 ),
-                Span::raw(format!(
-                    " · selected: {} both, {} only A, {} only B",
-                    on(Side::Both),
-                    on(Side::OnlyA),
-                    on(Side::OnlyB)
-                )),
+                Span::raw(" · selected: "),
+                Span::styled(format!("● {} both", on(Side::Both)), mark_style(mode, color::BOTH_RGB)),
+                Span::styled(format!("  ● {} only A", on(Side::OnlyA)), mark_style(mode, color::ONLY_A_RGB)),
+                Span::styled(format!("  ● {} only B", on(Side::OnlyB)), mark_style(mode, color::ONLY_B_RGB)),
             ])
         }
         Err(why) => Line::from(Span::styled(
@@ -570,9 +587,16 @@ fn weights_line<'a>(w: &std::result::Result<Weights, String>, theme: &Theme) -> 
     }
 }
 
+fn mark_style(mode: ColorMode, rgb: [u8; 3]) -> Style {
+    match mode {
+        ColorMode::None => Style::default(),
+        m => Style::default().fg(m.color(rgb)),
+    }
+}
+
 fn draw_comparison(app: &SweepApp, c: &ComparePart, cmp: &Comparison, f: &mut Frame, area: Rect, theme: &Theme) {
     f.render_widget(
-        Paragraph::new(weights_line(&cmp.weights, theme)).wrap(Wrap { trim: true }),
+        Paragraph::new(weights_line(&cmp.weights, theme, app.color_mode)).wrap(Wrap { trim: true }),
         Rect { height: 2, ..area },
     );
     let rest = Rect { y: area.y + 2, height: area.height.saturating_sub(2), ..area };
