@@ -7,7 +7,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Bar, BarChart, BarGroup, Chart, Clear, Dataset, GraphType, Paragraph, Wrap};
+use ratatui::widgets::{Axis, Chart, Clear, Dataset, GraphType, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::format::num;
@@ -479,31 +479,46 @@ fn draw_run(app: &SweepApp, t: &Training, f: &mut Frame, area: Rect, theme: &The
     draw_run_charts(t, f, charts, theme);
 }
 
+/// A bar of `v` in [0, 1] over `w` cells, in eighths.
+fn bar(v: f64, w: usize) -> String {
+    const EIGHTHS: [char; 8] = ['▏', '▎', '▍', '▌', '▋', '▊', '▉', '█'];
+    let n = (v.clamp(0.0, 1.0) * (w * 8) as f64).round() as usize;
+    let mut s = "█".repeat(n / 8);
+    if n % 8 > 0 {
+        s.push(EIGHTHS[n % 8 - 1]);
+    }
+    format!("{s:w$}")
+}
+
+/// Each network's agreement with the final model: Spearman and the top-K overlap as bars.
+fn agreement_lines<'a>(t: &Training, w: usize, theme: &Theme) -> Vec<Line<'a>> {
+    let bar_w = w.saturating_sub(30) / 2;
+    let mut lines = vec![Line::from(Span::styled(
+        format!(" {:>6}  {:<w2$}  {:<w2$}", "", "Spearman", format!("top-{} overlap", t.top), w2 = bar_w + 5),
+        theme.dim(),
+    ))];
+    for p in &t.points {
+        let rho = p.spearman.map(|r| format!("{r:.2}")).unwrap_or_else(|| " -  ".into());
+        lines.push(Line::from(vec![
+            Span::raw(format!(" {:>6}  {rho} ", point_label(p))),
+            Span::styled(bar(p.spearman.unwrap_or(0.0), bar_w), theme.fg(Color::Cyan)),
+            Span::raw(format!("  {:.2} ", p.top_overlap)),
+            Span::styled(bar(p.top_overlap, bar_w), theme.fg(Color::Magenta)),
+        ]));
+    }
+    lines.push(Line::from(Span::styled(
+        format!(" chance level of the overlap: {} (K / weights)", num(t.chance_overlap)),
+        theme.dim(),
+    )));
+    lines
+}
+
 fn draw_run_charts(t: &Training, f: &mut Frame, area: Rect, theme: &Theme) {
-    let [left, right] = Layout::horizontal([Constraint::Percentage(45), Constraint::Fill(1)]).areas(area);
-    let bars: Vec<Bar> = t
-        .points
-        .iter()
-        .map(|p| {
-            let rho = p.spearman.unwrap_or(0.0);
-            Bar::default()
-                .value((rho.max(0.0) * 100.0).round() as u64)
-                .text_value(p.spearman.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into()))
-                .label(Line::from(point_label(p)))
-        })
-        .collect();
-    let bw = ((left.width.saturating_sub(2) as usize / t.points.len().max(1)).saturating_sub(1)).clamp(3, 8) as u16;
-    let chart = BarChart::default()
-        .block(block(
-            format!(" Spearman with the final model (top-{} overlap: chance {}) ", t.top, num(t.chance_overlap)),
-            false,
-            theme,
-        ))
-        .data(BarGroup::default().bars(&bars))
-        .bar_width(bw)
-        .max(100)
-        .bar_style(theme.fg(Color::Cyan));
-    f.render_widget(chart, left);
+    let [left, right] = Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)]).areas(area);
+    let b = block(" agreement with the final model ", false, theme);
+    let inner = b.inner(left);
+    f.render_widget(b, left);
+    f.render_widget(Paragraph::new(agreement_lines(t, inner.width as usize, theme)), inner);
     match &t.evaluations {
         Ok(e) if !e.steps.is_empty() => {
             let pts: Vec<(f64, f64)> = e.steps.iter().copied().zip(e.mean.iter().copied()).collect();
@@ -511,7 +526,7 @@ fn draw_run_charts(t: &Training, f: &mut Frame, area: Rect, theme: &Theme) {
             let hi = e.max.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let x_max = e.steps.iter().copied().fold(0.0, f64::max);
             let ds = Dataset::default()
-                .marker(Marker::Braille)
+                .marker(Marker::HalfBlock)
                 .graph_type(GraphType::Line)
                 .style(theme.fg(Color::Yellow))
                 .data(&pts);
