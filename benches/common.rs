@@ -8,6 +8,17 @@ use std::path::PathBuf;
 use saliency::pipeline::average::{Averages, AvgParam};
 use saliency::pipeline::extract::{Candidate, CandidateKey};
 
+/// A fixed pseudo-random sequence in [0, 1) (xorshift64), the same on every machine.
+pub fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 pub fn cnn_averages() -> (Averages, &'static str) {
     let path = std::env::var_os("SALIENCY_BENCH_AVERAGES")
         .map(PathBuf::from)
@@ -27,13 +38,7 @@ pub fn cnn_averages() -> (Averages, &'static str) {
         ("q_net.0.weight", &[6, 512]),
         ("q_net.0.bias", &[6]),
     ];
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut next = uniform(0x9E37_79B9_7F4A_7C15);
     let params = shapes
         .iter()
         .map(|(name, shape)| {

@@ -3,6 +3,8 @@
 //! the first frame, and a key press with its redraw at 160 x 48 (cursor, page, sort by a
 //! layer, a filter, a mark, the pin).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -24,13 +26,7 @@ const LAYERS: usize = 12;
 
 /// A sweep of `AGENTS` agents in `out`: 50 runs of 100 checkpoints, written as a sweep writes.
 fn synthetic(out: &Path) {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut next = common::uniform(0x2545_F491_4F6C_DD1D);
     let mut rows = Vec::new();
     let mut summaries = BTreeMap::new();
     for i in 0..AGENTS {

@@ -71,19 +71,7 @@ fn field<'a>(v: &'a Value, k: &str) -> &'a Value {
 #[test]
 fn a_mixed_folder_gives_run_bytes_per_agent_and_lists_the_broken_zip() {
     let tmp = tempfile::tempdir().unwrap();
-    let mixed = tmp.path().join("mixed");
-    for name in ["cartpole", "qrdqn", "ppo_cartpole", "a2c_acrobot", "maskable_ppo"] {
-        let src = fixture(name);
-        for e in walk(&src) {
-            let rel = e.strip_prefix(&src).unwrap();
-            if rel.starts_with("reference") {
-                continue;
-            }
-            let dest = mixed.join(name).join(rel);
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(&e, dest).unwrap();
-        }
-    }
+    let mixed = mixed_folder(tmp.path());
     let zip = std::fs::read(fixture("acrobot").join("agent.zip")).unwrap();
     std::fs::write(mixed.join("broken.zip"), &zip[..zip.len() / 2]).unwrap();
     let out = tmp.path().join("out");

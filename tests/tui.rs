@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use clap::Parser;
+use common::screen::{events, screen_text};
 use common::*;
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;
 use ratatui::style::Color;
@@ -80,56 +80,16 @@ fn demo_with_evidence(extra: &[&str]) -> Explorer {
     ex
 }
 
-fn key(c: char) -> KeyEvent {
-    let mods = if c.is_ascii_uppercase() || "?{}<>+".contains(c) { KeyModifiers::SHIFT } else { KeyModifiers::NONE };
-    KeyEvent::new(KeyCode::Char(c), mods)
-}
-
-/// Types keys through the event loop's step: plain characters, or names in angle brackets:
-/// <tab> <enter> <esc> <down> <up> <left> <right> <bs>. Effects go to the real jobs.
+/// Types keys through the event loop's step (see `common::screen::events`); effects go to the
+/// real jobs. False when a key quits.
 fn press(ex: &mut Explorer, script: &str) -> bool {
-    let mut chars = script.chars().peekable();
-    while let Some(c) = chars.next() {
-        let ev = if c == '<' && chars.peek().is_some_and(|n| n.is_ascii_lowercase()) {
-            let name: String = chars.by_ref().take_while(|&x| x != '>').collect();
-            let code = match name.as_str() {
-                "tab" => KeyCode::Tab,
-                "enter" => KeyCode::Enter,
-                "esc" => KeyCode::Esc,
-                "down" => KeyCode::Down,
-                "up" => KeyCode::Up,
-                "left" => KeyCode::Left,
-                "right" => KeyCode::Right,
-                "bs" => KeyCode::Backspace,
-                other => panic!("unknown key <{other}>"),
-            };
-            KeyEvent::new(code, KeyModifiers::NONE)
-        } else {
-            key(c)
-        };
-        if !ex.handle(Event::Key(ev)) {
-            return false;
-        }
-    }
-    true
+    events(script).into_iter().all(|e| ex.handle(e))
 }
 
 fn render(ex: &mut Explorer, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     ex.draw(&mut t).unwrap();
     t
-}
-
-fn screen_text(t: &Terminal<TestBackend>) -> String {
-    let buf = t.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
 }
 
 fn line(t: &Terminal<TestBackend>, n: usize) -> String {

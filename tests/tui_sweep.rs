@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::screen::{events, screen_text};
 use common::*;
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use saliency::tui::color::{ColorMode, Colormap};
@@ -25,24 +25,6 @@ const LONG: Duration = Duration::from_secs(180);
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// The mixed folder: one agent of each algorithm (their own inputs and patching results).
-fn mixed(dir: &Path) -> PathBuf {
-    let mixed = dir.join("mixed");
-    for name in ["cartpole", "qrdqn", "ppo_cartpole", "a2c_acrobot", "maskable_ppo"] {
-        let src = fixture(name);
-        for e in walk(&src) {
-            let rel = e.strip_prefix(&src).unwrap();
-            if rel.starts_with("reference") {
-                continue;
-            }
-            let dest = mixed.join(name).join(rel);
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(&e, dest).unwrap();
-        }
-    }
-    mixed
 }
 
 fn sweep_argv(out: &Path, mixed: &Path) -> Vec<String> {
@@ -74,7 +56,7 @@ fn root() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
-        let m = mixed(tmp.path());
+        let m = mixed_folder(tmp.path());
         let zip = std::fs::read(fixture("acrobot").join("agent.zip")).unwrap();
         std::fs::write(m.join("broken.zip"), &zip[..zip.len() / 2]).unwrap();
         let o = std::process::Command::new(assert_cmd::cargo::cargo_bin("saliency"))
@@ -97,58 +79,15 @@ fn explorer() -> SweepExplorer {
     ex
 }
 
-fn key(c: char) -> KeyEvent {
-    let mods = if c.is_ascii_uppercase() || "?+".contains(c) { KeyModifiers::SHIFT } else { KeyModifiers::NONE };
-    KeyEvent::new(KeyCode::Char(c), mods)
-}
-
-/// Types keys: characters, or <tab> <enter> <esc> <down> <up> <left> <right> <bs> <space>.
+/// Types keys through the event loop's step (see `common::screen::events`).
 fn press(ex: &mut SweepExplorer, script: &str) -> bool {
-    let mut chars = script.chars().peekable();
-    while let Some(c) = chars.next() {
-        let ev = if c == '<' && chars.peek().is_some_and(|n| n.is_ascii_lowercase()) {
-            let name: String = chars.by_ref().take_while(|&x| x != '>').collect();
-            let code = match name.as_str() {
-                "tab" => KeyCode::Tab,
-                "enter" => KeyCode::Enter,
-                "esc" => KeyCode::Esc,
-                "down" => KeyCode::Down,
-                "up" => KeyCode::Up,
-                "left" => KeyCode::Left,
-                "right" => KeyCode::Right,
-                "bs" => KeyCode::Backspace,
-                "space" => KeyCode::Char(' '),
-                "end" => KeyCode::End,
-                "pgdn" => KeyCode::PageDown,
-                other => panic!("unknown key <{other}>"),
-            };
-            KeyEvent::new(code, KeyModifiers::NONE)
-        } else {
-            key(c)
-        };
-        if !ex.handle(Event::Key(ev)) {
-            return false;
-        }
-    }
-    true
+    events(script).into_iter().all(|e| ex.handle(e))
 }
 
 fn render(ex: &mut SweepExplorer, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     ex.draw(&mut t).unwrap();
     t
-}
-
-fn screen_text(t: &Terminal<TestBackend>) -> String {
-    let buf = t.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
 }
 
 fn sweep_json() -> saliency::json::Value {

@@ -3,7 +3,7 @@
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders};
 
 /// Styles that respect NO_COLOR.
@@ -62,4 +62,22 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
     Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}
+
+/// Footer hints ("q quit  ? help ..."), whole, in keymap order, while they fit in `room` cells
+/// after `used`.
+pub fn hint_spans<'a>(hints: &[(&str, &str)], used: usize, room: usize, theme: &Theme) -> Vec<Span<'a>> {
+    let mut spans = Vec::new();
+    let mut used = used;
+    for (key, hint) in hints {
+        let hint = format!(" {hint} ");
+        let w = 1 + key.chars().count() + hint.chars().count();
+        if used + w > room {
+            break;
+        }
+        used += w;
+        spans.push(Span::styled(format!(" {key}"), theme.accent()));
+        spans.push(Span::raw(hint));
+    }
+    spans
 }

@@ -12,7 +12,7 @@ use super::color::{self, ColorMode};
 use super::heatmap::{cell_value, HeatmapView, MatrixShape, Scaler};
 use super::keymap::{self, KEYMAP};
 use super::layout::{abbreviate_names, choose_columns, fit_parts, fit_words, width, Column};
-use super::theme::{block, centered, Theme};
+use super::theme::{block, centered, hint_spans, Theme};
 use crate::ablation::{Evidence, Stat};
 use crate::format::num;
 use crate::json::pyfloat;
@@ -533,16 +533,7 @@ fn draw_footer(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             used += width(&text);
             spans.push(Span::styled(text, theme.fg(Color::Yellow)));
         }
-        // Whole hints, in keymap order, while they fit.
-        for (key, hint) in keymap::hints() {
-            let hint = format!(" {hint} ");
-            if used + 1 + width(key) + width(&hint) > w {
-                break;
-            }
-            used += 1 + width(key) + width(&hint);
-            spans.push(Span::styled(format!(" {key}"), theme.accent()));
-            spans.push(Span::raw(hint));
-        }
+        spans.extend(hint_spans(&keymap::hints(), used, w, theme));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }

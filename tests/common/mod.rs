@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod screen;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -295,4 +297,23 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A folder of one agent of each algorithm (`DIR/mixed/<name>/`, their own inputs and
+/// patching results, without the PyTorch references).
+pub fn mixed_folder(dir: &Path) -> PathBuf {
+    let mixed = dir.join("mixed");
+    for name in ["cartpole", "qrdqn", "ppo_cartpole", "a2c_acrobot", "maskable_ppo"] {
+        let src = fixture(name);
+        for e in walk(&src) {
+            let rel = e.strip_prefix(&src).unwrap();
+            if rel.starts_with("reference") {
+                continue;
+            }
+            let dest = mixed.join(name).join(rel);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&e, dest).unwrap();
+        }
+    }
+    mixed
 }

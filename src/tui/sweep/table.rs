@@ -49,21 +49,16 @@ impl Col {
         Col::Algorithm,
         Col::Environment,
     ];
-    pub const BASE: [Col; 13] = [
-        Col::Id,
-        Col::Run,
-        Col::Kind,
-        Col::Step,
-        Col::Status,
-        Col::Gini,
-        Col::Flip,
-        Col::Percentile,
-        Col::Selected,
-        Col::Inputs,
-        Col::Seed,
-        Col::Algorithm,
-        Col::Environment,
-    ];
+    /// Every column but the layers, in the order shown.
+    pub const BASE: [Col; 13] = {
+        let mut out = [Col::Id; 13];
+        let mut i = 0;
+        while i < out.len() {
+            out[i] = if i < Col::LEAD.len() { Col::LEAD[i] } else { Col::TRAIL[i - Col::LEAD.len()] };
+            i += 1;
+        }
+        out
+    };
 
     /// The header of a base column.
     pub fn title(self) -> &'static str {

@@ -20,7 +20,7 @@ use super::super::color::{self, ColorMode};
 use super::super::heatmap::{pool, HeatmapView, Mark, MatrixShape, Pooling, Scale, Scaler, Viewport};
 use super::super::keymap::{self, Scope, SWEEP_KEYMAP};
 use super::super::layout::{abbreviate_names, fit_words, tail, width};
-use super::super::theme::{block, centered, Theme};
+use super::super::theme::{block, centered, hint_spans, Theme};
 use super::app::{ComparePart, Loadable, SweepApp, View};
 use super::table::{Col, Heat, Table};
 
@@ -737,17 +737,7 @@ fn draw_footer(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
     if area.height > 1 {
         f.render_widget(Paragraph::new(Line::from(top)), Rect { y: area.y, height: 1, ..area });
     }
-    let mut spans = Vec::new();
-    let mut used = 0;
-    for (key, hint) in keymap::hints_of(SWEEP_KEYMAP, &[Scope::Global, app.scope()]) {
-        let hint = format!(" {hint} ");
-        if used + 1 + width(key) + width(&hint) > w {
-            break;
-        }
-        used += 1 + width(key) + width(&hint);
-        spans.push(Span::styled(format!(" {key}"), theme.accent()));
-        spans.push(Span::raw(hint));
-    }
+    let mut spans = hint_spans(&keymap::hints_of(SWEEP_KEYMAP, &[Scope::Global, app.scope()]), 0, w, theme);
     if app.compare().is_some() || app.view() != View::Agents {
         let esc = if app.compare().is_some() { " Esc back" } else { "" };
         spans.push(Span::styled(esc.to_string(), theme.accent()));
