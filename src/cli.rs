@@ -184,7 +184,7 @@ pub struct AgentArgs {
     #[arg(long, value_parser = Target::parse, value_name = "T")]
     pub target: Option<Target>,
     /// Also write measures.safetensors with these measures (comma-separated, or all): mean-abs,
-    /// mean, mean-sq, max-abs, mean-abs-gxw, abs-mean-gxw, nonzero
+    /// mean, mean-sq, max-abs, mean-abs-gxw, abs-mean-gxw, nonzero, fisher, variance, snr
     #[arg(long, value_parser = MeasureList::parse, value_name = "LIST")]
     pub measures: Option<MeasureList>,
     /// Also write input_saliency.safetensors: the gradient with respect to the observation

@@ -44,10 +44,20 @@ pub enum Measure {
     AbsMeanGxw,
     /// (1/N) count(g != 0).
     Nonzero,
+    /// w^2 (1/N) sum g^2: Optimal Brain Damage with the empirical Fisher diagonal.
+    Fisher,
+    /// max(0, (1/N) sum g^2 - ((1/N) sum g)^2): how much the gradient varies over inputs.
+    Variance,
+    /// |mean g| / sqrt(variance): 0 where both are 0, `SNR_INFINITE` where only the variance is.
+    Snr,
 }
 
+/// The signal-to-noise ratio of a weight whose gradient never varies but is not zero: the
+/// largest finite float32.
+pub const SNR_INFINITE: f64 = f32::MAX as f64;
+
 impl Measure {
-    pub const ALL: [Measure; 7] = [
+    pub const ALL: [Measure; 10] = [
         Measure::MeanAbs,
         Measure::Mean,
         Measure::MeanSq,
@@ -55,6 +65,9 @@ impl Measure {
         Measure::MeanAbsGxw,
         Measure::AbsMeanGxw,
         Measure::Nonzero,
+        Measure::Fisher,
+        Measure::Variance,
+        Measure::Snr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +79,9 @@ impl Measure {
             Measure::MeanAbsGxw => "mean-abs-gxw",
             Measure::AbsMeanGxw => "abs-mean-gxw",
             Measure::Nonzero => "nonzero",
+            Measure::Fisher => "fisher",
+            Measure::Variance => "variance",
+            Measure::Snr => "snr",
         }
     }
 
@@ -136,6 +152,22 @@ impl ExtraSums {
     }
 }
 
+/// (1/N) sum g^2 - ((1/N) sum g)^2 from the sums, never negative (rounding can make it so).
+fn variance(sum: f64, sq: f64, n: f64) -> f64 {
+    let mean = sum / n;
+    (sq / n - mean * mean).max(0.0)
+}
+
+/// |mean| / sqrt(variance), with 0/0 = 0 and x/0 = `SNR_INFINITE`.
+fn snr(sum: f64, sq: f64, n: f64) -> f64 {
+    let (mean, var) = ((sum / n).abs(), variance(sum, sq, n));
+    match (mean == 0.0, var == 0.0) {
+        (true, _) => 0.0,
+        (false, true) => SNR_INFINITE,
+        (false, false) => (mean / var.sqrt()).min(SNR_INFINITE),
+    }
+}
+
 /// Every requested measure of every parameter, float64, shaped like the parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeasureSet {
@@ -177,6 +209,11 @@ impl MeasureSet {
                                 e.sum.iter().zip(w).map(|(&x, &wj)| ((x * f64::from(wj)) / n).abs()).collect()
                             }
                             Measure::Nonzero => e.nonzero.iter().map(|&x| f64::from(x) / n).collect(),
+                            Measure::Fisher => {
+                                e.sq.iter().zip(w).map(|(&x, &wj)| f64::from(wj) * f64::from(wj) * (x / n)).collect()
+                            }
+                            Measure::Variance => e.sum.iter().zip(&e.sq).map(|(&s, &q)| variance(s, q, n)).collect(),
+                            Measure::Snr => e.sum.iter().zip(&e.sq).map(|(&s, &q)| snr(s, q, n)).collect(),
                         };
                         AvgParam { name: meta.name.clone(), shape: meta.shape.clone(), data }
                     })

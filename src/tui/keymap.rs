@@ -258,7 +258,7 @@ pub static KEYMAP: &[Binding] = &[
         "v",
         Action::CycleMeasure,
         Scope::Global,
-        "next measure: mean-abs, mean, mean-sq, max-abs, mean-abs-gxw, abs-mean-gxw, nonzero",
+        "next measure: mean-abs, mean, mean-sq, ..., fisher, variance, snr (docs/measures.md)",
         Some("measure")
     ),
     b!(
