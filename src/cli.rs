@@ -45,6 +45,9 @@ pub enum Command {
     /// Evidence: change the selected weights and measure what it does to the agent's decisions,
     /// against the same number of random weights (ablation.json).
     Ablate(AblateArgs),
+    /// Which measure predicts the damage removing a weight does: a stratified sample of weights,
+    /// each ablated alone, correlated with every measure (validation.json).
+    Validate(ValidateArgs),
     /// Many agents: every agent under the paths (research-layout folders, zips, RL Zoo logs),
     /// each analysed as `run` does, summarised across seeds and checkpoints (sweep.json).
     Sweep(SweepArgs),
@@ -282,6 +285,54 @@ pub struct AblateArgs {
     pub output_dir: Option<PathBuf>,
     #[command(flatten)]
     pub quiet: Quiet,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Agent directory or .zip
+    #[arg(long = "agent-path", alias = "agent_path", value_name = "PATH")]
+    pub agent_path: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Observations instead of <agent dir>/activation_inputs/clean_inputs.json: the clean-inputs
+    /// JSON, a .npy or a .npz
+    #[arg(long, value_name = "FILE")]
+    pub inputs: Option<PathBuf>,
+    /// The scalar whose damage is measured (default: q, or logprob for a policy; see `run --help`)
+    #[arg(long, value_parser = Target::parse, value_name = "T")]
+    pub target: Option<Target>,
+    /// Weights sampled (stratified by tensor and by decile of mean |gradient|)
+    #[arg(long, default_value_t = 512, value_parser = count, value_name = "N")]
+    pub sample: usize,
+    /// Only the first M inputs, for the measures and the damage (default: all)
+    #[arg(long = "inputs-sample", alias = "inputs_sample", value_parser = count, value_name = "M")]
+    pub inputs_sample: Option<usize>,
+    /// zero, or scale:F to multiply each sampled weight by F
+    #[arg(long, default_value = "zero", value_parser = Mode::parse, value_name = "MODE")]
+    pub mode: Mode,
+    /// Bootstrap replicates of each correlation's interval
+    #[arg(long, default_value_t = 2000, value_parser = count, value_name = "REPS")]
+    pub bootstrap: usize,
+    /// Seed of the sample and the bootstrap
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
+    /// Output directory (default: <agent dir>/gradient_analysis)
+    #[arg(long = "output-dir", alias = "output_dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub quiet: Quiet,
+}
+
+impl ValidateArgs {
+    pub fn settings(&self) -> crate::study::validate::ValidateSettings {
+        crate::study::validate::ValidateSettings {
+            sample: self.sample,
+            inputs_sample: self.inputs_sample,
+            mode: self.mode,
+            bootstrap: self.bootstrap,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -21,6 +21,7 @@ fn passive_openmp(cli: &Cli) {
     let agent = match &cli.command {
         Some(Command::Run(a)) => Some(&a.agent.agent_path),
         Some(Command::Ablate(a)) => Some(&a.agent_path),
+        Some(Command::Validate(a)) => Some(&a.agent_path),
         Some(Command::Gradients(a)) => Some(&a.agent.agent_path),
         Some(Command::Explore(a)) => a.agent_path.as_ref().or(a.path.as_ref()),
         None => cli.explore.agent_path.as_ref().or(cli.explore.path.as_ref()),
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
         Some(Command::Average(a)) => commands::average(a, &cancel),
         Some(Command::Extract(a)) => commands::extract(a),
         Some(Command::Ablate(a)) => commands::ablate(a, &cancel),
+        Some(Command::Validate(a)) => commands::validate(a, &cancel),
         Some(Command::Explore(a)) => saliency::tui::explore(a, &cancel),
         Some(Command::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -28,27 +28,62 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
-/// The 95% percentile-bootstrap interval of the IQM: `replicates` resamples of n values drawn
-/// with replacement (index = next() mod n of SplitMix64 seeded by `seed`, a fresh generator per
-/// interval), their IQMs, and the 2.5 and 97.5 percentiles of those. None for fewer than two
-/// values (a group of one has no interval) or no replicates.
-pub fn iqm_interval(values: &[f64], replicates: usize, seed: u64) -> Option<[f64; 2]> {
-    let n = values.len();
+/// A 95% percentile-bootstrap interval: `replicates` resamples of the n items drawn with
+/// replacement (index = next() mod n of SplitMix64 seeded by `seed`, a fresh generator per
+/// interval, n draws per replicate in order), the statistic of each, and the 2.5 and 97.5
+/// percentiles of those (numpy's linear interpolation). None for fewer than two items or no
+/// replicates; replicates whose statistic is undefined (NaN) are left out.
+pub fn bootstrap_interval(
+    n: usize,
+    replicates: usize,
+    seed: u64,
+    mut stat: impl FnMut(&[usize]) -> f64,
+) -> Option<[f64; 2]> {
     if n < 2 || replicates == 0 {
         return None;
     }
     let mut rng = SplitMix64::for_draw(seed, 0);
-    let mut sample = vec![0.0; n];
-    let mut iqms: Vec<f64> = (0..replicates)
+    let mut idx = vec![0usize; n];
+    let mut stats: Vec<f64> = (0..replicates)
         .map(|_| {
-            for s in sample.iter_mut() {
-                *s = values[(rng.next_u64() % n as u64) as usize];
+            for i in idx.iter_mut() {
+                *i = (rng.next_u64() % n as u64) as usize;
             }
-            iqm(&sample).unwrap_or(f64::NAN)
+            stat(&idx)
         })
+        .filter(|v| !v.is_nan())
         .collect();
-    iqms.sort_by(f64::total_cmp);
-    Some([percentile_sorted(&iqms, 2.5), percentile_sorted(&iqms, 97.5)])
+    if stats.is_empty() {
+        return None;
+    }
+    stats.sort_by(f64::total_cmp);
+    Some([percentile_sorted(&stats, 2.5), percentile_sorted(&stats, 97.5)])
+}
+
+/// The bootstrap interval of the IQM of `values` (see `bootstrap_interval`).
+pub fn iqm_interval(values: &[f64], replicates: usize, seed: u64) -> Option<[f64; 2]> {
+    let mut sample = vec![0.0; values.len()];
+    bootstrap_interval(values.len(), replicates, seed, |idx| {
+        for (s, &i) in sample.iter_mut().zip(idx) {
+            *s = values[i];
+        }
+        iqm(&sample).unwrap_or(f64::NAN)
+    })
+}
+
+/// The bootstrap interval of Spearman's correlation of paired values, resampling the pairs
+/// (see `bootstrap_interval`; a resample where either side is constant has no correlation
+/// and is left out).
+pub fn spearman_interval(a: &[f64], b: &[f64], replicates: usize, seed: u64) -> Option<[f64; 2]> {
+    let n = a.len().min(b.len());
+    let (mut x, mut y) = (vec![0.0; n], vec![0.0; n]);
+    bootstrap_interval(n, replicates, seed, |idx| {
+        for (k, &i) in idx.iter().enumerate() {
+            x[k] = a[i];
+            y[k] = b[i];
+        }
+        spearman(&x, &y).unwrap_or(f64::NAN)
+    })
 }
 
 /// Ranks from 1, ties given their average rank (`scipy.stats.rankdata(method="average")`).

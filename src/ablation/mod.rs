@@ -336,6 +336,52 @@ fn predicted_drops(net: &Net, sig: &Signals, modified: &Modified) -> Result<Vec<
     Ok(v)
 }
 
+/// What changing one element alone does, summed over inputs: |T(w) - T(w')| (the greedy
+/// action kept fixed, as for every ablation) and the inputs whose greedy action changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DamageSums {
+    pub n: usize,
+    pub abs_drop: f64,
+    pub flips: usize,
+}
+
+impl DamageSums {
+    /// The mean |target drop| over the inputs.
+    pub fn damage(&self) -> f64 {
+        self.abs_drop / self.n.max(1) as f64
+    }
+
+    pub fn flip_rate(&self) -> f64 {
+        self.flips as f64 / self.n.max(1) as f64
+    }
+}
+
+/// Each element of `elements` (parameter, flat index) changed alone on the batch (its inputs
+/// and their signals at the original weights), added to its sums. One forward pass per
+/// element; false when cancelled.
+pub fn single_damages(
+    net: &Net,
+    batch: &Prepared,
+    elements: &[(usize, usize)],
+    mode: Mode,
+    target: Target,
+    sums: &mut [DamageSums],
+    cancel: &dyn Fn() -> bool,
+) -> Result<bool, ModelError> {
+    for (&(p, i), s) in elements.iter().zip(sums.iter_mut()) {
+        if cancel() {
+            return Ok(false);
+        }
+        let change = Change { per_param: vec![(p, vec![i])] };
+        for e in effects(net, &batch.x, &batch.sig, &apply(net, &change, mode)?, target, false)? {
+            s.n += 1;
+            s.abs_drop += e.target_drop.abs();
+            s.flips += usize::from(e.ablated_action != e.action);
+        }
+    }
+    Ok(true)
+}
+
 /// Mean, standard deviation (population), min and max of a measure over the random draws, and
 /// the selection's percentile among them (share of draws below it, ties counting half).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -11,7 +11,7 @@ use std::time::Instant;
 use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{AblateArgs, AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs};
+use crate::cli::{AblateArgs, AgentArgs, AverageArgs, ExtractArgs, GradientsArgs, RawGradients, RunArgs, ValidateArgs};
 use crate::pipeline::{self, average::Averages, gradfile, PassOptions, Progress, RawFormat};
 use crate::study::ablate;
 use crate::study::candidates::{CandidateChoice, Candidates};
@@ -255,6 +255,37 @@ pub fn ablate(args: &AblateArgs, cancel: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
+/// `saliency validate`: which measure predicts the damage on this agent.
+pub fn validate(args: &ValidateArgs, cancel: &AtomicBool) -> Result<()> {
+    let mut rep = Reporter::new(args.quiet.quiet);
+    let settings = args.settings();
+    settings.check()?;
+    crate::paths::must_exist(&args.agent_path, "agent path")?;
+    let files = AgentFiles::new(&args.agent_path).with_inputs(args.inputs.as_deref());
+    let out_dir = args.output_dir.clone().unwrap_or_else(|| files.default_output());
+    let inputs = files.inputs();
+    crate::paths::must_exist(&inputs, "inputs file")?;
+    let loaded = args.model.spec(&args.agent_path, args.target)?.load()?;
+    let start = Instant::now();
+    let v = crate::study::validate::validate(
+        &loaded,
+        &inputs,
+        &settings,
+        args.model.batch_size,
+        &mut |e| rep.event(e),
+        cancel,
+    );
+    rep.finish();
+    let v = v?;
+    crate::pipeline::output::ensure_dir(&out_dir)?;
+    let dest = crate::study::validate::write(&out_dir, &v)?;
+    for line in crate::study::validate::table(&v) {
+        rep.done(&line);
+    }
+    rep.done(&format!("wrote {} ({:.2} s)", dest.display(), start.elapsed().as_secs_f64()));
+    Ok(())
+}
+
 /// The averages a k/m selection needs: `<out dir>/average_gradients.json` when it exists and
 /// fits the agent (as `extract` would read it), else computed now (nothing is written).
 fn averages_for(
@@ -285,6 +316,7 @@ fn averages_for(
         target: loaded.target,
         measures: Vec::new(),
         input_saliency: false,
+        max_inputs: None,
     };
     let outcome =
         pipeline::gradient_pass(&loaded.agent, &loaded.net, inputs, &opts, &mut |p, _| rep.progress(p), cancel);

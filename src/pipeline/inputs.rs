@@ -42,6 +42,8 @@ pub struct InputReader {
     checks: Vec<(usize, usize, Check)>,
     seen: HashSet<String>,
     count: usize,
+    /// Inputs read at most (the rest of the file is not read).
+    limit: usize,
     done: bool,
     scratch: Vec<f32>,
 }
@@ -159,6 +161,7 @@ impl InputReader {
             checks,
             seen: HashSet::new(),
             count: 0,
+            limit: usize::MAX,
             done: false,
             scratch: Vec::new(),
         }
@@ -210,10 +213,20 @@ impl InputReader {
         }
     }
 
+    /// Reads at most the first `limit` inputs of the file (None: all of them).
+    pub fn with_limit(mut self, limit: Option<usize>) -> InputReader {
+        self.limit = limit.unwrap_or(usize::MAX);
+        self
+    }
+
     /// Appends up to `max` inputs (ids, and values row after row) and returns how many.
     pub fn next_batch(&mut self, max: usize, ids: &mut Vec<String>, values: &mut Vec<f32>) -> Result<usize> {
         let mut n = 0;
         while n < max && !self.done {
+            if self.count >= self.limit {
+                self.done = true;
+                break;
+            }
             let Some(id) = self.next_entry()? else {
                 self.done = true;
                 break;

@@ -113,6 +113,8 @@ pub struct PassOptions {
     pub measures: Vec<measures::Measure>,
     /// Also the gradient with respect to the inputs (per input kept unless `raw` is None).
     pub input_saliency: bool,
+    /// Only the first inputs of the file (None: all).
+    pub max_inputs: Option<usize>,
 }
 
 /// One batch on its way from the model to the sink.
@@ -278,7 +280,7 @@ pub fn gradient_pass(
     cancel: &AtomicBool,
 ) -> Result<GradientOutcome> {
     let file_size = std::fs::metadata(inputs).map(|m| m.len()).unwrap_or(0);
-    let reader = InputReader::open(inputs, &agent.arch)?;
+    let reader = InputReader::open(inputs, &agent.arch)?.with_limit(opts.max_inputs);
     let params = param_meta(agent);
     let (raw_path, raw) = open_raw(opts.raw, &opts.out_dir, &params)?;
     let numels: Vec<usize> = params.iter().map(ParamMeta::numel).collect();

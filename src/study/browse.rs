@@ -106,6 +106,7 @@ fn run(
         target,
         measures: Measure::ALL.to_vec(),
         input_saliency: true,
+        max_inputs: None,
     };
     let mut progress = |p: Progress, acc: &pipeline::Accumulator| {
         send(BrowseMsg::Progress(p));

@@ -18,5 +18,6 @@ pub mod model;
 pub mod run;
 pub mod selection;
 pub mod sweep;
+pub mod validate;
 
 pub use error::{is_cancelled, Result, StudyError};

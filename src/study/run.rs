@@ -99,6 +99,7 @@ pub fn gradient_files(
         target: loaded.target,
         measures: kept,
         input_saliency: plan.input_saliency,
+        max_inputs: None,
     };
     let start = Instant::now();
     let mut outcome = pipeline::gradient_pass(
