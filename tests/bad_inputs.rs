@@ -532,6 +532,26 @@ fn cases(dir: &Path, out: &Path) -> Vec<Case> {
         ["target action:3 is out of range: the agent has 3 actions (0..3)"]
     );
 
+    // --- validate ---
+    let val = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut a = os(&[&"validate", &"-q", &"--agent-path", &fixture("acrobot"), &"--output-dir", &out]);
+        a.extend(extra.iter().map(|s| s.as_ref().to_os_string()));
+        a
+    };
+    case!("validate-sample-zero", val(&[&"--sample", &"0"]), 1, ["--sample 0: expected 1 to 100000 weights"]);
+    case!(
+        "validate-no-inputs-sampled",
+        val(&[&"--inputs-sample", &"0"]),
+        1,
+        ["--inputs-sample 0: at least one input is needed"]
+    );
+    case!(
+        "validate-bootstrap-absurd",
+        val(&[&"--bootstrap", &"100000000"]),
+        1,
+        ["--bootstrap 100000000: at most 100000 replicates"]
+    );
+
     // --- targets and measures ---
     let run_acro = |extra: &[&str]| {
         let mut a = os(&[&"run", &"-q", &"--agent-path", &fixture("acrobot"), &"--output-dir", &out]);

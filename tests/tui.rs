@@ -845,3 +845,58 @@ fn a_ppo_agent_opens_and_switches_between_actor_and_critic() {
     assert!(line(&t, 0).contains("target value"));
     assert!(line(&t, 2).contains("value drop"), "{}", line(&t, 2));
 }
+
+#[test]
+fn v_validates_in_the_background_and_shows_measure_against_damage() {
+    let mut ex = demo_with_evidence(&[]);
+    ex.settle(LONG).unwrap();
+    press(&mut ex, "V");
+    assert!(ex.app.validation().running());
+    ex.settle(LONG).unwrap();
+    let v = ex.app.validation().done().expect("validated").clone();
+    // The same numbers as `saliency validate` with the explorer's settings (the defaults).
+    let out = tempfile::tempdir().unwrap();
+    Command::cargo_bin("saliency")
+        .unwrap()
+        .args(["validate", "-q", "--agent-path", "assets/demo", "--output-dir"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let file = read_json(&out.path().join("validation.json"));
+    let scores = file.get("measures").unwrap().as_array().unwrap();
+    assert_eq!(scores.len(), v.scores.len());
+    for (s, mine) in scores.iter().zip(&v.scores) {
+        assert_eq!(s.get("measure").unwrap().as_str(), Some(mine.measure.name()));
+        assert_eq!(s.get("spearman").unwrap().as_f64(), mine.spearman);
+    }
+    // The header names the best predictor, and the measure shown with its correlation.
+    let best = v.best().unwrap();
+    let header = line(&render(&mut ex, 200, 60), 0);
+    assert!(header.contains(&format!("best predictor {}", best.measure.name())), "{header}");
+    press(&mut ex, "vv");
+    let m = ex.app.data().measure();
+    let rho = v.scores.iter().find(|s| s.measure == m).unwrap().spearman.unwrap();
+    let header = line(&render(&mut ex, 200, 60), 0);
+    assert!(header.contains(&format!("measure {} ρ{rho:+.2}", m.name())), "{header}");
+    // V again: the scatter of the measure shown; v moves to the next; V closes.
+    press(&mut ex, "V");
+    assert_eq!(ex.app.popup(), Some(&Popup::Scatter));
+    let s = screen_text(&render(&mut ex, 200, 60));
+    assert!(s.contains(&format!("{} against the damage of removing each of {} weights", m.name(), v.sample.len())), "{s}");
+    assert!(s.contains(&format!("Spearman {rho:+.3}")), "{s}");
+    press(&mut ex, "v");
+    let next = ex.app.data().measure();
+    assert_ne!(next, m);
+    assert!(screen_text(&render(&mut ex, 200, 60)).contains(&format!("{} against the damage", next.name())));
+    press(&mut ex, "V");
+    assert_eq!(ex.app.popup(), None);
+}
+
+#[test]
+fn v_on_averages_from_a_file_says_it_needs_the_agent() {
+    let mut ex = demo_from_files(&[]);
+    ex.settle(LONG).unwrap();
+    press(&mut ex, "V");
+    assert!(!ex.app.validation().running());
+    assert!(ex.app.message().unwrap().contains("open it with --agent-path"), "{:?}", ex.app.message());
+}

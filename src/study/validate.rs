@@ -282,6 +282,36 @@ pub fn validate(
     })
 }
 
+/// A validation the explorer runs in the background: the agent and inputs of its evidence
+/// engine, the settings (the engine's ablation mode and seed).
+#[derive(Debug, Clone)]
+pub struct ValidateJob {
+    pub engine: super::evidence::EngineSpec,
+    pub settings: ValidateSettings,
+}
+
+impl ValidateJob {
+    /// The explorer's validation of the agent it runs: every input, the defaults of
+    /// `saliency validate`, and the explorer's ablation mode and seed.
+    pub fn of(engine: &super::evidence::EngineSpec) -> ValidateJob {
+        let settings =
+            ValidateSettings { mode: engine.settings.mode, seed: engine.settings.seed, ..ValidateSettings::default() };
+        ValidateJob { engine: engine.clone(), settings }
+    }
+}
+
+/// Runs `job`: loads the agent, validates; `progress` gets the phase and the fraction done.
+pub fn run_job(job: &ValidateJob, progress: &(dyn Fn(&str, f64) + Sync), cancel: &AtomicBool) -> Result<Validation> {
+    let loaded = job.engine.spec.load()?;
+    let mut phase = "measures";
+    let mut events = |e: RunEvent| match e {
+        RunEvent::Note(n) if n.starts_with("ablating") => phase = "ablating",
+        RunEvent::Progress(p) => progress(phase, p.done as f64 / p.total.max(1) as f64),
+        _ => {}
+    };
+    validate(&loaded, &job.engine.inputs, &job.settings, job.engine.spec.batch_size, &mut events, cancel)
+}
+
 /// A flat index as the full index in `shape` (row-major).
 pub fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     let mut index = vec![0; shape.len()];

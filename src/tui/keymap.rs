@@ -52,6 +52,8 @@ pub enum Action {
     CycleTarget,
     /// The input saliency view.
     InputView,
+    /// Validate the measures against the damage (again: the scatter of the measure shown).
+    Validate,
     /// A digit, Backspace or Enter inside a number prompt.
     Digit(u8),
     Backspace,
@@ -276,6 +278,14 @@ pub static KEYMAP: &[Binding] = &[
         Scope::Global,
         "input saliency view (left/right: inputs)",
         Some("inputs")
+    ),
+    b!(
+        &[(C('V'), SHIFT), (C('V'), NONE)],
+        "V",
+        Action::Validate,
+        Scope::Global,
+        "validate: which measure predicts the damage (again: measure against damage)",
+        Some("validate")
     ),
     // In a number prompt (k or m): these replace the keys above. The digit binding carries the
     // digit pressed (see `lookup`).

@@ -25,6 +25,7 @@ pub struct Runtime {
     pipeline: Option<Task<BrowseMsg, Browsed>>,
     evidence: Option<EvidenceServer>,
     export: Option<Task<String, String>>,
+    validation: Option<Task<(String, f64), crate::study::validate::Validation>>,
     faults: Faults,
 }
 
@@ -34,7 +35,7 @@ fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> WorkError {
 
 impl Runtime {
     pub fn new(source: browse::Source) -> Runtime {
-        Runtime { source, pipeline: None, evidence: None, export: None, faults: Faults::default() }
+        Runtime { source, pipeline: None, evidence: None, export: None, validation: None, faults: Faults::default() }
     }
 
     /// Test hook: the jobs started from now on fail as `faults` says.
@@ -121,6 +122,18 @@ impl Runtime {
                     t.cancel();
                 }
             }
+            Effect::Validate(job) => {
+                self.validation = Some(Task::spawn("validate", move |ctx| {
+                    crate::study::validate::run_job(
+                        &job,
+                        &|phase, f| {
+                            ctx.send((phase.to_string(), f));
+                        },
+                        ctx.cancel_flag(),
+                    )
+                    .map_err(boxed)
+                }));
+            }
             Effect::Evidence(req) => {
                 if let Some(s) = &self.evidence {
                     s.request(*req);
@@ -156,12 +169,20 @@ impl Runtime {
                 app.on_export(u);
             }
         }
+        if let Some(t) = &mut self.validation {
+            for u in t.poll() {
+                any = true;
+                app.on_validation(u);
+            }
+        }
         (any, effects)
     }
 
     /// Whether no job is at work (tests wait for this).
     pub fn idle(&self) -> bool {
-        self.pipeline.as_ref().is_none_or(|t| !t.running()) && self.export.as_ref().is_none_or(|t| !t.running())
+        self.pipeline.as_ref().is_none_or(|t| !t.running())
+            && self.export.as_ref().is_none_or(|t| !t.running())
+            && self.validation.as_ref().is_none_or(|t| !t.running())
     }
 }
 

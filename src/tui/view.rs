@@ -52,7 +52,21 @@ pub fn draw(app: &App, f: &mut Frame) {
         Some(Popup::Neuron { param, row }) => draw_neuron(app, f, area, *param, *row, &theme),
         Some(Popup::Prompt { knob, text }) => draw_prompt(f, area, *knob, text, &theme),
         Some(Popup::Inputs { index }) => draw_inputs(app, f, area, *index, &theme),
+        Some(Popup::Scatter) => draw_scatter(app, f, area, &theme),
         None => {}
+    }
+}
+
+/// The validation in the header: its progress, or the best predictor.
+fn validation_text(app: &App) -> String {
+    use super::app::validation::ValidationState;
+    match app.validation().state() {
+        ValidationState::Running { phase, fraction } => format!(" · validating: {phase} {:.0}%", 100.0 * fraction),
+        ValidationState::Done(v) => match v.best() {
+            Some(b) => format!(" · best predictor {} ρ{:+.2}", b.measure.name(), b.spearman.unwrap_or(f64::NAN)),
+            None => " · validated: no correlation".into(),
+        },
+        _ => String::new(),
     }
 }
 
@@ -63,11 +77,14 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     // Target and measure: what the numbers are (the measure only when others exist).
     let what = if app.run().computed_here() || app.data().measures().is_some() {
         let measure = if app.data().measures().is_some() {
-            format!(" · measure {}", app.data().measure().name())
+            let m = app.data().measure();
+            let rho =
+                app.validation().score(m).and_then(|s| s.spearman).map(|r| format!(" ρ{r:+.2}")).unwrap_or_default();
+            format!(" · measure {}{rho}", m.name())
         } else {
             String::new()
         };
-        format!("· target {}{measure} ", app.run().target())
+        format!("· target {}{measure}{} ", app.run().target(), validation_text(app))
     } else {
         String::new()
     };
@@ -865,4 +882,49 @@ fn draw_vector_key(
         lines.push(Line::from(spans));
     }
     f.render_widget(Paragraph::new(lines), area);
+}
+
+/// The validation's scatter: the measure shown (x) against each sampled weight's damage (y),
+/// both on log10 axes (zeros drawn at the floor).
+fn draw_scatter(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    use ratatui::symbols::Marker;
+    use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
+    let r = centered(area, area.width.saturating_sub(4), area.height.saturating_sub(2));
+    f.render_widget(Clear, r);
+    let Some(v) = app.validation().done() else { return };
+    let m = app.data().measure();
+    let Some(k) = v.measures.iter().position(|&x| x == m) else {
+        let text = format!(" {} is signed: it is not scored (v: the next measure)", m.name());
+        f.render_widget(Paragraph::new(text).block(block(" measure against damage ", true, theme)), r);
+        return;
+    };
+    let xs: Vec<f64> = v.sample.iter().map(|s| s.measures[k]).collect();
+    let ys: Vec<f64> = v.sample.iter().map(|s| s.damage).collect();
+    let log = |vals: &[f64]| -> (Vec<f64>, f64, f64) {
+        let pos = vals.iter().copied().filter(|x| *x > 0.0 && x.is_finite());
+        let (lo, hi) = pos.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+        let (lo, hi) = if lo.is_finite() { (lo.log10() - 0.5, hi.log10()) } else { (-1.0, 0.0) };
+        (vals.iter().map(|&x| if x > 0.0 && x.is_finite() { x.log10() } else { lo }).collect(), lo, hi.max(lo + 1.0))
+    };
+    let ((lx, x0, x1), (ly, y0, y1)) = (log(&xs), log(&ys));
+    let points: Vec<(f64, f64)> = lx.into_iter().zip(ly).collect();
+    let score = app.validation().score(m);
+    let title = format!(
+        " {} against the damage of removing each of {} weights · Spearman {} · top-decile hit {} · v next measure · V closes ",
+        m.name(),
+        v.sample.len(),
+        score.and_then(|s| s.spearman).map(|r| format!("{r:+.3}")).unwrap_or_else(|| "-".into()),
+        score.map(|s| format!("{:.2}", s.top_decile_hit)).unwrap_or_else(|| "-".into()),
+    );
+    let label = |x: f64| format!("1e{x:.1}");
+    let ds = Dataset::default()
+        .marker(Marker::HalfBlock)
+        .graph_type(GraphType::Scatter)
+        .style(theme.fg(Color::Cyan))
+        .data(&points);
+    let chart = Chart::new(vec![ds])
+        .block(block(fit_words(&title, r.width.saturating_sub(2) as usize), true, theme))
+        .x_axis(Axis::default().title(format!("{} (log)", m.name())).bounds([x0, x1]).labels([label(x0), label(x1)]))
+        .y_axis(Axis::default().title("damage (log)").bounds([y0, y1]).labels([label(y0), label(y1)]));
+    f.render_widget(chart, r);
 }

@@ -12,6 +12,7 @@ pub mod inputs;
 pub mod layers;
 pub mod run;
 pub mod selection;
+pub mod validation;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub enum Popup {
     Inputs {
         index: usize,
     },
+    /// The validation's scatter: the measure shown against the damage.
+    Scatter,
 }
 
 /// What the event loop does for `update`.
@@ -86,6 +89,8 @@ pub enum Effect {
     CancelExport,
     /// Ask the evidence engine (the newest request of each kind wins).
     Evidence(Box<Request>),
+    /// Validate the measures against the damage, off the UI thread.
+    Validate(Box<crate::study::validate::ValidateJob>),
 }
 
 /// The screen as the last `prepare` laid it out: the regions, and where each visible list row
@@ -136,6 +141,7 @@ pub struct App {
     evidence: EvidencePart,
     export: ExportPart,
     inputs: InputsPart,
+    validation: validation::ValidationPart,
     engine: Option<EngineSpec>,
     out_dir: PathBuf,
     focus: Focus,
@@ -160,6 +166,7 @@ impl App {
             evidence: EvidencePart::new(live),
             export: ExportPart::default(),
             inputs: InputsPart::new(s.feature_names),
+            validation: validation::ValidationPart::default(),
             engine: s.engine,
             out_dir: s.out_dir,
             focus: Focus::Layers,
@@ -230,9 +237,9 @@ impl App {
     pub fn in_prompt(&self) -> bool {
         matches!(self.popup, Some(Popup::Prompt { .. }))
     }
-    /// Whether the pipeline or an export is at work.
+    /// Whether the pipeline, an export or the validation is at work.
     pub fn busy(&self) -> bool {
-        self.run.running() || self.export.running()
+        self.run.running() || self.export.running() || self.validation.running()
     }
     /// The parameter shown in the heatmap.
     pub fn current_param(&self) -> Option<usize> {
@@ -409,6 +416,8 @@ impl App {
             Action::Quit => return vec![Effect::Quit],
             Action::Back => self.popup = None,
             Action::ToggleHelp if self.popup == Some(Popup::Help) => self.popup = None,
+            Action::Validate if self.popup == Some(Popup::Scatter) => self.popup = None,
+            Action::CycleMeasure if self.popup == Some(Popup::Scatter) => self.cycle_measure(),
             Action::InputView if matches!(self.popup, Some(Popup::Inputs { .. })) => self.popup = None,
             Action::Left | Action::Right => {
                 let last = self.evidence.inputs().unwrap_or(1).saturating_sub(1);
@@ -451,6 +460,7 @@ impl App {
             Action::Restart => return self.restart(),
             Action::CycleTarget => return self.next_target(),
             Action::Export | Action::Ablate => return self.start_export(action == Action::Ablate),
+            Action::Validate => return self.validate(),
             Action::ToggleHelp => self.popup = Some(Popup::Help),
             Action::CycleMeasure => self.cycle_measure(),
             Action::InputView => self.open_inputs(),
@@ -709,6 +719,42 @@ impl App {
             write_averages: self.run.computed_here(),
             ablation,
         })
+    }
+
+    /// `V`: start the validation; when it is done, the scatter of the measure shown.
+    fn validate(&mut self) -> Vec<Effect> {
+        use validation::ValidationState;
+        match (self.validation.state(), &self.engine) {
+            (ValidationState::Done(_), _) => self.popup = Some(Popup::Scatter),
+            (ValidationState::Running { fraction, .. }, _) => {
+                self.message = Some(format!("validating ({:.0}%): the scatter comes when it is done", 100.0 * fraction))
+            }
+            (_, None) => {
+                self.message = Some(
+                    "validation ablates weights of the agent itself: open it with --agent-path (these averages come \
+                     from a file)"
+                        .into(),
+                )
+            }
+            (_, Some(engine)) => {
+                let job = crate::study::validate::ValidateJob::of(engine);
+                self.validation.start();
+                return vec![Effect::Validate(Box::new(job))];
+            }
+        }
+        Vec::new()
+    }
+
+    /// An update of the validation job.
+    pub fn on_validation(&mut self, u: Update<(String, f64), crate::study::validate::Validation>) {
+        match u {
+            Update::Msg((phase, f)) => self.validation.on_progress(phase, f),
+            Update::End(o) => self.message = Some(self.validation.on_end(o)),
+        }
+    }
+
+    pub fn validation(&self) -> &validation::ValidationPart {
+        &self.validation
     }
 
     fn start_export(&mut self, ablate: bool) -> Vec<Effect> {
