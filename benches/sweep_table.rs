@@ -68,10 +68,20 @@ fn synthetic(out: &Path) {
             random_flip_rate: Some(0.1),
             percentile: Some(95.0),
         });
-        summaries.insert(id.clone(), AgentSummary { agent_id: id, inputs: 1000, gini: next(), layers, ablation });
+        summaries.insert(
+            id.clone(),
+            AgentSummary { agent_id: id, inputs: 1000, gini: next(), layers, ablation, validation: None },
+        );
     }
-    let flags =
-        SummaryFlags { select_by: None, ablate: true, top: 100, bootstrap: 200, seed: 0, digest: "bench".into() };
+    let flags = SummaryFlags {
+        select_by: None,
+        ablate: true,
+        validate: false,
+        top: 100,
+        bootstrap: 200,
+        seed: 0,
+        digest: "bench".into(),
+    };
     let groups = summary::groups(&rows, &summaries, &flags);
     std::fs::create_dir_all(out).unwrap();
     manifest::write(&out.join(manifest::MANIFEST), &rows).unwrap();

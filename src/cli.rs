@@ -526,6 +526,17 @@ pub struct SweepArgs {
     pub ablate: bool,
     #[command(flatten)]
     pub ablation: AblationArgs,
+    /// Also validate each agent's measures against the damage (validation.json, as `saliency
+    /// validate` with --mode and --seed); sweep.json then holds the correlations and the
+    /// groups' IQM of them
+    #[arg(long)]
+    pub validate: bool,
+    /// Weights sampled per agent by --validate
+    #[arg(long = "validate-sample", default_value_t = 512, value_parser = count, value_name = "N")]
+    pub validate_sample: usize,
+    /// Only the first M inputs for --validate (default: all)
+    #[arg(long = "validate-inputs", value_parser = count, value_name = "M")]
+    pub validate_inputs: Option<usize>,
     /// Group agents by the first capture group of this regular expression on their path
     /// (default: by algorithm, environment and parameters)
     #[arg(long = "group-by", alias = "group_by", value_name = "REGEX")]

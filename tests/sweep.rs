@@ -433,3 +433,84 @@ fn explore_opens_a_sweep_folder_and_watches_with_sweep() {
     assert!(err.contains("interactive terminal"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn validate_in_a_sweep_gives_each_agent_its_validation_and_the_groups_iqm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let extra = ["--validate", "--validate-sample", "40", "--bootstrap", "100"];
+    let mut args = zoo_args(s(&out), &extra);
+    args.retain(|a| a != "-q");
+    let o = run_sweep(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let sweep = read_json(&out.join("sweep.json"));
+    let rows = manifest(&out);
+    let obs = zoo().join("obs/CartPole-v1.npy");
+    for r in rows.iter().filter(|r| field(r, "status").as_str() == Some("ok")) {
+        let id = field(r, "agent_id").as_str().unwrap();
+        let file = std::fs::read(out.join("agents").join(id).join("validation.json")).unwrap();
+        // A DQN agent's validation is what `saliency validate` writes for it with the same flags.
+        if field(r, "algorithm").as_str() == Some("DQN") {
+            let alone = tmp.path().join(format!("alone-{id}"));
+            let path = field(r, "path").as_str().unwrap();
+            let o = saliency(&[
+                "validate",
+                "-q",
+                "--agent-path",
+                path,
+                "--inputs",
+                s(&obs),
+                "--sample",
+                "40",
+                "--bootstrap",
+                "100",
+                "--output-dir",
+                s(&alone),
+            ]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                std::fs::read(alone.join("validation.json")).unwrap() == file,
+                "{path}: validation.json differs from validate's"
+            );
+        }
+        // sweep.json holds each measure's correlation, as the file has it.
+        let v = read_json(&out.join("agents").join(id).join("validation.json"));
+        let agent = field(&sweep, "agents")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| field(a, "agent_id").as_str() == Some(id) && field(a, "status").as_str() == Some("ok"))
+            .unwrap();
+        let summary = field(agent, "validation");
+        for score in field(&v, "measures").as_array().unwrap() {
+            let m = field(score, "measure").as_str().unwrap();
+            assert_eq!(field(summary, m).as_f64(), field(score, "spearman").as_f64(), "{id} {m}");
+        }
+    }
+    // The DQN group (three seeds): each measure's IQM of the three correlations (n = 3: their mean).
+    let dqn = field(&sweep, "groups").as_array().unwrap().iter().find(|g| field(g, "n").as_i64() == Some(3)).unwrap();
+    let members: Vec<&str> = field(dqn, "agents").as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let preds = field(dqn, "validation").as_array().unwrap();
+    assert_eq!(preds.len(), 9, "every measure but the signed mean");
+    for p in preds {
+        let m = field(p, "measure").as_str().unwrap();
+        let rhos: Vec<f64> = members
+            .iter()
+            .map(|id| {
+                let a = field(&sweep, "agents")
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| field(a, "agent_id").as_str() == Some(id) && field(a, "status").as_str() == Some("ok"))
+                    .unwrap();
+                field(field(a, "validation"), m).as_f64().unwrap()
+            })
+            .collect();
+        let mean = rhos.iter().sum::<f64>() / 3.0;
+        assert!((field(p, "iqm").as_f64().unwrap() - mean).abs() < 1e-15, "{m}");
+    }
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert!(csv.contains(",,spearman:fisher,"), "the long table has the correlations");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("best predictors of the damage"), "{stdout}");
+}

@@ -882,7 +882,10 @@ fn v_validates_in_the_background_and_shows_measure_against_damage() {
     press(&mut ex, "V");
     assert_eq!(ex.app.popup(), Some(&Popup::Scatter));
     let s = screen_text(&render(&mut ex, 200, 60));
-    assert!(s.contains(&format!("{} against the damage of removing each of {} weights", m.name(), v.sample.len())), "{s}");
+    assert!(
+        s.contains(&format!("{} against the damage of removing each of {} weights", m.name(), v.sample.len())),
+        "{s}"
+    );
     assert!(s.contains(&format!("Spearman {rho:+.3}")), "{s}");
     press(&mut ex, "v");
     let next = ex.app.data().measure();

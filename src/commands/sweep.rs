@@ -144,6 +144,20 @@ fn flags(args: &SweepArgs) -> Result<SweepFlags> {
         select_by: args.select_by,
         raw: raw_format(args.raw_gradients),
         ablate: args.ablate.then_some(ablation),
+        validate: match args.validate {
+            true => {
+                let v = crate::study::validate::ValidateSettings {
+                    sample: args.validate_sample,
+                    inputs_sample: args.validate_inputs,
+                    mode: args.ablation.mode,
+                    bootstrap: args.bootstrap,
+                    seed: args.ablation.seed,
+                };
+                v.check()?;
+                Some(v)
+            }
+            false => None,
+        },
         candidates_by: args.candidates_by,
         useful_neurons: args.useful_neurons_path.clone(),
         inputs,

@@ -51,12 +51,21 @@ pub struct AgentSummary {
     pub gini: f64,
     pub layers: Vec<LayerSummary>,
     pub ablation: Option<AblationSummary>,
+    /// With `--validate`: each scored measure's Spearman correlation with the damage, in the
+    /// measures' canonical order.
+    pub validation: Option<Vec<(String, Option<f64>)>>,
 }
 
 impl AgentSummary {
     /// The fields sweep.json's agents and a shard's summaries share (their ablation is written
     /// differently: the caller reads it).
     pub fn from_json(v: &Value, ablation: Option<AblationSummary>) -> Option<AgentSummary> {
+        let validation = match v.get("validation") {
+            Some(Value::Object(map)) => {
+                Some(map.iter().map(|(k, x)| (k.clone(), x.as_f64())).collect::<Vec<(String, Option<f64>)>>())
+            }
+            _ => None,
+        };
         let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
         let layers = v
             .get("layers")?
@@ -78,6 +87,7 @@ impl AgentSummary {
             gini: f(v, "gini")?,
             layers,
             ablation,
+            validation,
         })
     }
 
@@ -124,13 +134,35 @@ pub fn summarise(dir: &Path, agent_id: &str, flags: &SummaryFlags) -> Result<Age
         true => Some(ablation_of(&dir.join(crate::ablation::report::ABLATION))?),
         false => None,
     };
+    let validation = match flags.validate {
+        true => Some(validation_of(&dir.join(crate::study::validate::VALIDATION))?),
+        false => None,
+    };
     Ok(AgentSummary {
         agent_id: agent_id.to_string(),
         inputs: values.num_examples.unwrap_or(0).max(0) as usize,
         gini: crate::stats::gini(&all),
         layers,
         ablation,
+        validation,
     })
+}
+
+/// Each scored measure's Spearman correlation in an agent's validation.json, in the measures'
+/// canonical order.
+fn validation_of(path: &Path) -> Result<Vec<(String, Option<f64>)>> {
+    let v = read_small_json(path, "validation file")?;
+    let scores = v.get("measures").and_then(Value::as_array).unwrap_or_default();
+    Ok(crate::study::validate::scored_measures()
+        .into_iter()
+        .map(|m| {
+            let rho = scores
+                .iter()
+                .find(|s| s.get("measure").and_then(Value::as_str) == Some(m.name()))
+                .and_then(|s| s.get("spearman")?.as_f64());
+            (m.name().to_string(), rho)
+        })
+        .collect())
 }
 
 /// The `layer_name` of every selected weight.
@@ -278,6 +310,10 @@ pub fn run_agent(
         ablate: flags.ablate,
     };
     run::run(&loaded, &run_plan, events, cancel)?;
+    if let Some(settings) = &flags.validate {
+        let v = crate::study::validate::validate(&loaded, &plan.inputs, settings, flags.batch_size, events, cancel)?;
+        crate::study::validate::write(&dir, &v)?;
+    }
     write_done(&dir, &record, &Analysis::of(plan, flags))?;
     Ok((summarise(&dir, &row.agent_id, &flags.summary())?, false))
 }

@@ -37,6 +37,8 @@ pub struct SweepFlags {
     pub select_by: Option<Measure>,
     pub raw: RawFormat,
     pub ablate: Option<crate::study::ablate::AblationSettings>,
+    /// `--validate`: each agent's measures checked against the damage (validation.json).
+    pub validate: Option<crate::study::validate::ValidateSettings>,
     /// N of `saliency:N` for agents without patching results.
     pub candidates_by: usize,
     pub useful_neurons: Option<PathBuf>,
@@ -59,6 +61,7 @@ impl SweepFlags {
         SummaryFlags {
             select_by: self.select_by,
             ablate: self.ablate.is_some(),
+            validate: self.validate.is_some(),
             top: self.top,
             bootstrap: self.bootstrap,
             seed: self.seed,
@@ -109,6 +112,17 @@ impl SweepFlags {
             ),
             format!("batch_size={}", opt(self.batch_size.map(|b| b.to_string()))),
         ]);
+        // (only when asked for, so sweeps made before it keep their digest)
+        if let Some(v) = &self.validate {
+            lines.push(format!(
+                "validate=sample:{} inputs:{} mode:{} bootstrap:{} seed:{}",
+                v.sample,
+                opt(v.inputs_sample.map(|m| m.to_string())),
+                mode(v.mode),
+                v.bootstrap,
+                v.seed
+            ));
+        }
         lines.join("\n")
     }
 
@@ -124,6 +138,8 @@ impl SweepFlags {
 pub struct SummaryFlags {
     pub select_by: Option<Measure>,
     pub ablate: bool,
+    /// Each agent has a validation.json.
+    pub validate: bool,
     pub top: usize,
     pub bootstrap: usize,
     pub seed: u64,

@@ -57,7 +57,7 @@ pub fn shard_path(out: &Path, shard: Shard) -> PathBuf {
     out.join(SHARDS).join(format!("shard-{}-of-{}.json", shard.index, shard.count))
 }
 
-type W = crate::json::PyJsonWriter<std::io::BufWriter<crate::pipeline::output::WritebackFile>>;
+pub type W = crate::json::PyJsonWriter<std::io::BufWriter<crate::pipeline::output::WritebackFile>>;
 
 fn write_summary(w: &mut W, s: &AgentSummary) -> std::io::Result<()> {
     w.begin_object()?;
@@ -87,7 +87,25 @@ fn write_summary(w: &mut W, s: &AgentSummary) -> std::io::Result<()> {
         }
         w.end_array()?;
     }
+    write_validation(w, s)?;
     w.end_object()
+}
+
+/// An agent's validation correlations (`--validate`), as sweep.json and a shard write them.
+pub fn write_validation(w: &mut W, s: &AgentSummary) -> std::io::Result<()> {
+    if let Some(v) = &s.validation {
+        w.key("validation")?;
+        w.begin_object()?;
+        for (m, rho) in v {
+            w.key(m)?;
+            match rho {
+                Some(x) if x.is_finite() => w.float(*x)?,
+                _ => w.null()?,
+            }
+        }
+        w.end_object()?;
+    }
+    Ok(())
 }
 
 fn read_summary(v: &Value) -> Option<AgentSummary> {
@@ -132,6 +150,10 @@ pub fn write_shard(
         }
         w.key("ablate")?;
         w.int(i64::from(flags.ablate))?;
+        if flags.validate {
+            w.key("validate")?;
+            w.int(1)?;
+        }
         w.key_int("top", flags.top as i64)?;
         w.key_int("bootstrap", flags.bootstrap as i64)?;
         w.key_int("seed", flags.seed as i64)?;
@@ -187,6 +209,7 @@ fn read_shard(path: &Path) -> Result<ShardFile> {
     let flags = SummaryFlags {
         select_by: fl.get("select_by").and_then(Value::as_str).and_then(|m| Measure::parse(m).ok()),
         ablate: fl.get("ablate").and_then(Value::as_i64) == Some(1),
+        validate: fl.get("validate").and_then(Value::as_i64) == Some(1),
         top: fl.get("top").and_then(Value::as_i64).unwrap_or(0) as usize,
         bootstrap: fl.get("bootstrap").and_then(Value::as_i64).unwrap_or(0) as usize,
         seed: fl.get("seed").and_then(Value::as_i64).unwrap_or(0) as u64,

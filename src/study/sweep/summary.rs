@@ -48,6 +48,9 @@ pub struct Group {
     pub gini: Iqm,
     pub layers: Vec<(String, Iqm)>,
     pub flip_rate: Option<Iqm>,
+    /// With `--validate`: per scored measure, the IQM of its Spearman correlation with the
+    /// damage over the group's agents (those where it is defined).
+    pub validation: Option<Vec<(String, Iqm)>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,12 +94,25 @@ pub fn groups(rows: &[Row], summaries: &BTreeMap<String, AgentSummary>, flags: &
                 })
                 .collect();
             let flips: Vec<f64> = members.iter().filter_map(|s| s.ablation.as_ref().map(|a| a.flip_rate)).collect();
+            let validation = members[0].validation.as_ref().map(|first| {
+                first
+                    .iter()
+                    .map(|(m, _)| {
+                        let rhos: Vec<f64> = members
+                            .iter()
+                            .filter_map(|s| s.validation.as_ref()?.iter().find(|(x, _)| x == m)?.1)
+                            .collect();
+                        (m.clone(), Iqm::of(&rhos, flags))
+                    })
+                    .collect()
+            });
             Group {
                 group: group.to_string(),
                 agents: members.iter().map(|s| s.agent_id.clone()).collect(),
                 gini: Iqm::of(&gini, flags),
                 layers,
                 flip_rate: (!flips.is_empty()).then(|| Iqm::of(&flips, flags)),
+                validation,
             }
         })
         .collect()
@@ -219,6 +235,7 @@ fn write_agent(w: &mut W, r: &Row, s: Option<&AgentSummary>) -> std::io::Result<
             opt_float(w, "percentile", a.percentile)?;
             w.end_object()?;
         }
+        super::shard::write_validation(w, s)?;
     }
     w.end_object()
 }
@@ -255,6 +272,27 @@ fn write_group(w: &mut W, g: &Group) -> std::io::Result<()> {
     w.end_array()?;
     if let Some(f) = &g.flip_rate {
         write_iqm(w, Some("flip_rate"), f)?;
+    }
+    if let Some(v) = &g.validation {
+        w.key("validation")?;
+        w.begin_array()?;
+        for (m, s) in v {
+            w.begin_object()?;
+            w.key_string("measure", m)?;
+            opt_float(w, "iqm", Some(s.iqm))?;
+            w.key("interval")?;
+            match s.interval {
+                Some([lo, hi]) => {
+                    w.begin_array()?;
+                    w.float(lo)?;
+                    w.float(hi)?;
+                    w.end_array()?;
+                }
+                None => w.null()?,
+            }
+            w.end_object()?;
+        }
+        w.end_array()?;
     }
     w.end_object()
 }
@@ -386,6 +424,14 @@ fn read_group(v: &Value) -> Option<Group> {
             Some(f) => Some(read_iqm(f)?),
             None => None,
         },
+        validation: match v.get("validation").and_then(Value::as_array) {
+            Some(list) => Some(
+                list.iter()
+                    .map(|x| Some((x.get("measure")?.as_str()?.to_string(), read_iqm(x)?)))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            None => None,
+        },
     })
 }
 
@@ -429,6 +475,7 @@ pub fn read_json(path: &Path) -> Result<SweepFile> {
         flags: SummaryFlags {
             select_by: (measure != Measure::MeanAbs).then_some(measure),
             ablate: agents.iter().any(|(_, s)| s.as_ref().is_some_and(|s| s.ablation.is_some())),
+            validate: agents.iter().any(|(_, s)| s.as_ref().is_some_and(|s| s.validation.is_some())),
             top: int("top")?.max(0) as usize,
             bootstrap: int("bootstrap")?.max(0) as usize,
             seed: int("seed")? as u64,
@@ -462,6 +509,9 @@ pub fn write_csv(dest: &Path, rows: &[Row], summaries: &BTreeMap<String, AgentSu
             text.push_str(&format!("{id},,random_flip_rate,{}\n", a.random_flip_rate.map(f).unwrap_or_default()));
             text.push_str(&format!("{id},,percentile,{}\n", a.percentile.map(f).unwrap_or_default()));
         }
+        for (m, rho) in s.validation.iter().flatten() {
+            text.push_str(&format!("{id},,spearman:{m},{}\n", rho.map(f).unwrap_or_default()));
+        }
     }
     let mut file = AtomicFile::create(dest)?;
     file.file().write_all(text.as_bytes()).map_err(write_err(dest))?;
@@ -494,6 +544,12 @@ pub fn table(groups: &[Group], runs: &[RunStats]) -> Vec<String> {
         lines.push(format!("  {}  n={}  gini {}{flips}", g.group, g.agents.len(), iv(&g.gini)));
         let shares: Vec<String> = top.iter().take(3).map(|(n, s)| format!("{n} {}", iv(s))).collect();
         lines.push(format!("    largest shares: {}", shares.join(", ")));
+        if let Some(v) = &g.validation {
+            let mut best: Vec<&(String, Iqm)> = v.iter().filter(|(_, s)| s.iqm.is_finite()).collect();
+            best.sort_by(|a, b| b.1.iqm.total_cmp(&a.1.iqm).then(a.0.cmp(&b.0)));
+            let preds: Vec<String> = best.iter().take(3).map(|(m, s)| format!("{m} {}", iv(s))).collect();
+            lines.push(format!("    best predictors of the damage (Spearman): {}", preds.join(", ")));
+        }
     }
     if !runs.is_empty() {
         lines.push("runs (Spearman with the final model / top-K overlap; chance overlap in brackets):".into());

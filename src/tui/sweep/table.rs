@@ -726,6 +726,7 @@ mod tests {
                 .map(|(i, &s)| LayerSummary { name: format!("l{i}"), share: s, mean: s, max: s, selected: 1 })
                 .collect(),
             ablation: None,
+            validation: None,
         })
     }
 
