@@ -4,6 +4,7 @@
 #
 #   scripts/screenshots.sh          # all of them
 #   scripts/screenshots.sh sweep    # only the explorer of many agents (sweep-*.png)
+#   scripts/screenshots.sh validate # only the validation (validate.png)
 #
 # Needs tmux and python3; Pillow is installed into .screenshot-venv on first use.
 set -euo pipefail
@@ -74,10 +75,13 @@ sweep_shots() {
   local live="$zoo/logs $mixed --inputs CartPole-v1=$zoo/obs/CartPole-v1.npy --raw-gradients json"
   shot sweep-live "$bin explore $big $live --sweep --jobs 1 --output-dir $big/live" sleep:2.5
 }
-if [ "${1:-}" = sweep ]; then
-  sweep_shots
-  exit 0
-fi
+validate_shots() {
+  shot validate "$bin --agent-path assets/demo" sleep:2 V sleep:5 v v V sleep:1
+}
+case "${1:-}" in
+  sweep) sweep_shots; exit 0 ;;
+  validate) validate_shots; exit 0 ;;
+esac
 
 shot explorer "$bin --agent-path assets/demo" sleep:2
 SHOT_W=80 SHOT_H=24 shot terminal-80x24 "$bin --agent-path assets/demo" sleep:2
@@ -96,3 +100,4 @@ shot running "$bin --agent-path $big --batch-size 16" sleep:2
 shot help "$bin --agent-path assets/demo" '?'
 NO_COLOR=1 shot no-color "NO_COLOR=1 $bin --agent-path assets/demo"
 sweep_shots
+validate_shots

@@ -909,14 +909,16 @@ fn draw_scatter(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let ((lx, x0, x1), (ly, y0, y1)) = (log(&xs), log(&ys));
     let points: Vec<(f64, f64)> = lx.into_iter().zip(ly).collect();
     let score = app.validation().score(m);
+    let zeros = xs.iter().zip(&ys).filter(|(x, y)| **x <= 0.0 || **y <= 0.0).count();
     let title = format!(
-        " {} against the damage of removing each of {} weights · Spearman {} · top-decile hit {} · v next measure · V closes ",
+        " {} against the damage of removing each of {} weights ({zeros} with a 0 on the axes) · Spearman {} · \
+         top-decile hit {} · v next measure · V closes ",
         m.name(),
         v.sample.len(),
         score.and_then(|s| s.spearman).map(|r| format!("{r:+.3}")).unwrap_or_else(|| "-".into()),
         score.map(|s| format!("{:.2}", s.top_decile_hit)).unwrap_or_else(|| "-".into()),
     );
-    let label = |x: f64| format!("1e{x:.1}");
+    let label = |x: f64| num(10f64.powf(x));
     let ds = Dataset::default()
         .marker(Marker::HalfBlock)
         .graph_type(GraphType::Scatter)
