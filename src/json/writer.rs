@@ -188,6 +188,29 @@ impl<W: Write> PyJsonWriter<W> {
         self.string(value)
     }
 
+    /// `"key": value`, or `null` when there is none or it is not finite.
+    pub fn key_opt_float(&mut self, key: &str, value: Option<f64>) -> io::Result<()> {
+        self.key(key)?;
+        match value {
+            Some(x) if x.is_finite() => self.float(x),
+            _ => self.null(),
+        }
+    }
+
+    /// `"key": [a, b]` (an interval), or `null`.
+    pub fn key_opt_pair(&mut self, key: &str, value: Option<[f64; 2]>) -> io::Result<()> {
+        self.key(key)?;
+        match value {
+            Some([a, b]) => {
+                self.begin_array()?;
+                self.float(a)?;
+                self.float(b)?;
+                self.end_array()
+            }
+            None => self.null(),
+        }
+    }
+
     /// A row-major array of `shape` as nested lists (a scalar when `shape` is empty).
     /// `value(i)` gives element i; every element goes through the Python float format.
     pub fn nested<F: FnMut(usize) -> f64>(&mut self, shape: &[usize], mut value: F) -> io::Result<()> {

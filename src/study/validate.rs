@@ -325,14 +325,6 @@ pub fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
 
 type W = crate::json::PyJsonWriter<std::io::BufWriter<crate::pipeline::output::WritebackFile>>;
 
-fn opt_float(w: &mut W, key: &str, v: Option<f64>) -> std::io::Result<()> {
-    w.key(key)?;
-    match v {
-        Some(x) if x.is_finite() => w.float(x),
-        _ => w.null(),
-    }
-}
-
 fn write_metadata(w: &mut W, v: &Validation) -> std::io::Result<()> {
     w.key("metadata")?;
     w.begin_object()?;
@@ -361,7 +353,7 @@ fn write_sampled(w: &mut W, v: &Validation, s: &Sampled) -> std::io::Result<()> 
     w.key("measures")?;
     w.begin_object()?;
     for (m, &x) in v.measures.iter().zip(&s.measures) {
-        opt_float(w, m.name(), Some(x))?;
+        w.key_opt_float(m.name(), Some(x))?;
     }
     w.end_object()?;
     w.end_object()
@@ -370,17 +362,8 @@ fn write_sampled(w: &mut W, v: &Validation, s: &Sampled) -> std::io::Result<()> 
 fn write_score(w: &mut W, s: &Score) -> std::io::Result<()> {
     w.begin_object()?;
     w.key_string("measure", s.measure.name())?;
-    opt_float(w, "spearman", s.spearman)?;
-    w.key("interval")?;
-    match s.interval {
-        Some([lo, hi]) => {
-            w.begin_array()?;
-            w.float(lo)?;
-            w.float(hi)?;
-            w.end_array()?;
-        }
-        None => w.null()?,
-    }
+    w.key_opt_float("spearman", s.spearman)?;
+    w.key_opt_pair("interval", s.interval)?;
     w.key_float("top_decile_hit", s.top_decile_hit)?;
     w.end_object()
 }

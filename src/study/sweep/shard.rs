@@ -97,11 +97,7 @@ pub fn write_validation(w: &mut W, s: &AgentSummary) -> std::io::Result<()> {
         w.key("validation")?;
         w.begin_object()?;
         for (m, rho) in v {
-            w.key(m)?;
-            match rho {
-                Some(x) if x.is_finite() => w.float(*x)?,
-                _ => w.null()?,
-            }
+            w.key_opt_float(m, *rho)?;
         }
         w.end_object()?;
     }

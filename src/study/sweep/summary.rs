@@ -179,30 +179,16 @@ pub fn runs(rows: &[Row], out: &Path, flags: &SummaryFlags) -> Result<Vec<RunSta
 
 type W<'a> = crate::json::PyJsonWriter<std::io::BufWriter<crate::pipeline::output::WritebackFile>>;
 
-fn opt_float(w: &mut W, key: &str, v: Option<f64>) -> std::io::Result<()> {
-    w.key(key)?;
-    match v {
-        Some(x) if x.is_finite() => w.float(x),
-        _ => w.null(),
-    }
+/// An IQM's fields: `"iqm"` and `"interval"`.
+fn iqm_fields(w: &mut W, s: &Iqm) -> std::io::Result<()> {
+    w.key_opt_float("iqm", Some(s.iqm))?;
+    w.key_opt_pair("interval", s.interval)
 }
 
-fn write_iqm(w: &mut W, key: Option<&str>, s: &Iqm) -> std::io::Result<()> {
-    if let Some(k) = key {
-        w.key(k)?;
-    }
+fn write_iqm(w: &mut W, key: &str, s: &Iqm) -> std::io::Result<()> {
+    w.key(key)?;
     w.begin_object()?;
-    opt_float(w, "iqm", Some(s.iqm))?;
-    w.key("interval")?;
-    match s.interval {
-        Some([lo, hi]) => {
-            w.begin_array()?;
-            w.float(lo)?;
-            w.float(hi)?;
-            w.end_array()?;
-        }
-        None => w.null()?,
-    }
+    iqm_fields(w, s)?;
     w.end_object()
 }
 
@@ -229,10 +215,10 @@ fn write_agent(w: &mut W, r: &Row, s: Option<&AgentSummary>) -> std::io::Result<
         if let Some(a) = &s.ablation {
             w.key("ablation")?;
             w.begin_object()?;
-            opt_float(w, "flip_rate", Some(a.flip_rate))?;
-            opt_float(w, "mean_target_drop", Some(a.mean_target_drop))?;
-            opt_float(w, "random_flip_rate", a.random_flip_rate)?;
-            opt_float(w, "percentile", a.percentile)?;
+            w.key_opt_float("flip_rate", Some(a.flip_rate))?;
+            w.key_opt_float("mean_target_drop", Some(a.mean_target_drop))?;
+            w.key_opt_float("random_flip_rate", a.random_flip_rate)?;
+            w.key_opt_float("percentile", a.percentile)?;
             w.end_object()?;
         }
         super::shard::write_validation(w, s)?;
@@ -250,28 +236,18 @@ fn write_group(w: &mut W, g: &Group) -> std::io::Result<()> {
     }
     w.end_array()?;
     w.key_int("n", g.agents.len() as i64)?;
-    write_iqm(w, Some("gini"), &g.gini)?;
+    write_iqm(w, "gini", &g.gini)?;
     w.key("layers")?;
     w.begin_array()?;
     for (name, s) in &g.layers {
         w.begin_object()?;
         w.key_string("name", name)?;
-        opt_float(w, "iqm", Some(s.iqm))?;
-        w.key("interval")?;
-        match s.interval {
-            Some([lo, hi]) => {
-                w.begin_array()?;
-                w.float(lo)?;
-                w.float(hi)?;
-                w.end_array()?;
-            }
-            None => w.null()?,
-        }
+        iqm_fields(w, s)?;
         w.end_object()?;
     }
     w.end_array()?;
     if let Some(f) = &g.flip_rate {
-        write_iqm(w, Some("flip_rate"), f)?;
+        write_iqm(w, "flip_rate", f)?;
     }
     if let Some(v) = &g.validation {
         w.key("validation")?;
@@ -279,17 +255,7 @@ fn write_group(w: &mut W, g: &Group) -> std::io::Result<()> {
         for (m, s) in v {
             w.begin_object()?;
             w.key_string("measure", m)?;
-            opt_float(w, "iqm", Some(s.iqm))?;
-            w.key("interval")?;
-            match s.interval {
-                Some([lo, hi]) => {
-                    w.begin_array()?;
-                    w.float(lo)?;
-                    w.float(hi)?;
-                    w.end_array()?;
-                }
-                None => w.null()?,
-            }
+            iqm_fields(w, s)?;
             w.end_object()?;
         }
         w.end_array()?;
@@ -313,7 +279,7 @@ fn write_run(w: &mut W, r: &RunStats) -> std::io::Result<()> {
             Some(s) => w.int(s as i64)?,
             None => w.null()?,
         }
-        opt_float(w, "spearman", c.spearman)?;
+        w.key_opt_float("spearman", c.spearman)?;
         w.key_float("top_overlap", c.top_overlap)?;
         w.end_object()?;
     }
