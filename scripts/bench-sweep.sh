@@ -5,8 +5,10 @@
 #     each) in one `saliency sweep` against 12 `saliency run` processes with the same flags
 #     (the same inputs, candidates and raw file), one after the other;
 #  2. `saliency run` on 2,000 inputs of the demo's size (the demo's 40 repeated 50 times, 530 MB
-#     of raw JSON) with the raw file formatted on one core (RAYON_NUM_THREADS=1) and on all of
-#     them, the output on /dev/shm so the disk's noise stays out.
+#     of raw JSON) on one core (taskset), with the formatting on one thread (RAYON_NUM_THREADS=1;
+#     the file is still written on a thread of its own) and on all cores, and the same runs
+#     without the raw file, whose difference is the raw file's own time; the output on /dev/shm
+#     so the disk's noise stays out.
 #
 #   scripts/bench-sweep.sh            # needs hyperfine (apt-get install hyperfine)
 set -euo pipefail
@@ -45,11 +47,27 @@ d = json.load(open(p))
 json.dump({f"{k}-{r}": v for r in range(50) for k, v in d.items()}, open(p, "w"))
 PY
 shm="${SHM:-/dev/shm}"
-hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/format.md" \
-  -n "RAYON_NUM_THREADS=1" "RAYON_NUM_THREADS=1 $bin run -q --agent-path $demo --output-dir $shm/saliency-bench-1" \
-  -n "all $(nproc) cores" "$bin run -q --agent-path $demo --output-dir $shm/saliency-bench-n" >"$work/format.txt"
+run="$bin run -q --agent-path $demo"
+hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/format.md" --export-json "$work/format.json" \
+  -n "one core (taskset -c 0)" "taskset -c 0 $run --output-dir $shm/saliency-bench-1" \
+  -n "formatting on one thread (RAYON_NUM_THREADS=1)" "RAYON_NUM_THREADS=1 $run --output-dir $shm/saliency-bench-t" \
+  -n "all $(nproc) cores" "$run --output-dir $shm/saliency-bench-n" \
+  -n "one core, no raw file" "taskset -c 0 $run --raw-gradients none --output-dir $shm/saliency-bench-0" \
+  -n "all $(nproc) cores, no raw file" "$run --raw-gradients none --output-dir $shm/saliency-bench-0" >"$work/format.txt"
 cmp "$shm/saliency-bench-1/weight_gradients.json" "$shm/saliency-bench-n/weight_gradients.json"
+cmp "$shm/saliency-bench-t/weight_gradients.json" "$shm/saliency-bench-n/weight_gradients.json"
 rm -rf "$shm"/saliency-bench-*
+# The raw file's own cost: each run less the same run without it.
+python3 - "$work/format.json" >"$work/phase.md" <<'PY'
+import json, sys
+m = [r["mean"] for r in json.load(open(sys.argv[1]))["results"]]
+one, thread, alls, none1, none_all = m
+print(f"The raw file's own time (the run less the same run with `--raw-gradients none`): one core {one - none1:.3f} s, "
+      f"formatting on one thread {thread - none_all:.3f} s, all cores {alls - none_all:.3f} s: "
+      f"**{(one - none1) / (alls - none_all):.2f}x** faster on all cores than on one "
+      f"({(thread - none_all) / (alls - none_all):.2f}x against formatting on one thread); "
+      f"the whole command {one / alls:.2f}x.")
+PY
 
 {
   echo "# Sweep benchmarks"
@@ -66,6 +84,7 @@ rm -rf "$shm"/saliency-bench-*
   echo
   cat "$work/format.md"
   echo
-  grep -A2 "Summary" "$work/format.txt" | sed 's/^/    /'
+  echo
+  cat "$work/phase.md"
 } >bench/sweep.md
 cat bench/sweep.md

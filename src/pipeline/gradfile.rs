@@ -50,8 +50,9 @@ impl GradJsonWriter {
     ) -> Result<()> {
         let dest = self.out.dest().to_path_buf();
         let numel: usize = params.iter().map(ParamMeta::numel).sum();
-        // About 30 bytes of text per value: keep the in-flight text near 64 MB.
-        let chunk = ((64usize << 20) / (30 * numel.max(1))).clamp(1, 256);
+        // About 30 bytes of text per value: keep the text formatted at a time near 32 MB (the
+        // file writer holds as much again while this wave is formatted).
+        let chunk = ((32usize << 20) / (30 * numel.max(1))).clamp(1, 256);
         // One input's text, at depth 1 of the file.
         fn entry<W: std::io::Write>(
             w: &mut PyJsonWriter<W>,

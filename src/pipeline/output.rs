@@ -9,7 +9,7 @@
 //! locked (a writer at work).
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::error::{PipelineError, Result};
@@ -179,9 +179,154 @@ impl Write for WritebackFile {
     }
 }
 
+/// Bytes the caller fills before handing them to the writing thread.
+const BACKGROUND_BUF: usize = 8 << 20;
+/// Full buffers queued for the writing thread (besides the one it writes and the one being
+/// filled): at most `(BACKGROUND_QUEUE + 2) * BACKGROUND_BUF` bytes in flight.
+const BACKGROUND_QUEUE: usize = 4;
+
+/// A file written on a thread of its own, so that formatting the next text and the kernel's
+/// copying of the last overlap (for the raw gradients file, the two take about as long as each
+/// other). The caller fills 8 MB buffers; each full one goes to the thread through a bounded
+/// queue and comes back empty to be filled again. The thread starts with the first full buffer:
+/// a small file is written by the caller at `flush`, with no thread. A write error stops the
+/// thread and is returned by the next `write` or `flush`.
+pub struct BackgroundWriter {
+    buf: Vec<u8>,
+    /// The file, until the thread takes it.
+    file: Option<WritebackFile>,
+    thread: Option<WriterThread>,
+}
+
+struct WriterThread {
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Buffers sent and not yet returned.
+    in_flight: usize,
+    handle: std::thread::JoinHandle<io::Result<()>>,
+}
+
+impl WriterThread {
+    fn start(mut file: WritebackFile) -> io::Result<WriterThread> {
+        let (full, queue) = std::sync::mpsc::sync_channel::<Vec<u8>>(BACKGROUND_QUEUE);
+        let (back, empty) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new().name("file writer".into()).spawn(move || {
+            for mut buf in queue {
+                file.write_all(&buf)?;
+                buf.clear();
+                let _ = back.send(buf);
+            }
+            file.flush()
+        })?;
+        Ok(WriterThread { full, empty, in_flight: 0, handle })
+    }
+
+    /// The thread's error, once it has stopped (its queue refused a buffer or returned none).
+    fn failure(self) -> io::Error {
+        drop(self.full);
+        match self.handle.join() {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => io::Error::other("the file writer stopped early"),
+            Err(_) => io::Error::other("the file writer panicked"),
+        }
+    }
+}
+
+impl BackgroundWriter {
+    pub fn new(file: WritebackFile) -> BackgroundWriter {
+        BackgroundWriter { buf: Vec::with_capacity(1 << 16), file: Some(file), thread: None }
+    }
+
+    /// Hands the filled buffer to the thread (started on the first call) and takes an empty one.
+    fn send(&mut self) -> io::Result<()> {
+        if self.thread.is_none() {
+            let file = self.file.take().ok_or_else(|| io::Error::other("the file writer is gone"))?;
+            self.thread = Some(WriterThread::start(file)?);
+        }
+        let Some(t) = self.thread.as_mut() else { unreachable!("started above") };
+        let next = match t.empty.try_recv() {
+            Ok(b) => {
+                t.in_flight -= 1;
+                b
+            }
+            Err(_) => Vec::with_capacity(BACKGROUND_BUF),
+        };
+        let full = std::mem::replace(&mut self.buf, next);
+        if t.full.send(full).is_err() {
+            return Err(self.thread.take().map(WriterThread::failure).unwrap_or_else(|| io::Error::other("gone")));
+        }
+        t.in_flight += 1;
+        Ok(())
+    }
+
+    /// Waits until every buffer sent has been written.
+    fn drain(&mut self) -> io::Result<()> {
+        let Some(t) = self.thread.as_mut() else { return Ok(()) };
+        while t.in_flight > 0 {
+            match t.empty.recv() {
+                Ok(_) => t.in_flight -= 1,
+                Err(_) => {
+                    return Err(self
+                        .thread
+                        .take()
+                        .map(WriterThread::failure)
+                        .unwrap_or_else(|| io::Error::other("gone")))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for BackgroundWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let room = BACKGROUND_BUF.saturating_sub(self.buf.len());
+            let n = room.min(rest.len());
+            self.buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.buf.len() >= BACKGROUND_BUF {
+                self.send()?;
+            }
+        }
+        Ok(data.len())
+    }
+
+    /// Everything written so far reaches the file (the thread's queue is drained).
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(file) => {
+                file.write_all(&self.buf)?;
+                self.buf.clear();
+                file.flush()
+            }
+            None => {
+                if !self.buf.is_empty() {
+                    self.send()?;
+                }
+                self.drain()
+            }
+        }
+    }
+}
+
+impl Drop for BackgroundWriter {
+    fn drop(&mut self) {
+        // Stop the thread and wait for it: nothing writes to the file after its writer is gone.
+        if let Some(t) = self.thread.take() {
+            drop(t.full);
+            let _ = t.handle.join();
+        }
+    }
+}
+
+/// The writer of every JSON file the tool writes.
+pub type JsonFileWriter = PyJsonWriter<BackgroundWriter>;
+
 /// A JSON file in Python's layout, written atomically.
 pub struct JsonOutput {
-    writer: PyJsonWriter<BufWriter<WritebackFile>>,
+    writer: JsonFileWriter,
     file: AtomicFile,
 }
 
@@ -189,13 +334,10 @@ impl JsonOutput {
     pub fn create(dest: &Path) -> Result<JsonOutput> {
         let mut file = AtomicFile::create(dest)?;
         let handle = file.file().try_clone().map_err(PipelineError::io("duplicate the file handle of", dest))?;
-        Ok(JsonOutput {
-            writer: PyJsonWriter::new(BufWriter::with_capacity(1 << 16, WritebackFile::new(handle))),
-            file,
-        })
+        Ok(JsonOutput { writer: PyJsonWriter::new(BackgroundWriter::new(WritebackFile::new(handle))), file })
     }
 
-    pub fn json(&mut self) -> &mut PyJsonWriter<BufWriter<WritebackFile>> {
+    pub fn json(&mut self) -> &mut JsonFileWriter {
         &mut self.writer
     }
 
@@ -263,5 +405,54 @@ mod tests {
         live.commit().unwrap();
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(left.len(), 3, "{left:?}");
+    }
+
+    /// Bytes 0, 1, 2, ... in pieces of uneven sizes, `total` in all.
+    fn pattern(total: usize) -> Vec<u8> {
+        (0..total).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn the_background_writer_keeps_every_byte_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // Under one buffer (written at flush, no thread), and over several (the thread).
+        for total in [1000, 3 * BACKGROUND_BUF + 12345] {
+            let path = dir.path().join(format!("f{total}"));
+            let want = pattern(total);
+            let mut w = BackgroundWriter::new(WritebackFile::new(File::create(&path).unwrap()));
+            let mut at = 0;
+            for size in [1usize, 7, 65536, 5 << 20, 9 << 20].iter().cycle() {
+                let end = (at + size).min(total);
+                w.write_all(&want[at..end]).unwrap();
+                at = end;
+                if at == total {
+                    break;
+                }
+            }
+            w.flush().unwrap();
+            assert!(std::fs::read(&path).unwrap() == want, "{total} bytes differ");
+            assert_eq!(w.thread.is_some(), total > BACKGROUND_BUF, "a thread only for big files");
+        }
+    }
+
+    #[test]
+    fn a_write_error_of_the_thread_reaches_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read-only");
+        std::fs::write(&path, b"").unwrap();
+        // A handle that cannot write: every write fails (EBADF), as a full disk would.
+        let mut small = BackgroundWriter::new(WritebackFile::new(File::open(&path).unwrap()));
+        let mut big = BackgroundWriter::new(WritebackFile::new(File::open(&path).unwrap()));
+        small.write_all(b"{}").unwrap();
+        assert!(small.flush().is_err(), "the error of a write at flush");
+        let data = pattern(BACKGROUND_BUF);
+        let mut failed = false;
+        for _ in 0..BACKGROUND_QUEUE + 4 {
+            if big.write_all(&data).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed || big.flush().is_err(), "the thread's error surfaces at a write or at flush");
     }
 }

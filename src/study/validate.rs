@@ -323,7 +323,7 @@ pub fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     index
 }
 
-type W = crate::json::PyJsonWriter<std::io::BufWriter<crate::pipeline::output::WritebackFile>>;
+type W = crate::pipeline::output::JsonFileWriter;
 
 fn write_metadata(w: &mut W, v: &Validation) -> std::io::Result<()> {
     w.key("metadata")?;

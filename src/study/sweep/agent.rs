@@ -318,7 +318,7 @@ pub fn run_agent(
     Ok((summarise(&dir, &row.agent_id, &flags.summary())?, false))
 }
 
-type W = crate::json::PyJsonWriter<std::io::BufWriter<crate::pipeline::output::WritebackFile>>;
+type W = crate::pipeline::output::JsonFileWriter;
 
 fn opt_string(w: &mut W, v: Option<&str>) -> std::io::Result<()> {
     match v {

@@ -57,7 +57,7 @@ pub fn shard_path(out: &Path, shard: Shard) -> PathBuf {
     out.join(SHARDS).join(format!("shard-{}-of-{}.json", shard.index, shard.count))
 }
 
-pub type W = crate::json::PyJsonWriter<std::io::BufWriter<crate::pipeline::output::WritebackFile>>;
+pub type W = crate::pipeline::output::JsonFileWriter;
 
 fn write_summary(w: &mut W, s: &AgentSummary) -> std::io::Result<()> {
     w.begin_object()?;

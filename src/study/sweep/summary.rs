@@ -177,7 +177,7 @@ pub fn runs(rows: &[Row], out: &Path, flags: &SummaryFlags) -> Result<Vec<RunSta
     Ok(out_runs)
 }
 
-type W<'a> = crate::json::PyJsonWriter<std::io::BufWriter<crate::pipeline::output::WritebackFile>>;
+type W<'a> = crate::pipeline::output::JsonFileWriter;
 
 /// An IQM's fields: `"iqm"` and `"interval"`.
 fn iqm_fields(w: &mut W, s: &Iqm) -> std::io::Result<()> {
