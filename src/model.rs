@@ -14,6 +14,9 @@ use crate::agent::arch::{Op, Preprocess};
 use crate::agent::{Activation, Agent};
 use crate::target::{greedy, Target};
 
+mod single;
+pub use single::ElementChange;
+
 /// What can go wrong choosing a device or running the network.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -28,6 +31,8 @@ pub enum ModelError {
     NoSuchDevice { text: String, count: usize },
     #[error("parameter {0} belongs to no layer")]
     Orphan(String),
+    #[error("the single changes of one pass must all be in one layer")]
+    ChangesAcrossLayers,
     #[error("{0} failed")]
     Torch(&'static str, #[source] tch::TchError),
     #[error("libtorch: {0}")]
@@ -182,6 +187,52 @@ pub struct Net {
     arch: crate::agent::Arch,
 }
 
+/// A replacement for a layer's output `z`, given its input and `z`.
+type LayerHook<'a> = &'a dyn Fn(&Tensor, &Tensor) -> Result<Tensor>;
+
+/// What a forward pass does at each parameterised layer besides computing it.
+struct Pass<'a> {
+    /// Record (input, grad-tracking output) of every layer, for a backward pass.
+    grad: bool,
+    record: Vec<(Tensor, Tensor)>,
+    /// Parameterised layers passed so far (forward order, as `Net::layers`).
+    seen: usize,
+    /// (layer, f): that layer's output `z` becomes `f(input, z)`.
+    hook: Option<(usize, LayerHook<'a>)>,
+}
+
+impl<'a> Pass<'a> {
+    fn plain() -> Pass<'a> {
+        Pass { grad: false, record: Vec::new(), seen: 0, hook: None }
+    }
+
+    fn recording() -> Pass<'a> {
+        Pass { grad: true, ..Pass::plain() }
+    }
+
+    fn hooked(layer: usize, f: LayerHook<'a>) -> Pass<'a> {
+        Pass { hook: Some((layer, f)), ..Pass::plain() }
+    }
+
+    /// A parameterised layer's output `z` of input `h`, as the rest of the pass sees it.
+    fn layer_output(&mut self, h: Tensor, z: Tensor) -> Result<Tensor> {
+        let layer = self.seen;
+        self.seen += 1;
+        if let Some((at, f)) = self.hook {
+            if at == layer {
+                return f(&h, &z);
+            }
+        }
+        if !self.grad {
+            return Ok(z);
+        }
+        // The first layer's output becomes a leaf, so nothing upstream is differentiated.
+        let z = if z.requires_grad() { z } else { z.f_detach()?.f_set_requires_grad(true)? };
+        self.record.push((h, z.shallow_clone()));
+        Ok(z)
+    }
+}
+
 /// A tensor's values as float32 on the CPU, in row-major order.
 pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     let t = t.f_to(Device::Cpu)?.f_totype(Kind::Float)?.f_contiguous()?.f_reshape([-1])?;
@@ -287,15 +338,8 @@ impl Net {
     }
 
     /// Runs ops with `weights`, recording each parameterised layer's input and (when `grad`,
-    /// grad-tracking) output.
-    fn run_ops(
-        &self,
-        weights: &[Tensor],
-        mut h: Tensor,
-        ops: &[Op],
-        grad: bool,
-        record: &mut Vec<(Tensor, Tensor)>,
-    ) -> Result<Tensor> {
+    /// grad-tracking) output, or replacing the output of the layer `pass.hook` names.
+    fn run_ops(&self, weights: &[Tensor], mut h: Tensor, ops: &[Op], pass: &mut Pass) -> Result<Tensor> {
         for op in ops {
             h = match *op {
                 Op::Linear { weight, bias } | Op::Conv { weight, bias, .. } => {
@@ -307,12 +351,7 @@ impl Net {
                         }
                         _ => h.f_linear(w, b)?,
                     };
-                    // The first layer's output becomes a leaf, so nothing upstream is differentiated.
-                    let z = if !grad || z.requires_grad() { z } else { z.f_detach()?.f_set_requires_grad(true)? };
-                    if grad {
-                        record.push((h, z.shallow_clone()));
-                    }
-                    z
+                    pass.layer_output(h, z)?
                 }
                 Op::Act(a) => activate(&h, a)?,
                 Op::Flatten => h.f_flatten(1, -1)?,
@@ -324,14 +363,8 @@ impl Net {
         Ok(h)
     }
 
-    fn forward(
-        &self,
-        weights: &[Tensor],
-        x: &Tensor,
-        grad: bool,
-        record: &mut Vec<(Tensor, Tensor)>,
-    ) -> Result<Tensor> {
-        self.forward_inputs(weights, x, grad, record, None)
+    fn forward(&self, weights: &[Tensor], x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        self.forward_inputs(weights, x, pass, None)
     }
 
     /// `forward`; with `leaves`, each observation key's input becomes a leaf whose gradient the
@@ -341,8 +374,7 @@ impl Net {
         &self,
         weights: &[Tensor],
         x: &Tensor,
-        grad: bool,
-        record: &mut Vec<(Tensor, Tensor)>,
+        pass: &mut Pass,
         mut leaves: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor> {
         let mut feats = Vec::new();
@@ -368,13 +400,24 @@ impl Net {
                 h = h.f_detach()?.f_set_requires_grad(true)?;
                 l.push(h.shallow_clone());
             }
-            feats.push(self.run_ops(weights, h, &b.ops, grad, record)?);
+            feats.push(self.run_ops(weights, h, &b.ops, pass)?);
         }
         let h = match feats.len() {
             1 => feats.remove(0),
-            _ => Tensor::f_cat(&feats, 1)?,
+            _ => {
+                // A hook in one key's branch multiplies its rows: the others repeat to match.
+                let rows = feats.iter().map(|f| f.size()[0]).max().unwrap_or(0);
+                let feats = feats
+                    .iter()
+                    .map(|f| match f.size()[0] {
+                        r if r == rows || r == 0 => Ok(f.shallow_clone()),
+                        r => f.f_repeat([rows / r, 1]),
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Tensor::f_cat(&feats, 1)?
+            }
         };
-        self.run_ops(weights, h, &self.arch.trunk, grad, record)
+        self.run_ops(weights, h, &self.arch.trunk, pass)
     }
 
     /// A key's VecNormalize mean and sqrt(var + epsilon), float64 on the device.
@@ -424,7 +467,7 @@ impl Net {
     /// agent's, without gradients.
     pub fn outputs_with(&self, weights: &[Tensor], x: &Tensor) -> Result<Vec<f32>> {
         let _guard = tch::no_grad_guard();
-        to_vec(&self.forward(weights, x, false, &mut Vec::new())?)
+        to_vec(&self.forward(weights, x, &mut Pass::plain())?)
     }
 
     /// One forward and one backward pass for a batch: the outputs, each input's greedy action
@@ -438,9 +481,10 @@ impl Net {
     /// observation key's input (`Signals::inputs`).
     pub fn signals_with_inputs(&self, x: &Tensor, target: Target, inputs: bool) -> Result<Signals> {
         let batch = x.size2()?.0 as usize;
-        let mut record = Vec::new();
+        let mut pass = Pass::recording();
         let mut leaves = Vec::new();
-        let out = self.forward_inputs(&self.weights, x, true, &mut record, inputs.then_some(&mut leaves))?;
+        let out = self.forward_inputs(&self.weights, x, &mut pass, inputs.then_some(&mut leaves))?;
+        let record = pass.record;
         let out_cpu = to_vec(&out.f_detach()?)?;
         let n_actions = self.arch.outputs;
         let mut actions = Vec::with_capacity(batch);

@@ -130,3 +130,76 @@ fn damage_and_correlations_match_pytorch_and_scipy_cnn() {
 fn damage_and_correlations_match_pytorch_and_scipy_ppo() {
     check("ppo_cartpole");
 }
+
+/// The batched single-weight damages (one pass per layer's group of weights, the layer's output
+/// corrected per weight) against one full forward pass per weight with the changed network
+/// (`ablation::apply` and `effects`, the path the ablation's PyTorch comparisons check): every
+/// parameter, first, last and spread elements, on Linear and strided Conv layers, a Dict agent
+/// with two branches, a critic sharing its extractor with the policy (`value`: the flips are
+/// the policy's), QR-DQN, in modes zero and scale.
+fn batched_equals_one_pass_per_weight(name: &str, target: Option<&str>, mode: &str) {
+    use saliency::ablation::{apply, effects, prepare, single_damages, Change, DamageSums, Mode};
+    use saliency::study::model::ModelSpec;
+    let spec = ModelSpec {
+        agent_path: fixture(name),
+        device: "cpu".into(),
+        overrides: Default::default(),
+        limits: Default::default(),
+        batch_size: None,
+        target: target.map(|t| saliency::target::Target::parse(t).unwrap()),
+    };
+    let loaded = spec.load().unwrap();
+    let (net, agent) = (&loaded.net, &loaded.agent);
+    let path = saliency::pipeline::clean_inputs_path(&fixture(name));
+    let mut reader = saliency::pipeline::inputs::InputReader::open(&path, &agent.arch).unwrap();
+    let (mut ids, mut values) = (Vec::new(), Vec::new());
+    let n = reader.next_batch(16, &mut ids, &mut values).unwrap();
+    let batch = prepare(net, &values, n, loaded.target).unwrap();
+    let mode = Mode::parse(mode).unwrap();
+    let mut elements = Vec::new();
+    for (p, w) in net.weights().iter().enumerate() {
+        let numel = w.numel();
+        for i in [0, numel / 3, numel / 2, 2 * numel / 3 + 1, numel - 1] {
+            elements.push((p, i.min(numel - 1)));
+        }
+    }
+    let mut batched = vec![DamageSums::default(); elements.len()];
+    assert!(single_damages(net, &batch, &elements, mode, loaded.target, &mut batched, &|| false).unwrap());
+    let scale = batch.sig.out.iter().fold(0f64, |m, &v| m.max(f64::from(v).abs()));
+    let mut flips_differ = 0;
+    for (&(p, i), got) in elements.iter().zip(&batched) {
+        let change = Change { per_param: vec![(p, vec![i])] };
+        let each =
+            effects(net, &batch.x, &batch.sig, &apply(net, &change, mode).unwrap(), loaded.target, false).unwrap();
+        let want_drop = each.iter().map(|e| e.target_drop.abs()).sum::<f64>() / n as f64;
+        let want_flips = each.iter().filter(|e| e.ablated_action != e.action).count();
+        assert_eq!(got.n, n, "{name}: inputs counted");
+        let tol = 1e-5 * scale.max(1.0);
+        assert!(
+            (got.damage() - want_drop).abs() <= tol,
+            "{name} {target:?}: ({p}, {i}) damage {} vs {want_drop}",
+            got.damage()
+        );
+        if got.flips != want_flips {
+            flips_differ += 1;
+            assert!(got.flips.abs_diff(want_flips) <= 1, "{name}: ({p}, {i}) flips {} vs {want_flips}", got.flips);
+        }
+    }
+    assert!(flips_differ * 20 <= elements.len(), "{name}: {flips_differ} flip counts differ (near-ties only)");
+}
+
+#[test]
+fn batched_single_damages_equal_one_pass_per_weight() {
+    for (name, target, mode) in [
+        ("cartpole", None, "zero"),
+        ("cnn", None, "scale:0.5"),
+        ("combined", None, "zero"),
+        ("qrdqn", Some("margin"), "zero"),
+        ("ppo_cnn", Some("value"), "zero"),
+        ("ppo_dict_separate", None, "scale:-1"),
+        ("ppo_dict_separate", Some("value"), "zero"),
+        ("a2c_acrobot", Some("value"), "zero"),
+    ] {
+        batched_equals_one_pass_per_weight(name, target, mode);
+    }
+}

@@ -13,7 +13,7 @@ use tch::{Kind, Tensor};
 
 use crate::agent::Agent;
 use crate::json::pyfloat;
-use crate::model::{ModelError, Net, Signals};
+use crate::model::{ElementChange, ModelError, Net, Signals};
 use crate::pipeline::inputs::InputReader;
 use crate::pipeline::{PipelineError, Progress};
 use crate::target::{greedy, kl_softmax, Target};
@@ -356,9 +356,26 @@ impl DamageSums {
     }
 }
 
+/// Rows (changes x inputs) of one batched pass of single changes, at most.
+const SINGLE_ROWS: usize = 1 << 14;
+/// Float32 values of the changed layer's repeated output in one pass, at most (64 MB).
+const SINGLE_VALUES: usize = 1 << 24;
+
+impl Mode {
+    /// The change of a weight whose value is `w`: w - w', with w' computed as the ablation
+    /// computes it (float32).
+    pub fn delta(self, w: f64) -> f64 {
+        match self {
+            Mode::Zero => w,
+            Mode::Scale(f) => w - f64::from(w as f32 * f as f32),
+        }
+    }
+}
+
 /// Each element of `elements` (parameter, flat index) changed alone on the batch (its inputs
-/// and their signals at the original weights), added to its sums. One forward pass per
-/// element; false when cancelled.
+/// and their signals at the original weights), added to its sums. Elements of one layer share
+/// forward passes: the layers before theirs run once, and each pass carries many elements'
+/// networks side by side (`Net::outputs_with_single_changes`). False when cancelled.
 pub fn single_damages(
     net: &Net,
     batch: &Prepared,
@@ -368,18 +385,65 @@ pub fn single_damages(
     sums: &mut [DamageSums],
     cancel: &dyn Fn() -> bool,
 ) -> Result<bool, ModelError> {
-    for (&(p, i), s) in elements.iter().zip(sums.iter_mut()) {
-        if cancel() {
-            return Ok(false);
-        }
-        let change = Change { per_param: vec![(p, vec![i])] };
-        for e in effects(net, &batch.x, &batch.sig, &apply(net, &change, mode)?, target, false)? {
-            s.n += 1;
-            s.abs_drop += e.target_drop.abs();
-            s.flips += usize::from(e.ablated_action != e.action);
+    let b = batch.sig.n;
+    if b == 0 {
+        return Ok(true);
+    }
+    let mut order: Vec<usize> = (0..elements.len()).collect();
+    order.sort_by_key(|&k| net.sources[elements[k].0].layer);
+    for layer in order.chunk_by(|&x, &y| net.sources[elements[x].0].layer == net.sources[elements[y].0].layer) {
+        let per_row = single_output_values(batch, net.sources[elements[layer[0]].0].layer);
+        let group = (SINGLE_ROWS / b).min(SINGLE_VALUES / (b * per_row).max(1)).max(1);
+        for part in layer.chunks(group) {
+            if cancel() {
+                return Ok(false);
+            }
+            let changes = part
+                .iter()
+                .map(|&k| {
+                    let (param, index) = elements[k];
+                    Ok(ElementChange { param, index, delta: mode.delta(net.element(param, index)?) })
+                })
+                .collect::<Result<Vec<_>, ModelError>>()?;
+            let out = net.outputs_with_single_changes(&batch.x, &changes)?;
+            let policy = net.actor_outputs_with_single_changes(&batch.x, &changes)?;
+            for (g, &k) in part.iter().enumerate() {
+                add_single_damage(&batch.sig, target, &out, policy.as_ref(), g, &mut sums[k]);
+            }
         }
     }
     Ok(true)
+}
+
+/// Values per input of a parameterised layer's output (its signal has the output's shape).
+fn single_output_values(batch: &Prepared, layer: usize) -> usize {
+    batch.sig.layers.get(layer).map_or(1, |(_, d)| d.numel() / batch.sig.n.max(1))
+}
+
+/// Change `g`'s damage on each input (its rows of `out`, and of the policy's outputs when they
+/// change too), added to `sums`.
+fn add_single_damage(
+    sig: &Signals,
+    target: Target,
+    out: &[f32],
+    policy: Option<&(Vec<f32>, usize)>,
+    g: usize,
+    s: &mut DamageSums,
+) {
+    let b = sig.n;
+    let a_n = sig.out.len() / b;
+    for n in 0..b {
+        let (o, o2) = (&sig.out[n * a_n..(n + 1) * a_n], &out[(g * b + n) * a_n..(g * b + n + 1) * a_n]);
+        let a = sig.actions[n];
+        let ablated = match (policy, &sig.policy_out) {
+            (Some((p2, k)), _) => greedy(&p2[(g * b + n) * k..(g * b + n + 1) * k]),
+            (None, Some(_)) => a, // the policy does not change: neither does its action
+            (None, None) => greedy(o2),
+        };
+        s.n += 1;
+        s.abs_drop += (target.value(o, a) - target.value(o2, a)).abs();
+        s.flips += usize::from(ablated != a);
+    }
 }
 
 /// Mean, standard deviation (population), min and max of a measure over the random draws, and
