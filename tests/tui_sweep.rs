@@ -44,6 +44,11 @@ fn sweep_argv(out: &Path, mixed: &Path) -> Vec<String> {
         "--ablate",
         "--random",
         "5",
+        "--validate",
+        "--validate-sample",
+        "48",
+        "--validate-inputs",
+        "8",
     ]
     .iter()
     .map(|x| x.to_string())
@@ -154,6 +159,46 @@ fn every_agent_is_a_row_with_a_distinct_readable_id_and_run() {
     press(&mut ex, "/broken<enter>");
     let screen = screen_text(&render(&mut ex, 160, 48));
     assert!(screen.contains("failed") && screen.contains("truncated or corrupt"), "{screen}");
+}
+
+#[test]
+fn the_predictor_column_names_each_agents_best_measure_as_sweep_json() {
+    let json = sweep_json();
+    let mut ex = explorer();
+    to_column(&mut ex, "predictor");
+    press(&mut ex, "O"); // the highest correlation first
+    let t = ex.app.table();
+    let mut last = f64::INFINITY;
+    let mut checked = 0;
+    for &i in t.visible() {
+        let e = &t.entries()[i];
+        let cell = t.cell(i, Col::Predictor).text;
+        // A duplicate (a best model that copies a checkpoint) is listed under its copy's id
+        // with no numbers of its own: its row shows its original's.
+        let agent = json.get("agents").unwrap().as_array().unwrap().iter().find(|a| {
+            a.get("agent_id").and_then(|v| v.as_str()) == Some(e.row.agent_id.as_str()) && a.get("validation").is_some()
+        });
+        let Some(validation) = agent.and_then(|a| a.get("validation")).and_then(|v| v.as_object()) else {
+            assert!(cell.is_empty(), "{}: no validation, yet {cell:?}", e.row.agent_id);
+            continue;
+        };
+        // The best by sweep.json's numbers (ties by name).
+        let (name, rho) = validation
+            .iter()
+            .filter_map(|(n, r)| Some((n.clone(), r.as_f64()?)))
+            .fold(None, |b: Option<(String, f64)>, (n, r)| match b {
+                Some((bn, br)) if br > r || (br == r && bn <= n) => Some((bn, br)),
+                _ => Some((n, r)),
+            })
+            .unwrap();
+        assert_eq!(cell, format!("{name} {rho:+.2}"), "{}", e.row.agent_id);
+        assert!(rho <= last, "sorted by the correlation, highest first");
+        last = rho;
+        checked += 1;
+    }
+    assert!(checked >= 20, "every analysed agent validated: {checked}");
+    let screen = screen_text(&render(&mut ex, 160, 48));
+    assert!(screen.contains("predictor"), "{screen}");
 }
 
 #[test]

@@ -57,6 +57,16 @@ pub struct AgentSummary {
 }
 
 impl AgentSummary {
+    /// With a validation: the measure of the highest Spearman correlation with the damage, and
+    /// that correlation (ties by name, as the validation ranks them).
+    pub fn best_predictor(&self) -> Option<(&str, f64)> {
+        let scored = self.validation.as_ref()?.iter().filter_map(|(n, r)| Some((n.as_str(), (*r)?)));
+        scored.fold(None, |best: Option<(&str, f64)>, (n, r)| match best {
+            Some((bn, br)) if br > r || (br == r && bn <= n) => Some((bn, br)),
+            _ => Some((n, r)),
+        })
+    }
+
     /// The fields sweep.json's agents and a shard's summaries share (their ablation is written
     /// differently: the caller reads it).
     pub fn from_json(v: &Value, ablation: Option<AblationSummary>) -> Option<AgentSummary> {

@@ -31,6 +31,8 @@ pub enum Col {
     Flip,
     Percentile,
     Gini,
+    /// With `--validate`: the measure that best predicts single-weight damage, and its Spearman.
+    Predictor,
     /// A layer (an index into `Table::layers`).
     Layer(usize),
 }
@@ -39,10 +41,11 @@ impl Col {
     /// Shown before the layers (so the agents × layers heatmap starts on the first screen).
     pub const LEAD: [Col; 5] = [Col::Id, Col::Run, Col::Kind, Col::Step, Col::Status];
     /// Shown after the layers.
-    pub const TRAIL: [Col; 8] = [
+    pub const TRAIL: [Col; 9] = [
         Col::Gini,
         Col::Flip,
         Col::Percentile,
+        Col::Predictor,
         Col::Selected,
         Col::Inputs,
         Col::Seed,
@@ -50,8 +53,8 @@ impl Col {
         Col::Environment,
     ];
     /// Every column but the layers, in the order shown.
-    pub const BASE: [Col; 13] = {
-        let mut out = [Col::Id; 13];
+    pub const BASE: [Col; 14] = {
+        let mut out = [Col::Id; 14];
         let mut i = 0;
         while i < out.len() {
             out[i] = if i < Col::LEAD.len() { Col::LEAD[i] } else { Col::TRAIL[i - Col::LEAD.len()] };
@@ -76,6 +79,7 @@ impl Col {
             Col::Flip => "flip",
             Col::Percentile => "pct",
             Col::Gini => "gini",
+            Col::Predictor => "predictor",
             Col::Layer(_) => "",
         }
     }
@@ -96,6 +100,9 @@ impl Col {
             Col::Flip => "flip rate of the selection's ablation (with --ablate)",
             Col::Percentile => "the selection's percentile among random draws (with --ablate)",
             Col::Gini => "Gini concentration of the per-weight saliency",
+            Col::Predictor => {
+                "the measure whose ranking best predicts single-weight damage, and its Spearman (with --validate)"
+            }
             Col::Layer(_) => "this layer's share of the network's saliency, in %",
         }
     }
@@ -110,6 +117,7 @@ impl Col {
                 | Col::Flip
                 | Col::Percentile
                 | Col::Gini
+                | Col::Predictor
                 | Col::Layer(_)
         )
     }
@@ -555,6 +563,7 @@ impl Table {
             Col::Flip => ablation.map(|a| a.flip_rate),
             Col::Percentile => ablation.and_then(|a| a.percentile),
             Col::Gini => s.map(|s| s.gini),
+            Col::Predictor => s.and_then(AgentSummary::best_predictor).map(|(_, rho)| rho),
             Col::Layer(l) => e.share(l),
             _ => None,
         }
@@ -595,6 +604,10 @@ impl Table {
             Col::Flip => format!("{:.1}%", 100.0 * v),
             Col::Percentile => format!("{v:.0}"),
             Col::Gini => format!("{v:.3}"),
+            Col::Predictor => {
+                let name = e.summary.as_deref().and_then(AgentSummary::best_predictor).map_or("", |(n, _)| n);
+                format!("{name} {v:+.2}")
+            }
             Col::Layer(l) => return self.layer_cell(l, v),
             _ => num(v),
         };
