@@ -130,22 +130,43 @@ fn f16(h: u16) -> f32 {
 }
 
 /// One element as float32.
-fn element(b: &[u8], dtype: Dtype, big: bool) -> f32 {
+/// An element's bytes, little-endian, zero-padded to 8.
+fn le_bytes(b: &[u8], big: bool) -> [u8; 8] {
     let mut a = [0u8; 8];
     a[..b.len()].copy_from_slice(b);
     if big {
         a[..b.len()].reverse();
     }
+    a
+}
+
+/// A signed integer of `n` bytes, sign-extended.
+fn signed(a: [u8; 8], n: u8) -> i64 {
+    let shift = 64 - 8 * u32::from(n);
+    (i64::from_le_bytes(a) << shift) >> shift
+}
+
+/// An element as float64 (integers rounded once, to float64).
+fn element64(b: &[u8], dtype: Dtype, big: bool) -> f64 {
+    let a = le_bytes(b, big);
+    match dtype {
+        Dtype::F8 => f64::from_le_bytes(a),
+        Dtype::U(_) => u64::from_le_bytes(a) as f64,
+        Dtype::I(n) => signed(a, n) as f64,
+        _ => f64::from(element(b, dtype, big)),
+    }
+}
+
+/// An element as float32 (integers and float64 rounded once, to float32).
+fn element(b: &[u8], dtype: Dtype, big: bool) -> f32 {
+    let a = le_bytes(b, big);
     match dtype {
         Dtype::F2 => f16(u16::from_le_bytes([a[0], a[1]])),
         Dtype::F4 => f32::from_le_bytes([a[0], a[1], a[2], a[3]]),
         Dtype::F8 => f64::from_le_bytes(a) as f32,
         Dtype::Bool => f32::from(u8::from(a[0] != 0)),
         Dtype::U(_) => u64::from_le_bytes(a) as f32,
-        Dtype::I(n) => {
-            let shift = 64 - 8 * u32::from(n);
-            ((i64::from_le_bytes(a) << shift) >> shift) as f32
-        }
+        Dtype::I(n) => signed(a, n) as f32,
     }
 }
 
@@ -176,15 +197,27 @@ impl RowStream {
 
     /// Appends the next row's values.
     pub fn next_row(&mut self, out: &mut Vec<f32>) -> Result<()> {
-        let size = self.header.dtype.size();
-        self.buf.resize(self.row_len * size, 0);
+        let (dtype, big) = (self.header.dtype, self.header.big_endian);
+        out.extend(self.read_row()?.chunks_exact(dtype.size()).map(|b| element(b, dtype, big)));
+        Ok(())
+    }
+
+    /// Appends the next row's values as float64 (for values that are not observations: steps
+    /// and rewards).
+    pub fn next_row_f64(&mut self, out: &mut Vec<f64>) -> Result<()> {
+        let (dtype, big) = (self.header.dtype, self.header.big_endian);
+        out.extend(self.read_row()?.chunks_exact(dtype.size()).map(|b| element64(b, dtype, big)));
+        Ok(())
+    }
+
+    /// The next row's bytes.
+    fn read_row(&mut self) -> Result<&[u8]> {
+        self.buf.resize(self.row_len * self.header.dtype.size(), 0);
         self.reader
             .read_exact(&mut self.buf)
             .map_err(|_| bad(&self.what, format!("ends in row {} of {} (truncated?)", self.rows_read, self.rows())))?;
         self.rows_read += 1;
-        let (dtype, big) = (self.header.dtype, self.header.big_endian);
-        out.extend(self.buf.chunks_exact(size).map(|b| element(b, dtype, big)));
-        Ok(())
+        Ok(&self.buf)
     }
 
     fn new(mut reader: Box<dyn Read + Send>, what: String) -> Result<RowStream> {
@@ -280,6 +313,25 @@ mod tests {
             s.next_row(&mut out).unwrap();
             assert_eq!(out, want, "{descr}");
             assert!(s.next_row(&mut out).unwrap_err().to_string().contains("ends in row 2 of 2"));
+        }
+    }
+
+    #[test]
+    fn float64_rows_keep_what_float32_would_round() {
+        // RL Zoo's evaluations: int64 steps past 2^24 and float64 rewards.
+        let steps = [16_777_217i64, 50_000_001];
+        let rewards = [0.1f64, -123.456789];
+        for (descr, data, want) in [
+            ("<i8", steps.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(), steps.map(|s| s as f64)),
+            ("<f8", rewards.iter().flat_map(|v| v.to_le_bytes()).collect(), rewards),
+        ] {
+            let bytes = npy(descr, "(2,)", &data);
+            let mut s = RowStream::new(Box::new(std::io::Cursor::new(bytes)), descr.into()).unwrap();
+            let mut out = Vec::new();
+            s.next_row_f64(&mut out).unwrap();
+            s.next_row_f64(&mut out).unwrap();
+            assert_eq!(out, want, "{descr}");
+            assert_ne!(out.iter().map(|&v| v as f32 as f64).collect::<Vec<_>>(), want, "float32 would round {descr}");
         }
     }
 

@@ -69,11 +69,11 @@ pub fn read_evaluations(path: &Path) -> std::result::Result<Evaluations, String>
         let mut rows = Vec::new();
         for _ in 0..stream.rows() {
             let mut row = Vec::new();
-            stream.next_row(&mut row).map_err(|e| crate::error_text(&e))?;
+            stream.next_row_f64(&mut row).map_err(|e| crate::error_text(&e))?;
             rows.push(row);
         }
         match name.as_str() {
-            "timesteps" => steps = Some(rows.into_iter().map(|r| r.first().copied().unwrap_or(f32::NAN)).collect()),
+            "timesteps" => steps = Some(rows.into_iter().map(|r| r.first().copied().unwrap_or(f64::NAN)).collect()),
             "results" => results = Some(rows),
             _ => {}
         }
@@ -81,16 +81,16 @@ pub fn read_evaluations(path: &Path) -> std::result::Result<Evaluations, String>
     let (Some(steps), Some(results)) = (steps, results) else {
         return Err(format!("{}: expected arrays 'timesteps' and 'results'", path.display()));
     };
-    let steps: Vec<f32> = steps;
+    let steps: Vec<f64> = steps;
     if steps.len() != results.len() {
         return Err(format!("{}: {} timesteps but {} rows of results", path.display(), steps.len(), results.len()));
     }
-    let stat = |f: &dyn Fn(&[f32]) -> f64| results.iter().map(|r| f(r)).collect::<Vec<f64>>();
+    let stat = |f: &dyn Fn(&[f64]) -> f64| results.iter().map(|r| f(r)).collect::<Vec<f64>>();
     Ok(Evaluations {
-        steps: steps.iter().map(|&s| f64::from(s)).collect(),
-        mean: stat(&|r| r.iter().map(|&x| f64::from(x)).sum::<f64>() / r.len().max(1) as f64),
-        min: stat(&|r| r.iter().map(|&x| f64::from(x)).fold(f64::INFINITY, f64::min)),
-        max: stat(&|r| r.iter().map(|&x| f64::from(x)).fold(f64::NEG_INFINITY, f64::max)),
+        steps,
+        mean: stat(&|r| r.iter().sum::<f64>() / r.len().max(1) as f64),
+        min: stat(&|r| r.iter().copied().fold(f64::INFINITY, f64::min)),
+        max: stat(&|r| r.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
     })
 }
 
