@@ -492,11 +492,32 @@ fn a_watched_sweep_fills_in_while_it_runs_and_ends_with_the_files_of_sweep() {
     assert!(ex.app.table().filter().is_some());
     let screen = screen_text(&render(&mut ex, 120, 30));
     assert!(screen.contains("analysing:"), "{screen}");
+    // Saliency over training fills in too: a run shows once its final model and a checkpoint
+    // are analysed, before the sweep ends.
+    press(&mut ex, "<tab><tab>");
+    assert_eq!(ex.app.view(), View::Training);
+    let live_curve = std::cell::RefCell::new(None);
+    ex.wait_until(LONG, |e| {
+        let running = e.app.live_part().is_some_and(|l| l.running);
+        if let (true, Loadable::Ready(t)) = (running, e.app.training()) {
+            *live_curve.borrow_mut() = Some(t.clone());
+        }
+        !running || live_curve.borrow().is_some()
+    });
+    let live_curve = live_curve.into_inner().expect("a training curve while the sweep runs");
+    assert!(live_curve.points.len() >= 2, "{:?}", live_curve.points.len());
+    press(&mut ex, "<tab>");
     ex.settle(LONG).unwrap();
     let live = ex.app.live_part().unwrap();
     assert_eq!(live.ending.as_deref(), Some("sweep finished; 1 failed"));
     assert_eq!(ex.app.table().filter().unwrap().text, "dqn", "the filter survives the end");
     assert!(!ex.app.results().groups.is_empty() && !ex.app.results().runs.is_empty());
+    // The live curve's numbers are the final ones for the checkpoints it had.
+    let run = ex.app.results().runs.iter().find(|r| r.run == live_curve.run).expect("the live run");
+    for p in &live_curve.points {
+        let c = run.checkpoints.iter().find(|c| c.agent_id == p.agent_id && c.step == p.step).unwrap();
+        assert_eq!((p.spearman, p.top_overlap), (c.spearman, c.top_overlap), "{}", p.agent_id);
+    }
     for f in ["manifest.jsonl", "sweep.json", "sweep.csv"] {
         assert_eq!(std::fs::read(out.join(f)).unwrap(), std::fs::read(finished().join(f)).unwrap(), "{f}");
     }

@@ -140,13 +140,39 @@ fn run_members(rows: &[&Row]) -> Option<Vec<(String, Kind, Option<u64>)>> {
     (members.len() >= 2).then_some(members)
 }
 
-/// Per training run with two or more analysed networks: each one's Spearman correlation and
-/// top-K overlap with the final model's per-weight values.
-pub fn runs(rows: &[Row], out: &Path, flags: &SummaryFlags) -> Result<Vec<RunStats>> {
+/// The networks of training runs (final, best, checkpoints), by run.
+fn by_run(rows: &[Row]) -> BTreeMap<&str, Vec<&Row>> {
     let mut by_run: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in rows.iter().filter(|r| matches!(r.kind, Kind::Final | Kind::Checkpoint | Kind::Best)) {
         by_run.entry(&r.run).or_default().push(r);
     }
+    by_run
+}
+
+/// The runs `runs` summarises, by name, without reading any file.
+pub fn run_names(rows: &[Row]) -> Vec<String> {
+    by_run(rows).into_iter().filter(|(_, m)| run_members(m).is_some()).map(|(run, _)| run.to_string()).collect()
+}
+
+/// While a sweep runs: the rows whose numbers exist, the finished ones and the duplicates of
+/// finished ones, the others left out.
+pub fn finished_rows(rows: &[Row]) -> Vec<Row> {
+    let ok: std::collections::BTreeSet<&str> =
+        rows.iter().filter(|r| r.status == Status::Ok).map(|r| r.agent_id.as_str()).collect();
+    rows.iter()
+        .filter(|r| match r.status {
+            Status::Ok => true,
+            Status::SkippedDuplicate => r.duplicate_of.as_deref().is_some_and(|d| ok.contains(d)),
+            _ => false,
+        })
+        .cloned()
+        .collect()
+}
+
+/// Per training run with two or more analysed networks: each one's Spearman correlation and
+/// top-K overlap with the final model's per-weight values.
+pub fn runs(rows: &[Row], out: &Path, flags: &SummaryFlags) -> Result<Vec<RunStats>> {
+    let by_run = by_run(rows);
     let flat = |id: &str| -> Result<Vec<f64>> {
         Ok(values_of(&agent_dir(out, id), flags)?.params.into_iter().flat_map(|p| p.data).collect())
     };

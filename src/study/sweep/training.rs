@@ -10,7 +10,7 @@ use crate::study::Result;
 
 use super::discover::Kind;
 use super::results::SweepResults;
-use super::summary::RunStats;
+use super::summary::{self, RunStats};
 
 /// One network of the run.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,11 +99,19 @@ pub fn runs(results: &SweepResults) -> Vec<&str> {
     results.runs.iter().map(|r| r.run.as_str()).collect()
 }
 
-/// Saliency over the training of `run` (one of `runs`).
+/// Saliency over the training of `run`: from the sweep's run statistics, or, while the sweep
+/// runs (its statistics come at the end), from the networks of the run finished so far.
 pub fn training(results: &SweepResults, run: &str) -> Result<Training> {
-    let stats = results.runs.iter().find(|r| r.run == run).ok_or_else(|| {
-        crate::study::StudyError::Refused(format!("{run} is not a run with checkpoints in this sweep"))
-    })?;
+    let not_a_run = || crate::study::StudyError::Refused(format!("{run} is not a run with checkpoints in this sweep"));
+    let so_far;
+    let stats = match results.runs.iter().find(|r| r.run == run) {
+        Some(stats) => stats,
+        None => {
+            let rows: Vec<_> = summary::finished_rows(&results.rows).into_iter().filter(|r| r.run == run).collect();
+            so_far = summary::runs(&rows, &results.out, &results.flags)?;
+            so_far.first().ok_or_else(not_a_run)?
+        }
+    };
     let mut layers: Vec<String> = Vec::new();
     for c in &stats.checkpoints {
         for l in results.summaries.get(&c.agent_id).map(|s| s.layers.as_slice()).unwrap_or_default() {

@@ -296,6 +296,10 @@ impl SweepApp {
                 self.table.set_status(pos, Status::Ok, None);
                 self.table.set_summary(Arc::new(s.clone()));
                 results.summaries.insert(s.agent_id.clone(), s);
+                if self.view == View::Training {
+                    let run = results.rows.get(pos).map(|r| r.run.clone());
+                    self.runs_so_far(run.as_deref());
+                }
             }
             Err(e) => {
                 live.failed += 1;
@@ -434,8 +438,12 @@ impl SweepApp {
                 let i = View::ALL.iter().position(|&v| v == self.view).unwrap_or(0);
                 let step = if action == SweepAction::NextView { 1 } else { n - 1 };
                 self.view = View::ALL[(i + step) % n];
-                if self.view == View::Groups && self.live.as_ref().is_some_and(|l| l.running) {
-                    self.live_groups = Some(self.groups_so_far());
+                if self.live.as_ref().is_some_and(|l| l.running) {
+                    match self.view {
+                        View::Groups => self.live_groups = Some(self.groups_so_far()),
+                        View::Training => self.runs_so_far(None),
+                        View::Agents => {}
+                    }
                 }
                 Vec::new()
             }
@@ -453,6 +461,17 @@ impl SweepApp {
     /// The groups of the agents analysed so far (while a sweep runs).
     fn groups_so_far(&self) -> Vec<Group> {
         summary::groups(&self.results.rows, &self.results.summaries, &self.results.flags)
+    }
+
+    /// While a sweep runs: the runs with a finished final model and a finished checkpoint; the
+    /// curve shown is loaded again when it is gone or when `finished` (a run) is its run.
+    fn runs_so_far(&mut self, finished: Option<&str>) {
+        let shown = self.runs.get(self.run).cloned();
+        self.runs = summary::run_names(&summary::finished_rows(&self.results.rows));
+        self.run = shown.as_ref().and_then(|r| self.runs.iter().position(|x| x == r)).unwrap_or(0);
+        if shown.as_deref() != self.runs.get(self.run).map(String::as_str) || finished == shown.as_deref() {
+            self.training = Loadable::None;
+        }
     }
 
     fn update_agents(&mut self, action: SweepAction) -> Vec<SweepEffect> {

@@ -389,7 +389,7 @@ fn draw_groups(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
 fn draw_training(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
     if app.runs().is_empty() {
         let text = if app.live_part().is_some_and(|l| l.running) {
-            "runs with checkpoints are summarised when the sweep ends"
+            "no run has its final model and a checkpoint analysed yet: runs appear here as they finish"
         } else {
             "no run with checkpoints in this sweep (RL Zoo runs saved with --save-freq have them)"
         };
