@@ -201,6 +201,57 @@ fn the_predictor_column_names_each_agents_best_measure_as_sweep_json() {
     assert!(screen.contains("predictor"), "{screen}");
 }
 
+/// A left click at a cell of the last frame drawn.
+fn click(ex: &mut SweepExplorer, x: usize, y: usize) {
+    use crossterm::event::{Event, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    let kind = MouseEventKind::Down(MouseButton::Left);
+    ex.handle(Event::Mouse(MouseEvent { kind, column: x as u16, row: y as u16, modifiers: KeyModifiers::NONE }));
+}
+
+/// Where `needle` first starts on the screen from row `from` on (column, row), in cells.
+fn find_on_screen(t: &Terminal<TestBackend>, needle: &str, from: usize) -> (usize, usize) {
+    let lines = rows_text(t);
+    for (y, line) in lines.iter().enumerate().skip(from) {
+        let cells: Vec<char> = line.chars().collect();
+        let n: Vec<char> = needle.chars().collect();
+        if let Some(x) = cells.windows(n.len()).position(|w| w == n.as_slice()) {
+            return (x, y);
+        }
+    }
+    panic!("{needle} not on screen:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn clicks_sort_by_a_header_and_move_the_cursor_to_a_row() {
+    let mut ex = explorer();
+    let t = render(&mut ex, 160, 48);
+    // (the header row is the third: under the title and the status line)
+    let (x, header) = find_on_screen(&t, "step", 2);
+    assert_eq!(header, 2);
+    click(&mut ex, x, header);
+    assert_eq!(ex.app.table().sort(), Some((Col::Step, false)), "a header click sorts by it");
+    assert_eq!(ex.app.table().current_col(), Col::Step);
+    let t = render(&mut ex, 160, 48);
+    let steps: Vec<f64> = {
+        let table = ex.app.table();
+        table.visible().iter().filter_map(|&i| table.cell(i, Col::Step).text.parse().ok()).collect()
+    };
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]) && steps.len() > 10, "ascending: {steps:?}");
+    let (x2, _) = find_on_screen(&t, "step", header);
+    click(&mut ex, x2 + 1, header);
+    assert_eq!(ex.app.table().sort(), Some((Col::Step, true)), "again: descending");
+    // A row: the cursor goes there, in the column clicked.
+    render(&mut ex, 160, 48);
+    press(&mut ex, "g");
+    let top = ex.app.table().top();
+    let (run_x, _) = find_on_screen(&render(&mut ex, 160, 48), "run", header);
+    click(&mut ex, run_x, header + 4);
+    assert_eq!((ex.app.table().cursor(), ex.app.table().current_col()), (top + 3, Col::Run));
+    // Outside the table (the footer): nothing moves.
+    click(&mut ex, 5, 47);
+    assert_eq!(ex.app.table().cursor(), top + 3);
+}
+
 #[test]
 fn filter_sort_mark_and_their_status() {
     let mut ex = explorer();

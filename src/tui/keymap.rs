@@ -364,6 +364,12 @@ pub enum SweepAction {
     Char(char),
     Backspace,
     Confirm,
+    /// A left click in the agents table: on a row (an index into the visible rows) or on the
+    /// header (None), in a column (an index into the table's columns).
+    Click {
+        row: Option<usize>,
+        col: usize,
+    },
 }
 
 pub static SWEEP_KEYMAP: &[Binding<SweepAction>] = &[

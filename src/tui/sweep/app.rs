@@ -491,6 +491,7 @@ impl SweepApp {
             SweepAction::Back if t.filter().is_some() => {
                 let _ = t.set_filter("");
             }
+            SweepAction::Click { row, col } => t.click(row, col),
             SweepAction::Sort => t.sort_by_cursor(false),
             SweepAction::SortReverse => t.sort_by_cursor(true),
             SweepAction::Mark => {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{bail, Result};
-use crossterm::event::{Event, KeyCode, KeyEventKind, MouseEventKind};
+use crossterm::event::{Event, KeyCode, KeyEventKind, MouseButton, MouseEventKind};
 use ratatui::backend::Backend;
 use ratatui::layout::Rect;
 use ratatui::Terminal;
@@ -26,7 +26,7 @@ use crate::study::sweep::runner::SweepRequest;
 use crate::study::sweep::training::{self, Training};
 
 use super::color::{ColorMode, Colormap};
-use super::keymap::{self, SweepAction};
+use super::keymap::{self, Scope, SweepAction};
 use super::{Explorer, Screen};
 use app::{SweepApp, SweepEffect};
 
@@ -115,6 +115,8 @@ pub struct SweepExplorer {
     /// The single-agent explorer on the agent opened with Enter.
     pub agent: Option<Box<Explorer>>,
     started: bool,
+    /// The last frame drawn (clicks are resolved against it).
+    frame: Rect,
 }
 
 impl SweepExplorer {
@@ -131,7 +133,7 @@ impl SweepExplorer {
     }
 
     fn with(app: SweepApp, runtime: SweepRuntime) -> SweepExplorer {
-        SweepExplorer { app, runtime, agent: None, started: false }
+        SweepExplorer { app, runtime, agent: None, started: false, frame: Rect::default() }
     }
 
     /// Runs effects; false when one of them quits.
@@ -226,6 +228,10 @@ impl Screen for SweepExplorer {
             Event::Mouse(m) => match m.kind {
                 MouseEventKind::ScrollUp => Some(SweepAction::Up),
                 MouseEventKind::ScrollDown => Some(SweepAction::Down),
+                MouseEventKind::Down(MouseButton::Left) if self.app.scope() == Scope::Agents && !self.app.help() => {
+                    view::table_hit(&self.app, self.frame, m.column, m.row)
+                        .map(|(row, col)| SweepAction::Click { row, col })
+                }
                 _ => None,
             },
             _ => None,
@@ -244,7 +250,8 @@ impl Screen for SweepExplorer {
             return agent.draw(terminal);
         }
         let size = terminal.size()?;
-        view::prepare(&mut self.app, Rect::new(0, 0, size.width, size.height));
+        self.frame = Rect::new(0, 0, size.width, size.height);
+        view::prepare(&mut self.app, self.frame);
         terminal.draw(|f| view::draw(&self.app, f))?;
         Ok(())
     }

@@ -661,6 +661,20 @@ impl Table {
         self.refresh();
     }
 
+    /// A click: on a row, the cursor goes to that row and column; on the header (`row` None),
+    /// the table is sorted by that column, ascending, and descending on the next click.
+    pub fn click(&mut self, row: Option<usize>, col: usize) {
+        self.col = col.min(self.columns().len().saturating_sub(1));
+        match row {
+            Some(r) => self.cursor = r.min(self.visible.len().saturating_sub(1)),
+            None => {
+                let descending = self.sort == Some((self.current_col(), false));
+                self.sort = Some((self.current_col(), descending));
+                self.refresh();
+            }
+        }
+    }
+
     pub fn toggle_mark(&mut self) {
         if let Some(&i) = self.visible.get(self.cursor) {
             if !self.marks.remove(&i) {

@@ -211,35 +211,66 @@ fn heat_style(heat: Option<Heat>, mode: ColorMode, colormap: color::Colormap) ->
     Style::default().bg(mode.color(rgb)).fg(fg)
 }
 
-fn draw_table(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
-    let t = app.table();
+/// Where the table's parts are for a body of `area` (None when too small to draw): the header
+/// row, the rows under it, the detail line, and each column shown with its index in
+/// `Table::columns`, its x and width. Drawing and clicks both read it.
+struct TableLayout {
+    area: Rect,
+    detail: Rect,
+    shown: Vec<(usize, Col, u16, usize)>,
+}
+
+fn table_layout(t: &Table, area: Rect) -> Option<TableLayout> {
     if area.height < 2 || area.width < 20 {
-        return;
+        return None;
     }
     let detail = Rect { y: area.bottom() - 1, height: 1, ..area };
     let area = Rect { height: area.height - 1, ..area };
-    let buf = f.buffer_mut();
     let cols = t.columns();
-    let labels = layer_labels(t);
-    let frozen = frozen_width(t);
-    let room = (area.width as usize).saturating_sub(frozen);
-    let shown: Vec<Col> = std::iter::once(Col::Id)
-        .chain(cols.iter().copied().skip(t.left()).take(fitting(t, &cols, t.left(), room)))
-        .collect();
-    // The header.
+    let room = (area.width as usize).saturating_sub(frozen_width(t));
+    let scrolled = (t.left()..cols.len()).take(fitting(t, &cols, t.left(), room));
     let mut x = area.x + 2;
-    for &c in &shown {
-        let w = t.width(c);
+    let shown = std::iter::once(0)
+        .chain(scrolled)
+        .map(|i| {
+            let (c, w) = (cols[i], t.width(cols[i]));
+            let at = x;
+            x += w as u16 + 1;
+            (i, c, at, w)
+        })
+        .collect();
+    Some(TableLayout { area, detail, shown })
+}
+
+/// What a click at (x, y) of a frame of `frame` hits in the agents table: the column (an index
+/// into `Table::columns`) and the row (an index into `Table::visible`; None: the header).
+pub fn table_hit(app: &SweepApp, frame: Rect, x: u16, y: u16) -> Option<(Option<usize>, usize)> {
+    let t = app.table();
+    let l = table_layout(t, body(frame))?;
+    let &(col, ..) = l.shown.iter().find(|&&(_, _, at, w)| x >= at && x < at + w as u16 + 1)?;
+    if y == l.area.y {
+        return Some((None, col));
+    }
+    let row = t.top() + y.checked_sub(l.area.y + 1)? as usize;
+    (y < l.area.bottom() && row < t.visible().len()).then_some((Some(row), col))
+}
+
+fn draw_table(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
+    let t = app.table();
+    let Some(TableLayout { area, detail, shown }) = table_layout(t, area) else { return };
+    let buf = f.buffer_mut();
+    let labels = layer_labels(t);
+    // The header.
+    for &(i, c, x, w) in &shown {
         let title = match c {
             Col::Layer(l) => labels.get(l).cloned().unwrap_or_default(),
             other => other.title().to_string(),
         };
         let mut style = theme.accent();
-        if cols.get(t.col()) == Some(&c) {
+        if i == t.col() {
             style = style.add_modifier(Modifier::REVERSED);
         }
         put(buf, x, area.y, &title, w, style, matches!(c, Col::Layer(_)));
-        x += w as u16 + 1;
     }
     // The rows on screen.
     for (i, &entry) in t.visible().iter().enumerate().skip(t.top()).take(area.height as usize - 1) {
@@ -259,9 +290,7 @@ fn draw_table(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
             _ => "  ",
         };
         buf.set_stringn(area.x, y, mark, 2, theme.accent());
-        let mut x = area.x + 2;
-        for &c in &shown {
-            let w = t.width(c);
+        for &(_, c, x, w) in &shown {
             let cell = t.cell(entry, c);
             let style = match cell.heat {
                 Some(_) if !cursor => heat_style(cell.heat, app.color_mode, app.colormap),
@@ -272,7 +301,6 @@ fn draw_table(app: &SweepApp, f: &mut Frame, area: Rect, theme: &Theme) {
             if x + (w as u16) < area.right() {
                 buf.set_stringn(x + w as u16, y, " ", 1, base);
             }
-            x += w as u16 + 1;
         }
     }
     if t.visible().is_empty() {
