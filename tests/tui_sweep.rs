@@ -545,7 +545,17 @@ fn a_watched_sweep_fills_in_while_it_runs_and_ends_with_the_files_of_sweep() {
     assert!(screen.contains("analysing:"), "{screen}");
     // Saliency over training fills in too: a run shows once its final model and a checkpoint
     // are analysed, before the sweep ends.
-    press(&mut ex, "<tab><tab>");
+    // The groups of the agents done so far, kept up to date as more finish.
+    press(&mut ex, "<tab>");
+    assert_eq!(ex.app.view(), View::Groups);
+    let running = |e: &SweepExplorer| e.app.live_part().is_some_and(|l| l.running);
+    let done = |e: &SweepExplorer| e.app.live_part().map_or(0, |l| l.done);
+    ex.wait_until(LONG, |e| !running(e) || !e.app.groups().is_empty());
+    let seen = done(&ex);
+    ex.wait_until(LONG, |e| !running(e) || done(e) > seen);
+    assert!(running(&ex), "the sweep still runs after a group formed and one more agent finished");
+    assert!(!ex.app.groups().is_empty(), "the groups stay shown as agents finish");
+    press(&mut ex, "<tab>");
     assert_eq!(ex.app.view(), View::Training);
     let live_curve = std::cell::RefCell::new(None);
     ex.wait_until(LONG, |e| {

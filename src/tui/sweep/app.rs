@@ -311,7 +311,8 @@ impl SweepApp {
             }
         }
         self.table.refresh();
-        self.live_groups = None;
+        // The groups shown follow the agents done so far.
+        self.live_groups = (self.view == View::Groups).then(|| self.groups_so_far());
     }
 
     /// The sweep ended: its results as written, or why it stopped.
