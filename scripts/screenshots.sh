@@ -55,18 +55,21 @@ shot() {
 }
 
 # The explorer of many agents: a sweep of the RL Zoo fixture runs and one agent of each
-# algorithm (with a broken zip), ablated.
+# algorithm (with a broken zip), ablated and validated.
 sweep_shots() {
   local mixed="$big/mixed" zoo="tests/fixtures/zoo"
   for a in cartpole qrdqn ppo_cartpole a2c_acrobot maskable_ppo; do
     mkdir -p "$mixed/$a" && cp -r "tests/fixtures/$a/." "$mixed/$a/" && rm -rf "$mixed/$a/reference"
   done
   head -c 20000 tests/fixtures/acrobot/agent.zip >"$mixed/broken.zip"
-  local flags="$zoo/logs $mixed --inputs CartPole-v1=$zoo/obs/CartPole-v1.npy --raw-gradients none --ablate --random 5"
+  local flags="$zoo/logs $mixed --inputs CartPole-v1=$zoo/obs/CartPole-v1.npy --raw-gradients none --ablate --random 5 --validate --validate-sample 128"
   "$bin" sweep -q $flags --output-dir "$big/sweep" || true
   shot sweep-table "$bin $big/sweep" sleep:1
   SHOT_W=80 SHOT_H=24 shot sweep-table-80x24 "$bin $big/sweep" sleep:1
   shot sweep-pinned "$bin $big/sweep" / CartPole-v1_1 Enter g p d
+  # The columns after the layers (the last five from the right end is the predictor), by it.
+  local right=(); for _ in $(seq 40); do right+=(Right); done
+  shot sweep-evidence "$bin $big/sweep" "${right[@]}" Left Left Left Left Left O
   shot sweep-groups "$bin $big/sweep" Tab
   shot sweep-training "$bin $big/sweep" Tab Tab sleep:1
   shot sweep-compare "$bin $big/sweep" / CartPole-v1_2 Enter g Space Down C sleep:1 Down Down

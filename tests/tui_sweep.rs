@@ -162,7 +162,7 @@ fn every_agent_is_a_row_with_a_distinct_readable_id_and_run() {
 }
 
 #[test]
-fn the_predictor_column_names_each_agents_best_measure_as_sweep_json() {
+fn the_evidence_columns_show_sweep_json_flip_percentile_and_best_predictor() {
     let json = sweep_json();
     let mut ex = explorer();
     to_column(&mut ex, "predictor");
@@ -192,6 +192,12 @@ fn the_predictor_column_names_each_agents_best_measure_as_sweep_json() {
             })
             .unwrap();
         assert_eq!(cell, format!("{name} {rho:+.2}"), "{}", e.row.agent_id);
+        // The ablation's columns: flip rate and percentile among the random draws, in %.
+        let ablation = agent.and_then(|a| a.get("ablation")).unwrap();
+        let pct = ablation.get("percentile").and_then(|v| v.as_f64()).unwrap();
+        let flip = ablation.get("flip_rate").and_then(|v| v.as_f64()).unwrap();
+        assert_eq!(t.cell(i, Col::Percentile).text, format!("{:.0}", 100.0 * pct), "{}", e.row.agent_id);
+        assert_eq!(t.cell(i, Col::Flip).text, format!("{:.1}%", 100.0 * flip), "{}", e.row.agent_id);
         assert!(rho <= last, "sorted by the correlation, highest first");
         last = rho;
         checked += 1;

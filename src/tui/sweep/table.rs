@@ -369,6 +369,8 @@ impl Table {
                     Col::Run => 24,
                     Col::Environment => 20,
                     Col::Status => 12,
+                    // ("mean-abs-gxw +0.98")
+                    Col::Predictor => 18,
                     _ => 16,
                 };
                 let widest = (0..self.entries.len()).map(|i| self.cell(i, col).text.chars().count()).max().unwrap_or(0);
@@ -602,7 +604,8 @@ impl Table {
         let text = match col {
             Col::Step | Col::Seed | Col::Inputs | Col::Selected => format!("{}", v as i64),
             Col::Flip => format!("{:.1}%", 100.0 * v),
-            Col::Percentile => format!("{v:.0}"),
+            // (a share of the draws below the selection, shown in %)
+            Col::Percentile => format!("{:.0}", 100.0 * v),
             Col::Gini => format!("{v:.3}"),
             Col::Predictor => {
                 let name = e.summary.as_deref().and_then(AgentSummary::best_predictor).map_or("", |(n, _)| n);
