@@ -494,6 +494,18 @@ fn groups_show_intervals_and_training_shows_each_checkpoint() {
     );
     assert!(screen.contains(&text), "{text}: {screen}");
     assert!(screen.contains('●') && screen.contains('━'), "drawn as intervals");
+    // The measure that best predicts damage across the seeds, as sweep.json has it.
+    let validation = dqn.get("validation").unwrap().as_array().unwrap();
+    let best = validation
+        .iter()
+        .filter_map(|v| Some((v.get("measure")?.as_str()?, v.get("iqm")?.as_f64()?)))
+        .fold(None, |b: Option<(&str, f64)>, (m, r)| match b {
+            Some((bm, br)) if br > r || (br == r && bm <= m) => Some((bm, br)),
+            _ => Some((m, r)),
+        })
+        .unwrap();
+    let text = format!("best predictors of damage (Spearman): {} {:.3}", best.0, best.1);
+    assert!(screen.contains(&text), "{text}: {screen}");
     press(&mut ex, "<tab>");
     assert_eq!(ex.app.view(), View::Training);
     ex.settle(LONG).unwrap();

@@ -53,6 +53,17 @@ pub struct Group {
     pub validation: Option<Vec<(String, Iqm)>>,
 }
 
+impl Group {
+    /// With a validation: the measures by the IQM of their correlation with the damage, best
+    /// first (ties by name; undefined ones left out).
+    pub fn best_predictors(&self) -> Vec<(&str, &Iqm)> {
+        let mut best: Vec<(&str, &Iqm)> =
+            self.validation.iter().flatten().filter(|(_, s)| s.iqm.is_finite()).map(|(m, s)| (m.as_str(), s)).collect();
+        best.sort_by(|a, b| b.1.iqm.total_cmp(&a.1.iqm).then(a.0.cmp(b.0)));
+        best
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     pub agent_id: String,
@@ -536,10 +547,9 @@ pub fn table(groups: &[Group], runs: &[RunStats]) -> Vec<String> {
         lines.push(format!("  {}  n={}  gini {}{flips}", g.group, g.agents.len(), iv(&g.gini)));
         let shares: Vec<String> = top.iter().take(3).map(|(n, s)| format!("{n} {}", iv(s))).collect();
         lines.push(format!("    largest shares: {}", shares.join(", ")));
-        if let Some(v) = &g.validation {
-            let mut best: Vec<&(String, Iqm)> = v.iter().filter(|(_, s)| s.iqm.is_finite()).collect();
-            best.sort_by(|a, b| b.1.iqm.total_cmp(&a.1.iqm).then(a.0.cmp(&b.0)));
-            let preds: Vec<String> = best.iter().take(3).map(|(m, s)| format!("{m} {}", iv(s))).collect();
+        if g.validation.is_some() {
+            let preds: Vec<String> =
+                g.best_predictors().iter().take(3).map(|(m, s)| format!("{m} {}", iv(s))).collect();
             lines.push(format!("    best predictors of the damage (Spearman): {}", preds.join(", ")));
         }
     }

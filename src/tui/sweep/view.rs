@@ -385,6 +385,12 @@ fn group_lines<'a>(groups: &[Group], w: usize, theme: &Theme) -> Vec<Line<'a>> {
             head.push_str(&format!("  flip rate {}", interval_text(fl, true)));
         }
         lines.push(Line::from(Span::styled(fit_words(&head, w), theme.accent())));
+        if g.validation.is_some() {
+            let best: Vec<String> =
+                g.best_predictors().iter().take(3).map(|(m, s)| format!("{m} {}", interval_text(s, false))).collect();
+            let text = format!("   best predictors of damage (Spearman): {}", best.join(", "));
+            lines.push(Line::from(Span::styled(fit_words(&text, w), theme.dim())));
+        }
         let names: Vec<&str> = g.layers.iter().map(|(n, _)| n.as_str()).collect();
         for ((_, s), name) in g.layers.iter().zip(abbreviate_names(&names, name_w)) {
             lines.push(Line::from(vec![
