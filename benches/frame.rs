@@ -27,6 +27,7 @@ fn bench(c: &mut Criterion) {
         notes: Vec::new(),
         out_dir: std::env::temp_dir(),
         engine: None,
+        validate: Default::default(),
         feature_names: None,
         k: 2,
         m: 4,

@@ -254,6 +254,30 @@ impl AblationArgs {
     }
 }
 
+/// How big a validation is (the explorer's `V`, a sweep's --validate).
+#[derive(Debug, Clone, Args)]
+pub struct ValidationArgs {
+    /// Weights sampled by the validation (V in the explorer; --validate in a sweep)
+    #[arg(long = "validate-sample", default_value_t = 512, value_parser = count, value_name = "N")]
+    pub validate_sample: usize,
+    /// Only the first M inputs for the validation (default: all)
+    #[arg(long = "validate-inputs", value_parser = count, value_name = "M")]
+    pub validate_inputs: Option<usize>,
+}
+
+impl ValidationArgs {
+    /// The validation's settings, with the ablation's mode and seed.
+    pub fn settings(&self, ablation: &AblationArgs) -> crate::study::validate::ValidateSettings {
+        crate::study::validate::ValidateSettings {
+            sample: self.validate_sample,
+            inputs_sample: self.validate_inputs,
+            mode: ablation.mode,
+            seed: ablation.seed,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct AblateArgs {
     /// Agent directory or .zip
@@ -477,6 +501,8 @@ pub struct ExploreArgs {
     #[command(flatten)]
     pub ablation: AblationArgs,
     #[command(flatten)]
+    pub validation: ValidationArgs,
+    #[command(flatten)]
     pub sources: SourceArgs,
 }
 
@@ -531,12 +557,8 @@ pub struct SweepArgs {
     /// groups' IQM of them
     #[arg(long)]
     pub validate: bool,
-    /// Weights sampled per agent by --validate
-    #[arg(long = "validate-sample", default_value_t = 512, value_parser = count, value_name = "N")]
-    pub validate_sample: usize,
-    /// Only the first M inputs for --validate (default: all)
-    #[arg(long = "validate-inputs", value_parser = count, value_name = "M")]
-    pub validate_inputs: Option<usize>,
+    #[command(flatten)]
+    pub validation: ValidationArgs,
     /// Group agents by the first capture group of this regular expression on their path
     /// (default: by algorithm, environment and parameters)
     #[arg(long = "group-by", alias = "group_by", value_name = "REGEX")]

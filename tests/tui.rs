@@ -896,6 +896,32 @@ fn v_validates_in_the_background_and_shows_measure_against_damage() {
 }
 
 #[test]
+fn v_takes_the_sample_inputs_mode_and_seed_of_the_flags_as_validate_does() {
+    let flags = ["--validate-sample", "64", "--validate-inputs", "10", "--mode", "scale:0.5", "--seed", "3"];
+    let mut ex = demo_with_evidence(&flags);
+    ex.settle(LONG).unwrap();
+    press(&mut ex, "V");
+    ex.settle(LONG).unwrap();
+    let v = ex.app.validation().done().expect("validated").clone();
+    assert_eq!((v.sample.len() >= 64, v.inputs), (true, 10));
+    let out = tempfile::tempdir().unwrap();
+    Command::cargo_bin("saliency")
+        .unwrap()
+        .args(["validate", "-q", "--agent-path", "assets/demo", "--sample", "64", "--inputs-sample", "10"])
+        .args(["--mode", "scale:0.5", "--seed", "3", "--output-dir"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let file = read_json(&out.path().join("validation.json"));
+    let scores = file.get("measures").unwrap().as_array().unwrap();
+    for (s, mine) in scores.iter().zip(&v.scores) {
+        assert_eq!(s.get("measure").unwrap().as_str(), Some(mine.measure.name()));
+        assert_eq!(s.get("spearman").unwrap().as_f64(), mine.spearman);
+    }
+    assert_eq!(file.get("sample").and_then(|s| s.as_array()).map(|s| s.len()), Some(v.sample.len()));
+}
+
+#[test]
 fn v_on_averages_from_a_file_says_it_needs_the_agent() {
     let mut ex = demo_from_files(&[]);
     ex.settle(LONG).unwrap();

@@ -147,11 +147,8 @@ fn flags(args: &SweepArgs) -> Result<SweepFlags> {
         validate: match args.validate {
             true => {
                 let v = crate::study::validate::ValidateSettings {
-                    sample: args.validate_sample,
-                    inputs_sample: args.validate_inputs,
-                    mode: args.ablation.mode,
                     bootstrap: args.bootstrap,
-                    seed: args.ablation.seed,
+                    ..args.validation.settings(&args.ablation)
                 };
                 v.check()?;
                 Some(v)

@@ -283,21 +283,12 @@ pub fn validate(
 }
 
 /// A validation the explorer runs in the background: the agent and inputs of its evidence
-/// engine, the settings (the engine's ablation mode and seed).
+/// engine, and the settings (`--validate-sample`, `--validate-inputs`, the ablation's mode and
+/// seed).
 #[derive(Debug, Clone)]
 pub struct ValidateJob {
     pub engine: super::evidence::EngineSpec,
     pub settings: ValidateSettings,
-}
-
-impl ValidateJob {
-    /// The explorer's validation of the agent it runs: every input, the defaults of
-    /// `saliency validate`, and the explorer's ablation mode and seed.
-    pub fn of(engine: &super::evidence::EngineSpec) -> ValidateJob {
-        let settings =
-            ValidateSettings { mode: engine.settings.mode, seed: engine.settings.seed, ..ValidateSettings::default() };
-        ValidateJob { engine: engine.clone(), settings }
-    }
 }
 
 /// Runs `job`: loads the agent, validates; `progress` gets the phase and the fraction done.

@@ -155,12 +155,15 @@ fn setup(
         }
         None => None,
     };
+    let validate = args.validation.settings(&args.ablation);
+    validate.check()?;
     Ok(Setup {
         source,
         candidates,
         notes: Vec::new(),
         out_dir,
         engine,
+        validate,
         feature_names,
         k: args.k,
         m: args.m,

@@ -122,6 +122,8 @@ pub struct Setup {
     pub out_dir: PathBuf,
     /// The agent, its inputs and the ablation settings, when the explorer can run it.
     pub engine: Option<EngineSpec>,
+    /// What `V` validates (the sample, the inputs, the ablation's mode and seed).
+    pub validate: crate::study::validate::ValidateSettings,
     pub feature_names: Option<crate::study::features::FeatureNames>,
     pub k: usize,
     pub m: usize,
@@ -143,6 +145,7 @@ pub struct App {
     inputs: InputsPart,
     validation: validation::ValidationPart,
     engine: Option<EngineSpec>,
+    validate: crate::study::validate::ValidateSettings,
     out_dir: PathBuf,
     focus: Focus,
     /// The list a folded left column shows (the one that last had focus).
@@ -168,6 +171,7 @@ impl App {
             inputs: InputsPart::new(s.feature_names),
             validation: validation::ValidationPart::default(),
             engine: s.engine,
+            validate: s.validate,
             out_dir: s.out_dir,
             focus: Focus::Layers,
             list_shown: Focus::Layers,
@@ -737,7 +741,7 @@ impl App {
                 )
             }
             (_, Some(engine)) => {
-                let job = crate::study::validate::ValidateJob::of(engine);
+                let job = crate::study::validate::ValidateJob { engine: engine.clone(), settings: self.validate };
                 self.validation.start();
                 return vec![Effect::Validate(Box::new(job))];
             }

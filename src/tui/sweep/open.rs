@@ -12,6 +12,7 @@ use crate::study::evidence::EngineSpec;
 use crate::study::model::ModelSpec;
 use crate::study::sweep::agent::{Analysis, CandidateSource};
 use crate::study::sweep::results::SweepResults;
+use crate::study::validate::ValidateSettings;
 use crate::target::Target;
 
 use super::super::app::Setup;
@@ -70,12 +71,16 @@ pub fn agent_explorer(
         }
     };
     let engine = engine(&analysis, &mut notes);
+    // (V validates as `saliency validate` does by default, with the sweep's mode and seed)
+    let validate =
+        ValidateSettings { mode: analysis.ablation.mode, seed: analysis.ablation.seed, ..Default::default() };
     let setup = Setup {
         source: format!("{} · {}", row.path, &id[..id.len().min(8)]),
         candidates,
         notes,
         out_dir: results.out.join("explorer").join(id),
         engine,
+        validate,
         feature_names: None,
         k: analysis.k,
         m: analysis.m,
