@@ -253,10 +253,15 @@ impl BackgroundWriter {
         };
         let full = std::mem::replace(&mut self.buf, next);
         if t.full.send(full).is_err() {
-            return Err(self.thread.take().map(WriterThread::failure).unwrap_or_else(|| io::Error::other("gone")));
+            return Err(self.stopped());
         }
         t.in_flight += 1;
         Ok(())
+    }
+
+    /// The error of a thread that stopped.
+    fn stopped(&mut self) -> io::Error {
+        self.thread.take().map_or_else(|| io::Error::other("the file writer is gone"), WriterThread::failure)
     }
 
     /// Waits until every buffer sent has been written.
@@ -265,13 +270,7 @@ impl BackgroundWriter {
         while t.in_flight > 0 {
             match t.empty.recv() {
                 Ok(_) => t.in_flight -= 1,
-                Err(_) => {
-                    return Err(self
-                        .thread
-                        .take()
-                        .map(WriterThread::failure)
-                        .unwrap_or_else(|| io::Error::other("gone")))
-                }
+                Err(_) => return Err(self.stopped()),
             }
         }
         Ok(())

@@ -57,6 +57,23 @@ pub struct AgentSummary {
 }
 
 impl AgentSummary {
+    /// `"layers"`: each layer's name, share, mean, max and selected count (as sweep.json and a
+    /// shard's summaries write them).
+    pub fn write_layers(&self, w: &mut W) -> std::io::Result<()> {
+        w.key("layers")?;
+        w.begin_array()?;
+        for l in &self.layers {
+            w.begin_object()?;
+            w.key_string("name", &l.name)?;
+            w.key_float("share", l.share)?;
+            w.key_float("mean", l.mean)?;
+            w.key_float("max", l.max)?;
+            w.key_int("selected", l.selected as i64)?;
+            w.end_object()?;
+        }
+        w.end_array()
+    }
+
     /// With a validation: the measure of the highest Spearman correlation with the damage, and
     /// that correlation (ties by name, as the validation ranks them).
     pub fn best_predictor(&self) -> Option<(&str, f64)> {

@@ -237,18 +237,7 @@ fn write_agent(w: &mut W, r: &Row, s: Option<&AgentSummary>) -> std::io::Result<
     if let Some(s) = s {
         w.key_int("inputs", s.inputs as i64)?;
         w.key_float("gini", s.gini)?;
-        w.key("layers")?;
-        w.begin_array()?;
-        for l in &s.layers {
-            w.begin_object()?;
-            w.key_string("name", &l.name)?;
-            w.key_float("share", l.share)?;
-            w.key_float("mean", l.mean)?;
-            w.key_float("max", l.max)?;
-            w.key_int("selected", l.selected as i64)?;
-            w.end_object()?;
-        }
-        w.end_array()?;
+        s.write_layers(w)?;
         if let Some(a) = &s.ablation {
             w.key("ablation")?;
             w.begin_object()?;
