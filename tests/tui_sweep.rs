@@ -259,6 +259,40 @@ fn clicks_sort_by_a_header_and_move_the_cursor_to_a_row() {
 }
 
 #[test]
+fn a_double_click_on_a_row_opens_its_agent() {
+    use saliency::tui::sweep::{double_click, DOUBLE_CLICK};
+    use std::time::Instant;
+    // The rule, on given instants: the second click on one row, soon enough.
+    let t0 = Instant::now();
+    let mut last = None;
+    assert!(!double_click(&mut last, t0, Some(3)), "one click");
+    assert!(double_click(&mut last, t0 + DOUBLE_CLICK / 2, Some(3)), "the second, soon, on that row");
+    assert!(!double_click(&mut last, t0 + DOUBLE_CLICK, Some(3)), "a third starts anew");
+    assert!(!double_click(&mut last, t0 + DOUBLE_CLICK * 3, Some(3)), "too late");
+    assert!(!double_click(&mut last, t0 + DOUBLE_CLICK * 3, Some(4)), "another row");
+    assert!(!double_click(&mut last, t0 + DOUBLE_CLICK * 3, None), "the header");
+    assert!(!double_click(&mut last, t0 + DOUBLE_CLICK * 3, Some(4)), "a header click forgets the row");
+    // Through the event loop: one click moves the cursor, two open the agent; a failed one says why.
+    let mut ex = explorer();
+    press(&mut ex, "/CartPole-v1_3<enter>");
+    let (_, header) = find_on_screen(&render(&mut ex, 160, 48), "step", 2);
+    click(&mut ex, 5, header + 2);
+    assert!(ex.agent.is_none(), "one click only moves the cursor");
+    assert_eq!(ex.app.table().cursor(), 1);
+    click(&mut ex, 5, header + 2);
+    assert!(ex.agent.is_some(), "a double click opens the agent");
+    ex.settle(LONG).unwrap();
+    press(&mut ex, "<esc>");
+    assert!(ex.agent.is_none());
+    press(&mut ex, "<esc>/broken<enter>");
+    render(&mut ex, 160, 48);
+    click(&mut ex, 5, header + 1);
+    click(&mut ex, 5, header + 1);
+    assert!(ex.agent.is_none());
+    assert!(ex.app.message().unwrap().contains("failed"), "{:?}", ex.app.message());
+}
+
+#[test]
 fn filter_sort_mark_and_their_status() {
     let mut ex = explorer();
     press(&mut ex, "/cartpole-v1_2<enter>");

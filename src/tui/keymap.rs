@@ -365,10 +365,12 @@ pub enum SweepAction {
     Backspace,
     Confirm,
     /// A left click in the agents table: on a row (an index into the visible rows) or on the
-    /// header (None), in a column (an index into the table's columns).
+    /// header (None), in a column (an index into the table's columns); `double` when it is the
+    /// second of a double click on that row (which opens the agent, as Enter does).
     Click {
         row: Option<usize>,
         col: usize,
+        double: bool,
     },
 }
 

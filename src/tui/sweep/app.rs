@@ -492,7 +492,12 @@ impl SweepApp {
             SweepAction::Back if t.filter().is_some() => {
                 let _ = t.set_filter("");
             }
-            SweepAction::Click { row, col } => t.click(row, col),
+            SweepAction::Click { row, col, double } => {
+                t.click(row, col);
+                if double && row.is_some() {
+                    return self.open();
+                }
+            }
             SweepAction::Sort => t.sort_by_cursor(false),
             SweepAction::SortReverse => t.sort_by_cursor(true),
             SweepAction::Mark => {

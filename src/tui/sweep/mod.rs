@@ -117,6 +117,20 @@ pub struct SweepExplorer {
     started: bool,
     /// The last frame drawn (clicks are resolved against it).
     frame: Rect,
+    /// The last click on a row: when, and which visible row (a second one there soon after opens it).
+    last_click: Option<(Instant, usize)>,
+}
+
+/// Two left clicks on one row within this long are a double click: they open the agent.
+pub const DOUBLE_CLICK: Duration = Duration::from_millis(500);
+
+/// Whether a click on `row` (None: the header) at `now` completes a double click after the
+/// click remembered in `last`; remembers this one (a double click is not the start of another).
+pub fn double_click(last: &mut Option<(Instant, usize)>, now: Instant, row: Option<usize>) -> bool {
+    let double = matches!((*last, row), (Some((then, r)), Some(row))
+        if r == row && now.saturating_duration_since(then) <= DOUBLE_CLICK);
+    *last = if double { None } else { row.map(|r| (now, r)) };
+    double
 }
 
 impl SweepExplorer {
@@ -133,7 +147,7 @@ impl SweepExplorer {
     }
 
     fn with(app: SweepApp, runtime: SweepRuntime) -> SweepExplorer {
-        SweepExplorer { app, runtime, agent: None, started: false, frame: Rect::default() }
+        SweepExplorer { app, runtime, agent: None, started: false, frame: Rect::default(), last_click: None }
     }
 
     /// Runs effects; false when one of them quits.
@@ -229,8 +243,10 @@ impl Screen for SweepExplorer {
                 MouseEventKind::ScrollUp => Some(SweepAction::Up),
                 MouseEventKind::ScrollDown => Some(SweepAction::Down),
                 MouseEventKind::Down(MouseButton::Left) if self.app.scope() == Scope::Agents && !self.app.help() => {
-                    view::table_hit(&self.app, self.frame, m.column, m.row)
-                        .map(|(row, col)| SweepAction::Click { row, col })
+                    view::table_hit(&self.app, self.frame, m.column, m.row).map(|(row, col)| {
+                        let double = double_click(&mut self.last_click, Instant::now(), row);
+                        SweepAction::Click { row, col, double }
+                    })
                 }
                 _ => None,
             },
