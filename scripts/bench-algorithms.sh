@@ -7,13 +7,8 @@
 #
 # Needs python3 (standard library only) and GNU time (/usr/bin/time).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-scripts/setup-libtorch.sh
-cargo build --release --locked -q
-bin="$root/target/release/saliency"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
+bench_setup bench-algorithms
 python3 - "$work" <<'PY'
 import json, os, random, shutil, sys
 work = sys.argv[1]

@@ -12,15 +12,8 @@
 #
 #   scripts/bench-sweep.sh            # needs hyperfine (apt-get install hyperfine)
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-command -v hyperfine >/dev/null || { echo "bench-sweep: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
-scripts/setup-libtorch.sh
-cargo build --release --locked --quiet
-bin="$root/target/release/saliency"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-runs="${RUNS:-5}"
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
+bench_setup bench-sweep hyperfine
 
 # 1. Twelve agents.
 obs="$root/tests/fixtures/zoo/obs/CartPole-v1.npy"
@@ -38,14 +31,7 @@ hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/agents.md" \
 
 # 2. The raw file's formatting on one core and on all.
 demo="$work/demo"
-cp -r assets/demo "$demo"
-"$bin" --version >/dev/null
-python3 - "$demo/activation_inputs/clean_inputs.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-d = json.load(open(p))
-json.dump({f"{k}-{r}": v for r in range(50) for k, v in d.items()}, open(p, "w"))
-PY
+demo_repeated "$demo" 50
 shm="${SHM:-/dev/shm}"
 run="$bin run -q --agent-path $demo"
 hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/format.md" --export-json "$work/format.json" \
@@ -72,7 +58,7 @@ PY
 {
   echo "# Sweep benchmarks"
   echo
-  echo "\`scripts/bench-sweep.sh\` on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%Y-%m-%d); $runs runs each."
+  echo "\`scripts/bench-sweep.sh\` on $(machine), $(date -u +%Y-%m-%d); $runs runs each."
   echo
   echo "## 12 agents: one sweep against 12 processes"
   echo

@@ -9,25 +9,11 @@
 #
 #   scripts/bench-validate.sh     # needs hyperfine; PY=python with SB3 for the CNN fixture
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-command -v hyperfine >/dev/null || { echo "bench-validate: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
-scripts/setup-libtorch.sh
-cargo build --release --locked --quiet
-bin="$root/target/release/saliency"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-runs="${RUNS:-5}"
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
+bench_setup bench-validate hyperfine
 
 demo="$work/demo"
-cp -r assets/demo "$demo"
-python3 - "$demo/activation_inputs/clean_inputs.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-d = json.load(open(p))
-items = list(d.items())
-json.dump({f"{k}-{r}": v for r in range(3) for k, v in items}, open(p, "w"))
-PY
+demo_repeated "$demo" 3
 cmd="$bin validate -q --agent-path $demo --sample 512 --inputs-sample 100 --output-dir $work/out"
 hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/demo.md" -n "validate: demo, 512 weights, 100 inputs" "$cmd" >/dev/null
 
@@ -43,7 +29,7 @@ cnn_s=$(echo "$(date +%s.%N) - $start" | bc)
 {
   echo "# Validate benchmarks"
   echo
-  echo "\`scripts/bench-validate.sh\` on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%F)."
+  echo "\`scripts/bench-validate.sh\` on $(machine), $(date -u +%F)."
   echo
   echo "## The demo: 512 weights ablated alone over 100 inputs"
   echo
