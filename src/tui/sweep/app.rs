@@ -494,7 +494,7 @@ impl SweepApp {
             }
             SweepAction::Click { row, col, double } => {
                 t.click(row, col);
-                if double && row.is_some() {
+                if double {
                     return self.open();
                 }
             }
