@@ -164,7 +164,7 @@ fn batched_equals_one_pass_per_weight(name: &str, target: Option<&str>, mode: &s
         }
     }
     let mut batched = vec![DamageSums::default(); elements.len()];
-    assert!(single_damages(net, &batch, &elements, mode, loaded.target, &mut batched, &|| false).unwrap());
+    assert!(single_damages(net, &batch, &elements, mode, loaded.target, &mut batched, &|| false, &mut |_| {}).unwrap());
     let scale = batch.sig.out.iter().fold(0f64, |m, &v| m.max(f64::from(v).abs()));
     let mut flips_differ = 0;
     for (&(p, i), got) in elements.iter().zip(&batched) {

@@ -375,7 +375,9 @@ impl Mode {
 /// Each element of `elements` (parameter, flat index) changed alone on the batch (its inputs
 /// and their signals at the original weights), added to its sums. Elements of one layer share
 /// forward passes: the layers before theirs run once, and each pass carries many elements'
-/// networks side by side (`Net::outputs_with_single_changes`). False when cancelled.
+/// networks side by side (`Net::outputs_with_single_changes`). After each pass, `progress` gets
+/// how many elements are done. False when cancelled.
+#[allow(clippy::too_many_arguments)]
 pub fn single_damages(
     net: &Net,
     batch: &Prepared,
@@ -384,12 +386,14 @@ pub fn single_damages(
     target: Target,
     sums: &mut [DamageSums],
     cancel: &dyn Fn() -> bool,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<bool, ModelError> {
     let b = batch.sig.n;
     if b == 0 {
         return Ok(true);
     }
     let mut order: Vec<usize> = (0..elements.len()).collect();
+    let mut done = 0;
     order.sort_by_key(|&k| net.sources[elements[k].0].layer);
     for layer in order.chunk_by(|&x, &y| net.sources[elements[x].0].layer == net.sources[elements[y].0].layer) {
         let per_row = single_output_values(batch, net.sources[elements[layer[0]].0].layer);
@@ -410,6 +414,8 @@ pub fn single_damages(
             for (g, &k) in part.iter().enumerate() {
                 add_single_damage(&batch.sig, target, &out, policy.as_ref(), g, &mut sums[k]);
             }
+            done += part.len();
+            progress(done);
         }
     }
     Ok(true)

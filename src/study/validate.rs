@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rayon::prelude::*;
+
 use crate::ablation::draw::{distinct, SplitMix64};
 use crate::ablation::{single_damages, DamageSums, Mode};
 use crate::pipeline::average::Averages;
@@ -154,11 +156,12 @@ pub fn top_decile_hit(a: &[f64], b: &[f64]) -> f64 {
     stats::top_overlap(a, b, a.len().div_ceil(10))
 }
 
-/// Every scored measure against the damage, best first.
+/// Every scored measure against the damage, best first (the measures on all cores: each one's
+/// bootstrap is most of a validation's own time).
 pub fn scores(sample: &[Sampled], measures: &[Measure], settings: &ValidateSettings) -> Vec<Score> {
     let damage: Vec<f64> = sample.iter().map(|s| s.damage).collect();
     let mut out: Vec<Score> = measures
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(k, &m)| {
             let values: Vec<f64> = sample.iter().map(|s| s.measures[k]).collect();
@@ -201,23 +204,21 @@ fn damages(
         }
         let prepared = crate::ablation::prepare(net, &values, n, loaded.target).map_err(PipelineError::from)?;
         let stop = || cancel.load(Ordering::Relaxed);
-        let mut at = 0;
-        // (in chunks, for progress: inputs x weights done)
-        for chunk in elements.chunks(32) {
-            let s = &mut sums[at..at + chunk.len()];
-            if !single_damages(net, &prepared, chunk, settings.mode, loaded.target, s, &stop)
-                .map_err(PipelineError::from)?
-            {
-                return Err(PipelineError::Cancelled.into());
-            }
-            at += chunk.len();
-            // (in inputs: this batch's share of the weights done)
+        // (in inputs: this batch's share of the weights done)
+        let finished = reader.finished();
+        let mut report = |at: usize| {
             events(RunEvent::Progress(Progress {
                 done: done + n * at / elements.len().max(1),
                 total: settings.inputs_sample.unwrap_or(done + n).max(done + n),
-                total_exact: reader.finished(),
+                total_exact: finished,
                 elapsed_s: start.elapsed().as_secs_f64(),
-            }));
+            }))
+        };
+        let (mode, target) = (settings.mode, loaded.target);
+        if !single_damages(net, &prepared, elements, mode, target, &mut sums, &stop, &mut report)
+            .map_err(PipelineError::from)?
+        {
+            return Err(PipelineError::Cancelled.into());
         }
         done += n;
     }
