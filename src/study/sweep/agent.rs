@@ -74,6 +74,20 @@ impl AgentSummary {
         w.end_array()
     }
 
+    /// With `--validate`: `"validation"`, each measure's correlation with the damage (as
+    /// sweep.json and a shard's summaries write them).
+    pub fn write_validation(&self, w: &mut W) -> std::io::Result<()> {
+        if let Some(v) = &self.validation {
+            w.key("validation")?;
+            w.begin_object()?;
+            for (m, rho) in v {
+                w.key_opt_float(m, *rho)?;
+            }
+            w.end_object()?;
+        }
+        Ok(())
+    }
+
     /// With a validation: the measure of the highest Spearman correlation with the damage, and
     /// that correlation (ties by name, as the validation ranks them).
     pub fn best_predictor(&self) -> Option<(&str, f64)> {

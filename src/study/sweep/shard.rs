@@ -76,21 +76,8 @@ fn write_summary(w: &mut W, s: &AgentSummary) -> std::io::Result<()> {
         }
         w.end_array()?;
     }
-    write_validation(w, s)?;
+    s.write_validation(w)?;
     w.end_object()
-}
-
-/// An agent's validation correlations (`--validate`), as sweep.json and a shard write them.
-pub fn write_validation(w: &mut W, s: &AgentSummary) -> std::io::Result<()> {
-    if let Some(v) = &s.validation {
-        w.key("validation")?;
-        w.begin_object()?;
-        for (m, rho) in v {
-            w.key_opt_float(m, *rho)?;
-        }
-        w.end_object()?;
-    }
-    Ok(())
 }
 
 fn read_summary(v: &Value) -> Option<AgentSummary> {

@@ -247,7 +247,7 @@ fn write_agent(w: &mut W, r: &Row, s: Option<&AgentSummary>) -> std::io::Result<
             w.key_opt_float("percentile", a.percentile)?;
             w.end_object()?;
         }
-        super::shard::write_validation(w, s)?;
+        s.write_validation(w)?;
     }
     w.end_object()
 }
